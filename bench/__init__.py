@@ -1,0 +1,1 @@
+"""Benchmarks: each script compares npcvoice against a baseline measured in the same run."""

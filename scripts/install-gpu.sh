@@ -1,0 +1,21 @@
+#!/bin/sh
+# Run after `pip install ".[gpu]"`: leave the CUDA builds of onnxruntime and onnxruntime-genai as the only
+# builds in this Python environment.
+#
+# piper-tts depends on the CPU package "onnxruntime" (and onnxruntime-genai on it too). Installed beside
+# "onnxruntime-gpu", both unpack into the same onnxruntime/ folder, the CPU files win, CUDA silently
+# disappears and `pip check` says nothing. Uninstalling every build and reinstalling only the GPU ones
+# (their CUDA/cuDNN dependencies came with the extra) fixes the folder. Every service logs the execution
+# providers it really got at start-up; look for CUDAExecutionProvider there.
+set -eu
+PYTHON="${PYTHON:-python}"
+"$PYTHON" -m pip uninstall -y onnxruntime onnxruntime-gpu onnxruntime-genai onnxruntime-genai-cuda
+"$PYTHON" -m pip install --no-deps "onnxruntime-gpu>=1.31" "onnxruntime-genai-cuda>=0.18"
+"$PYTHON" - <<'PY'
+import onnxruntime
+
+providers = onnxruntime.get_available_providers()
+print("onnxruntime", onnxruntime.__version__, providers)
+if "CUDAExecutionProvider" not in providers:
+    raise SystemExit("CUDAExecutionProvider missing: another onnxruntime build is still installed")
+PY

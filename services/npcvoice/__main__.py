@@ -1,0 +1,3 @@
+from npcvoice.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Generated from protos/ by npcvoice.devtools.protogen. Do not edit."""

@@ -1,0 +1,49 @@
+"""The five services: their names, proto services, default ports and where their code lives.
+
+The launcher, the CLI, docker-compose.yml and the tests all agree with this table (a test checks
+docker-compose.yml against it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from npcvoice.runtime.server import Registration
+
+REDIS_PORT = 6379
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    name: str
+    grpc_service: str
+    port: int
+    metrics_port: int
+    module: str
+
+    def registration(self) -> Registration:
+        registration = importlib.import_module(self.module).REGISTRATION
+        assert isinstance(registration, Registration)
+        return registration
+
+
+SERVICES: dict[str, ServiceEntry] = {
+    entry.name: entry
+    for entry in (
+        ServiceEntry("speech", "npc.speech.v1.SpeechService", 50051, 9151, "npcvoice.speech.service"),
+        ServiceEntry("dialogue", "npc.dialogue.v1.DialogueService", 50052, 9152, "npcvoice.dialogue.service"),
+        ServiceEntry("voice", "npc.voice.v1.VoiceService", 50053, 9153, "npcvoice.voice.service"),
+        ServiceEntry("face", "npc.face.v1.FaceService", 50054, 9154, "npcvoice.face.service"),
+        ServiceEntry(
+            "conversation",
+            "npc.conversation.v1.ConversationService",
+            50050,
+            9150,
+            "npcvoice.conversation.service",
+        ),
+    )
+}
+
+# Start order for the launcher: the gateway last, once what it composes is up.
+START_ORDER = ["speech", "dialogue", "voice", "face", "conversation"]

@@ -1,0 +1,147 @@
+"""The ``npcvoice`` command.
+
+npcvoice up                       Redis and all five services, until Ctrl-C
+npcvoice serve SERVICE [flags]    one service (flags: npcvoice serve SERVICE --help)
+npcvoice validate [PATH ...]      check persona files; prints file:line:column: message
+npcvoice schema [--check]         rewrite (or check) npc_personas/persona.schema.json
+npcvoice health ADDRESS           print a service's gRPC health status (exit 0 when SERVING)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
+from npcvoice.runtime.config import ConfigError, add_server_flags, load_service_config
+from npcvoice.runtime.logs import configure_logging
+
+SCHEMA_PATH = Path("npc_personas") / "persona.schema.json"
+
+
+def serve(name: str, argv: list[str]) -> int:
+    from npcvoice.runtime.providers import log_providers
+    from npcvoice.runtime.server import ServiceHost
+
+    entry = SERVICES[name]
+    parser = argparse.ArgumentParser(prog=f"npcvoice serve {name}", description=f"Run the {name} service.")
+    add_server_flags(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = load_service_config(name, default_port=entry.port, args=args)
+    except ConfigError as exc:
+        print(f"npcvoice serve {name}: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(name, config.server.log_level, config.server.log_format)
+    log_providers(name)
+    host = ServiceHost(name, entry.registration(), config.server, config.engine)
+    try:
+        asyncio.run(host.serve_until_signalled())
+    except Exception:
+        logging.getLogger("npcvoice").exception("%s failed", name)
+        return 1
+    return 0
+
+
+def validate(paths: list[Path]) -> int:
+    from npcvoice.personas.loader import PersonaError, load_persona, persona_files
+
+    files: list[Path] = []
+    for path in paths or [Path("npc_personas")]:
+        files += persona_files(path) if path.is_dir() else [path]
+    failed = 0
+    for file in files:
+        try:
+            load_persona(file)
+        except PersonaError as exc:
+            failed += 1
+            for line in exc.lines():
+                print(line)
+    print(f"{len(files) - failed} of {len(files)} persona files valid", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def schema_text() -> str:
+    from npcvoice.personas.schema import json_schema
+
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def schema(check: bool, path: Path) -> int:
+    expected = schema_text()
+    if check:
+        if not path.exists() or path.read_text() != expected:
+            print(f"{path} is stale: run `npcvoice schema`", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(expected)
+    print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) >= 2 and argv[0] == "serve":  # the service parses its own flags
+        if argv[1] not in SERVICES:
+            print(f"unknown service {argv[1]!r}; choose from {', '.join(START_ORDER)}", file=sys.stderr)
+            return 2
+        return serve(argv[1], argv[2:])
+
+    parser = argparse.ArgumentParser(
+        prog="npcvoice", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run Redis and every service until Ctrl-C")
+    up.add_argument("--config", type=Path, help="YAML configuration file")
+    up.add_argument("--services", default=",".join(START_ORDER), help="comma-separated subset to run")
+    up.add_argument("--data-dir", type=Path, default=Path(".data"), help="Redis data (AOF) lives here")
+    up.add_argument("--redis-port", type=int, default=REDIS_PORT)
+    up.add_argument("--personas", type=Path, default=Path("npc_personas"), help="persona directory")
+    commands.add_parser("serve", help="run one service: npcvoice serve SERVICE [flags]")
+    check = commands.add_parser("validate", help="check persona files")
+    check.add_argument("paths", nargs="*", type=Path)
+    schema_cmd = commands.add_parser("schema", help="write the persona JSON Schema")
+    schema_cmd.add_argument("--check", action="store_true", help="fail if the committed schema is stale")
+    schema_cmd.add_argument("--path", type=Path, default=SCHEMA_PATH)
+    health = commands.add_parser("health", help="print a service's health status")
+    health.add_argument("address", help="host:port")
+    health.add_argument("--service", default="", help="health service name; empty for the whole server")
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        from npcvoice.launcher import Launcher, run_up
+
+        configure_logging("launcher", "info", "text")
+        try:
+            launcher = Launcher(
+                [s.strip() for s in args.services.split(",") if s.strip()],
+                config_file=args.config,
+                data_dir=args.data_dir,
+                redis_port=args.redis_port,
+                persona_dir=args.personas,
+            )
+        except (ValueError, ConfigError) as exc:
+            print(f"npcvoice up: {exc}", file=sys.stderr)
+            return 2
+        return run_up(launcher)
+    if args.command == "serve":
+        parser.error("serve needs a service name: " + ", ".join(START_ORDER))
+    if args.command == "validate":
+        return validate(args.paths)
+    if args.command == "schema":
+        return schema(args.check, args.path)
+    if args.command == "health":
+        from npcvoice.runtime.health_client import check_health
+
+        status = check_health(args.address, args.service)
+        print(status)
+        return 0 if status == "SERVING" else 1
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The conversation gateway: composes speech, dialogue, voice and face per NPC, with memory in Redis."""

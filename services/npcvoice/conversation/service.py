@@ -1,0 +1,41 @@
+"""How the runtime starts the conversation gateway."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from npcvoice.conversation.options import GatewayOptions
+from npcvoice.conversation.servicer import ConversationServicer
+from npcvoice.personas import PersonaStore
+from npcvoice.runtime.server import Cleanup, Registration
+
+GRPC_SERVICE = conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name
+
+log = logging.getLogger("npcvoice.conversation")
+
+
+async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
+    settings = GatewayOptions(**options)
+    personas = PersonaStore(settings.persona_dir)
+    log.info("%d personas in %s", len(personas.all()), settings.persona_dir)
+    memory = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        await memory.ping()
+        log.info("memory store reachable at %s", settings.redis_url)
+    except RedisError as exc:
+        log.warning("memory store at %s not reachable yet: %s", settings.redis_url, exc)
+    conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationServicer(personas), server)
+
+    async def close() -> None:
+        await memory.aclose()
+
+    return close
+
+
+REGISTRATION = Registration(grpc_service=GRPC_SERVICE, register=register)

@@ -1,0 +1,1 @@
+"""Tools for developing npcvoice itself (code generation, checks); not used when serving."""

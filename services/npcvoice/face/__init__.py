@@ -1,0 +1,1 @@
+"""Face: viseme frames and events from phoneme timings or audio."""

@@ -1,0 +1,150 @@
+"""Service configuration, layered: built-in defaults < YAML file < environment < command-line flags.
+
+The YAML file may hold a ``defaults`` section applied to every service and one section per service
+(``speech:``, ``dialogue:``...), each with server settings and an ``engine:`` mapping of the service's own
+options. Environment variables are ``NPCVOICE_<FIELD>`` for every service or ``NPCVOICE_<SERVICE>_<FIELD>``
+for one (lists are comma-separated), e.g. ``NPCVOICE_API_KEYS=k1,k2`` or ``NPCVOICE_SPEECH_PORT=6001``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "NPCVOICE_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+class ServerSettings(BaseModel):
+    """What every service's gRPC server can be told. Defaults suit local development."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 in containers.")
+    port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port; 0 turns it off.")
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Largest message sent or received.")
+    max_concurrent_rpcs: int = Field(
+        64, ge=1, description="Calls served at once; more get RESOURCE_EXHAUSTED."
+    )
+    keepalive_time_s: float = Field(30.0, gt=0, description="Ping an idle connection this often.")
+    keepalive_timeout_s: float = Field(10.0, gt=0, description="Drop a connection whose ping is unanswered.")
+    shutdown_grace_s: float = Field(10.0, ge=0, description="On SIGTERM, in-flight calls get this long.")
+    api_keys: list[str] = Field(default_factory=list, description="If set, calls must carry one of these.")
+    tls_cert_file: Path | None = Field(None, description="Server certificate (PEM); enables TLS.")
+    tls_key_file: Path | None = Field(None, description="Server private key (PEM).")
+    tls_client_ca_file: Path | None = Field(None, description="CA for client certificates; enables mTLS.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> ServerSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be given together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        return self
+
+
+class ServiceConfig(BaseModel):
+    """One service process's configuration: its server settings and its engine's options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: ServerSettings
+    engine: dict[str, Any] = Field(default_factory=dict)
+
+
+_LIST_FIELDS = {name for name, f in ServerSettings.model_fields.items() if f.annotation == list[str]}
+
+
+def _env_layer(service: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name in ServerSettings.model_fields:
+        for key in (f"{ENV_PREFIX}{name.upper()}", f"{ENV_PREFIX}{service.upper()}_{name.upper()}"):
+            if key in environ:
+                raw = environ[key]
+                layer[name] = (
+                    [v.strip() for v in raw.split(",") if v.strip()] if name in _LIST_FIELDS else raw
+                )
+    return layer
+
+
+def _yaml_layers(path: Path, service: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (defaults, speech, dialogue, ...)")
+    defaults = dict(document.get("defaults") or {})
+    section = dict(document.get(service) or {})
+    engine = dict(defaults.pop("engine", {}) or {}) | dict(section.pop("engine", {}) or {})
+    return defaults | section, engine
+
+
+def add_server_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags for every server setting; unset flags leave lower layers alone."""
+    parser.add_argument("--config", type=Path, help="YAML configuration file")
+    for name, field in ServerSettings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        if name in _LIST_FIELDS:
+            parser.add_argument(flag, action="append", dest=name, help=field.description)
+        else:
+            parser.add_argument(flag, dest=name, help=field.description)
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="engine option (repeatable); values are parsed as YAML scalars",
+    )
+
+
+def load_service_config(
+    service: str,
+    *,
+    default_port: int,
+    args: argparse.Namespace | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServiceConfig:
+    """Merge the layers for ``service`` and validate them, or raise ConfigError naming what is wrong."""
+    environ = os.environ if environ is None else environ
+    merged: dict[str, Any] = {"port": default_port}
+    engine: dict[str, Any] = {}
+    config_file = getattr(args, "config", None) or environ.get(f"{ENV_PREFIX}CONFIG")
+    if config_file:
+        server_layer, engine = _yaml_layers(Path(config_file), service)
+        merged |= server_layer
+    merged |= _env_layer(service, environ)
+    if args is not None:
+        merged |= {
+            name: getattr(args, name)
+            for name in ServerSettings.model_fields
+            if getattr(args, name, None) is not None
+        }
+        engine |= _parse_options(getattr(args, "option", []))
+    try:
+        return ServiceConfig(server=ServerSettings(**merged), engine=engine)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{service} configuration: {problems}") from exc
+
+
+def _parse_options(options: Sequence[str]) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {option!r}: expected KEY=VALUE")
+        parsed[key.strip()] = yaml.safe_load(value) if value else ""
+    return parsed

@@ -1,0 +1,1 @@
+"""Speech recognition (faster-whisper): what the player said, and when."""

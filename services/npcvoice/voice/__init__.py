@@ -1,0 +1,1 @@
+"""Voice (piper): the NPC's speech audio with phoneme timings."""

@@ -1,0 +1,65 @@
+"""Shared fixtures: a real Redis server, and services hosted by the real runtime on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from npcvoice.redis_server import RedisServer, free_port
+from npcvoice.runtime.config import ServerSettings
+from npcvoice.runtime.server import Registration, ServiceHost
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PERSONA_DIR = REPO_ROOT / "npc_personas"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+class HostedService:
+    """A service started in this process by the runtime, and a channel to it."""
+
+    def __init__(self, host: ServiceHost, channel: grpc.aio.Channel) -> None:
+        self.host = host
+        self.channel = channel
+
+    def unary(self, method: str) -> Any:
+        return self.channel.unary_unary(method)
+
+    def unary_stream(self, method: str) -> Any:
+        return self.channel.unary_stream(method)
+
+
+async def start_service(
+    name: str, registration: Registration, options: dict[str, Any] | None = None, **settings: Any
+) -> HostedService:
+    host = ServiceHost(name, registration, ServerSettings(port=0, **settings), options)
+    await host.start()
+    return HostedService(host, grpc.aio.insecure_channel(host.address))
+
+
+@pytest.fixture
+async def hosted() -> AsyncIterator[Any]:
+    """Call ``await hosted(name, registration, options, **server_settings)``; stopped after the test."""
+    started: list[HostedService] = []
+
+    async def start(
+        name: str, registration: Registration, options: dict[str, Any] | None = None, **settings: Any
+    ) -> HostedService:
+        service = await start_service(name, registration, options, **settings)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        await service.channel.close()
+        await service.host.stop(grace=0)

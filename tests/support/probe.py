@@ -1,0 +1,80 @@
+"""A test-only service with RPCs that succeed, fail and take their time, served through the real runtime.
+
+It exists to test what the runtime does around any handler (errors, auth, limits, shutdown); it is not a
+stand-in for one of the suite's services. Run as a script it serves until SIGTERM, for shutdown tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from npcvoice.runtime import errors
+from npcvoice.runtime.config import ServerSettings
+from npcvoice.runtime.logs import configure_logging
+from npcvoice.runtime.server import Cleanup, Registration, ServiceHost
+
+PROBE_SERVICE = "npcvoice.test.Probe"
+
+
+async def echo(request: bytes, context: Any) -> bytes:
+    return request
+
+
+async def slow(request: bytes, context: Any) -> bytes:
+    await asyncio.sleep(float(request.decode() or "1"))
+    return b"finished"
+
+
+async def explode(request: bytes, context: Any) -> bytes:
+    raise KeyError("secret internal detail")
+
+
+async def reject(request: bytes, context: Any) -> bytes:
+    raise errors.InvalidArgument("text", "must be at most 10 characters, got 42")
+
+
+async def explode_while_streaming(request: bytes, context: Any) -> AsyncIterator[bytes]:
+    yield b"first"
+    raise RuntimeError("secret internal detail")
+
+
+def _unary(behaviour: Any) -> grpc.RpcMethodHandler:
+    return grpc.unary_unary_rpc_method_handler(behaviour)
+
+
+async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
+    handlers = {
+        "Echo": _unary(echo),
+        "Slow": _unary(slow),
+        "Explode": _unary(explode),
+        "Reject": _unary(reject),
+        "ExplodeWhileStreaming": grpc.unary_stream_rpc_method_handler(explode_while_streaming),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(PROBE_SERVICE, handlers),))
+    return None
+
+
+REGISTRATION = Registration(grpc_service=PROBE_SERVICE, register=register)
+
+
+def method(name: str) -> str:
+    return f"/{PROBE_SERVICE}/{name}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--grace", type=float, default=10.0)
+    args = parser.parse_args()
+    configure_logging("probe", "info", "json")
+    settings = ServerSettings(port=args.port, shutdown_grace_s=args.grace)
+    asyncio.run(ServiceHost("probe", REGISTRATION, settings).serve_until_signalled())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""SIGTERM drains in-flight calls: a real service process, a real signal, a call that is still running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from npcvoice.redis_server import free_port
+from tests.conftest import REPO_ROOT
+from tests.support import probe
+
+
+def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "probe service exited while starting"
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5).status == 1:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.1)
+    raise AssertionError("probe service never reported SERVING")
+
+
+def test_sigterm_lets_in_flight_calls_finish_refuses_new_ones_and_exits_cleanly():
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.probe", "--port", str(port), "--grace", "10"],
+        cwd=REPO_ROOT,
+        stderr=subprocess.PIPE,
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        _wait_serving(address, process)
+        results: dict[str, object] = {}
+
+        def slow_call() -> None:
+            with grpc.insecure_channel(address) as channel:
+                try:
+                    results["slow"] = channel.unary_unary(probe.method("Slow"))(b"1.5", timeout=10)
+                except grpc.RpcError as exc:
+                    results["slow"] = exc
+
+        caller = threading.Thread(target=slow_call)
+        caller.start()
+        time.sleep(0.4)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+
+        with grpc.insecure_channel(address) as channel:
+            try:
+                status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                health_during_drain = status.status
+            except grpc.RpcError:
+                health_during_drain = None  # already refusing: also not serving
+            try:
+                channel.unary_unary(probe.method("Echo"))(b"late", timeout=1)
+                late_call = "accepted"
+            except grpc.RpcError as exc:
+                late_call = exc.code().name
+
+        caller.join(15)
+        assert results["slow"] == b"finished", results["slow"]
+        assert health_during_drain in (health_pb2.HealthCheckResponse.NOT_SERVING, None)
+        assert late_call in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+        assert process.wait(15) == 0
+        assert b"Traceback" not in process.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if process.poll() is None:
+            process.kill()
