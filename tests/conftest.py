@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import pytest
 
+from npcvoice.catalog import SERVICES
 from npcvoice.redis_server import RedisServer, free_port
 from npcvoice.runtime.config import ServerSettings
 from npcvoice.runtime.server import Registration, ServiceHost
@@ -63,3 +64,23 @@ async def hosted() -> AsyncIterator[Any]:
     for service in started:
         await service.channel.close()
         await service.host.stop(grace=0)
+
+
+async def _serve_for_session(name: str) -> AsyncIterator[HostedService]:
+    service = await start_service(name, SERVICES[name].registration())
+    yield service
+    await service.channel.close()
+    await service.host.stop(grace=0)
+
+
+@pytest.fixture(scope="session")
+async def voice_service() -> AsyncIterator[HostedService]:
+    """The real voice service with the bundled piper voice, shared by the whole test session."""
+    async for service in _serve_for_session("voice"):
+        yield service
+
+
+@pytest.fixture(scope="session")
+async def face_service() -> AsyncIterator[HostedService]:
+    async for service in _serve_for_session("face"):
+        yield service

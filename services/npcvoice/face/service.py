@@ -6,15 +6,17 @@ from typing import Any
 
 import grpc
 
-from npcvoice.api.npc.face.v1 import face_pb2
+from npcvoice.api.npc.face.v1 import face_pb2, face_pb2_grpc
+from npcvoice.face.servicer import FaceServicer
 from npcvoice.runtime.server import Cleanup, Registration
 
 GRPC_SERVICE = face_pb2.DESCRIPTOR.services_by_name["FaceService"].full_name
 
 
 async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
-    # The engine arrives with the face service's own issue. Until then no servicer is registered and
-    # gRPC answers every call UNIMPLEMENTED; the service still starts, reports health and metrics.
+    if options:
+        raise ValueError(f"the face service takes no engine options, got {sorted(options)}")
+    face_pb2_grpc.add_FaceServiceServicer_to_server(FaceServicer(), server)
     return None
 
 

@@ -104,7 +104,8 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[None]:
         request_id = _metadata_value(metadata, REQUEST_ID_KEY) or uuid.uuid4().hex[:16]
-        token = request_id_var.set(request_id)
+        # Each RPC runs in its own task, so the id set here never leaks into another call's logs.
+        request_id_var.set(request_id)
         context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
         started = time.perf_counter()
         code = grpc.StatusCode.OK
@@ -166,7 +167,6 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
                 elapsed * 1000.0,
                 extra={"method": method, "code": code_name, "duration_ms": round(elapsed * 1000.0, 2)},
             )
-            request_id_var.reset(token)
 
 
 def _wrap_handler(handler: grpc.RpcMethodHandler, guard: Callable[[Any], Any]) -> grpc.RpcMethodHandler:

@@ -9,7 +9,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +22,8 @@ log = logging.getLogger("npcvoice.server")
 
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
+# What servicer methods receive as their context.
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 Cleanup = Callable[[], Awaitable[None]]
 # Adds the service's servicers to the server (loading models as needed) and returns its cleanup.
 Registrar = Callable[[grpc.aio.Server, dict[str, Any]], Awaitable[Cleanup | None]]

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 
-from npcvoice.api.npc.voice.v1 import voice_pb2
+from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
 from npcvoice.runtime.server import Cleanup, Registration
+from npcvoice.voice.engine import VoiceEngine
+from npcvoice.voice.options import VoiceOptions
+from npcvoice.voice.servicer import VoiceServicer
 
 GRPC_SERVICE = voice_pb2.DESCRIPTOR.services_by_name["VoiceService"].full_name
 
 
 async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
-    # The engine arrives with the voice service's own issue. Until then no servicer is registered and
-    # gRPC answers every call UNIMPLEMENTED; the service still starts, reports health and metrics.
-    return None
+    settings = VoiceOptions(**options)
+    engine = VoiceEngine(settings)
+    engine.load(engine.default_voice)  # load before SERVING, so the first request is not slow
+    executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="piper")
+    voice_pb2_grpc.add_VoiceServiceServicer_to_server(VoiceServicer(engine, executor), server)
+
+    async def close() -> None:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    return close
 
 
 REGISTRATION = Registration(grpc_service=GRPC_SERVICE, register=register)

@@ -1,0 +1,69 @@
+"""Helpers shared by the benchmarks: run a real service process, time things, print tables."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from npcvoice.redis_server import free_port
+from npcvoice.runtime.health_client import check_health
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def service_process(name: str, *extra: str, timeout_s: float = 120.0) -> Iterator[str]:
+    """Run ``npcvoice serve NAME`` as its own process, as in production; yields its address."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "npcvoice",
+        "serve",
+        name,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=os.environ)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while check_health(address, timeout_s=1.0) != "SERVING":
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start")
+            time.sleep(0.2)
+        yield address
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    cells = [headers, *[[f"{c:.3f}" if isinstance(c, float) else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)

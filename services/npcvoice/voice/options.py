@@ -1,0 +1,23 @@
+"""Options of the voice service (the ``engine:`` section of its configuration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BUNDLED_VOICE_ID = "en_US-joe-medium"
+
+
+class VoiceOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    voice_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders of extra piper voices (NAME.onnx with NAME.onnx.json); the id is NAME.",
+    )
+    default_voice: str = Field(BUNDLED_VOICE_ID, description="Voice used when a request names none.")
+    device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="Where piper runs.")
+    max_text_chars: int = Field(2000, ge=1, description="Longest text one request may carry.")
+    workers: int = Field(2, ge=1, description="Sentences synthesized at once, across all requests.")
