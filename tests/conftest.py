@@ -66,8 +66,10 @@ async def hosted() -> AsyncIterator[Any]:
         await service.host.stop(grace=0)
 
 
-async def _serve_for_session(name: str) -> AsyncIterator[HostedService]:
-    service = await start_service(name, SERVICES[name].registration())
+async def _serve_for_session(
+    name: str, options: dict[str, Any] | None = None
+) -> AsyncIterator[HostedService]:
+    service = await start_service(name, SERVICES[name].registration(), options)
     yield service
     await service.channel.close()
     await service.host.stop(grace=0)
@@ -84,3 +86,34 @@ async def voice_service() -> AsyncIterator[HostedService]:
 async def face_service() -> AsyncIterator[HostedService]:
     async for service in _serve_for_session("face"):
         yield service
+
+
+# Small limits, so that the tests can reach them with a few seconds of audio.
+SPEECH_TEST_LIMITS = {
+    "max_utterance_s": 4.0,
+    "max_stream_s": 20.0,
+    "max_chunk_bytes": 65536,
+    "max_recognize_s": 10.0,
+}
+
+
+@pytest.fixture(scope="session")
+async def speech_service() -> AsyncIterator[HostedService]:
+    """The real speech service with the bundled tiny.en model and small limits."""
+    async for service in _serve_for_session("speech", SPEECH_TEST_LIMITS):
+        yield service
+
+
+@pytest.fixture(scope="session")
+def speak() -> Any:
+    """``speak(text, rate)``: float32 speech from the bundled piper voice, resampled to ``rate``."""
+    from npcvoice.voice.engine import SynthesisSettings, VoiceEngine
+    from npcvoice.voice.options import VoiceOptions
+
+    engine = VoiceEngine(VoiceOptions())
+
+    def say(text: str, rate: int = 16000) -> Any:
+        settings = engine.check(SynthesisSettings(sample_rate=rate))
+        return engine.synthesize_piece(text, settings, 0, 0).audio
+
+    return say

@@ -6,16 +6,28 @@ from typing import Any
 
 import grpc
 
-from npcvoice.api.npc.speech.v1 import speech_pb2
+from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
 from npcvoice.runtime.server import Cleanup, Registration
+from npcvoice.runtime.workers import WorkerPool
+from npcvoice.speech.engine import SpeechEngine
+from npcvoice.speech.options import SpeechOptions
+from npcvoice.speech.servicer import SpeechServicer
+from npcvoice.speech.vad import SileroStream
 
 GRPC_SERVICE = speech_pb2.DESCRIPTOR.services_by_name["SpeechService"].full_name
 
 
 async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
-    # The engine arrives with the speech service's own issue. Until then no servicer is registered and
-    # gRPC answers every call UNIMPLEMENTED; the service still starts, reports health and metrics.
-    return None
+    settings = SpeechOptions(**options)
+    engine = SpeechEngine(settings)
+    SileroStream()  # load the voice-activity model before SERVING
+    workers = WorkerPool("whisper", settings.workers, settings.max_waiting)
+    speech_pb2_grpc.add_SpeechServiceServicer_to_server(SpeechServicer(engine, workers), server)
+
+    async def close() -> None:
+        workers.shutdown()
+
+    return close
 
 
 REGISTRATION = Registration(grpc_service=GRPC_SERVICE, register=register)

@@ -21,3 +21,6 @@ class VoiceOptions(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="Where piper runs.")
     max_text_chars: int = Field(2000, ge=1, description="Longest text one request may carry.")
     workers: int = Field(2, ge=1, description="Sentences synthesized at once, across all requests.")
+    max_waiting: int = Field(
+        16, ge=0, description="Sentences that may wait for a worker; more get RESOURCE_EXHAUSTED."
+    )

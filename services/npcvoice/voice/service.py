@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
 
 from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
 from npcvoice.runtime.server import Cleanup, Registration
+from npcvoice.runtime.workers import WorkerPool
 from npcvoice.voice.engine import VoiceEngine
 from npcvoice.voice.options import VoiceOptions
 from npcvoice.voice.servicer import VoiceServicer
@@ -20,11 +20,11 @@ async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup 
     settings = VoiceOptions(**options)
     engine = VoiceEngine(settings)
     engine.load(engine.default_voice)  # load before SERVING, so the first request is not slow
-    executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="piper")
-    voice_pb2_grpc.add_VoiceServiceServicer_to_server(VoiceServicer(engine, executor), server)
+    workers = WorkerPool("piper", settings.workers, settings.max_waiting)
+    voice_pb2_grpc.add_VoiceServiceServicer_to_server(VoiceServicer(engine, workers), server)
 
     async def close() -> None:
-        executor.shutdown(wait=False, cancel_futures=True)
+        workers.shutdown()
 
     return close
 

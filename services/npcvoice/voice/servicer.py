@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
@@ -12,6 +10,7 @@ from npcvoice.audio import Encoding, encode
 from npcvoice.converters import encoding_from_proto
 from npcvoice.runtime.errors import InvalidArgument
 from npcvoice.runtime.server import Context
+from npcvoice.runtime.workers import WorkerPool
 from npcvoice.voice.engine import SpeechChunk, SynthesisSettings, VoiceEngine
 from npcvoice.voice.text import SentenceBuffer, split_for_synthesis
 
@@ -55,30 +54,26 @@ def chunk_to_proto(chunk: SpeechChunk, encoding: Encoding) -> voice_pb2.AudioChu
 class _Utterance:
     """Sentences of one request, spoken in order, positioned one after another."""
 
-    def __init__(
-        self, engine: VoiceEngine, executor: ThreadPoolExecutor, settings: SynthesisSettings
-    ) -> None:
+    def __init__(self, engine: VoiceEngine, workers: WorkerPool, settings: SynthesisSettings) -> None:
         self._engine = engine
-        self._executor = executor
+        self._workers = workers
         self._settings = settings
         self._next_sample = 0
         self._next_index = 0
 
     async def speak(self, piece: str) -> SpeechChunk:
-        loop = asyncio.get_running_loop()
-        chunk = await loop.run_in_executor(
-            self._executor, self._engine.synthesize_piece, piece, self._settings, self._next_sample,
-            self._next_index,
-        )  # fmt: skip
+        chunk = await self._workers.run(
+            self._engine.synthesize_piece, piece, self._settings, self._next_sample, self._next_index
+        )
         self._next_sample += chunk.num_samples
         self._next_index += 1
         return chunk
 
 
 class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):
-    def __init__(self, engine: VoiceEngine, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, engine: VoiceEngine, workers: WorkerPool) -> None:
         self._engine = engine
-        self._executor = executor
+        self._workers = workers
 
     async def Synthesize(
         self, request: voice_pb2.SynthesizeRequest, context: Context
@@ -86,7 +81,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):
         settings = self._engine.check(settings_from_proto(request.config))
         encoding = encoding_from_proto(request.config.output_format.encoding, "config.output_format.encoding")
         text = self._engine.check_text(request.text)
-        utterance = _Utterance(self._engine, self._executor, settings)
+        utterance = _Utterance(self._engine, self._workers, settings)
         for piece in split_for_synthesis(text, settings.first_clause):
             chunk = await utterance.speak(piece)
             yield voice_pb2.SynthesizeResponse(chunk=chunk_to_proto(chunk, encoding))
@@ -99,7 +94,7 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):
             raise InvalidArgument("config", "the first message of the stream must be a config")
         settings = self._engine.check(settings_from_proto(first.config))
         encoding = encoding_from_proto(first.config.output_format.encoding, "config.output_format.encoding")
-        utterance = _Utterance(self._engine, self._executor, settings)
+        utterance = _Utterance(self._engine, self._workers, settings)
         buffer = SentenceBuffer(first_clause=settings.first_clause)
         limit = self._engine.options.max_text_chars * STREAM_TEXT_LIMIT_FACTOR
         received = 0

@@ -1,0 +1,35 @@
+"""Options of the speech service (the ``engine:`` section of its configuration)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SpeechOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        "", description="faster-whisper model folder or size; empty means the bundled tiny.en (offline)."
+    )
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    compute_type: str = Field("int8", description="CTranslate2 compute type: int8, float16, float32...")
+    cpu_threads: int = Field(2, ge=1)
+    workers: int = Field(1, ge=1, description="Transcriptions run at once, across all requests.")
+    max_waiting: int = Field(
+        8, ge=0, description="Transcriptions that may wait; more get RESOURCE_EXHAUSTED."
+    )
+    beam_size: int = Field(1, ge=1, le=10, description="1 is fastest; 5 is what Whisper's papers use.")
+    # streaming defaults (a client's Endpointing overrides them per stream)
+    min_silence_ms: int = Field(300, ge=50, le=5000, description="Silence that ends an utterance.")
+    speech_threshold: float = Field(0.5, gt=0, lt=1, description="Voice-activity probability that is speech.")
+    min_speech_ms: int = Field(150, ge=32, le=2000, description="Shorter sounds are not speech.")
+    speech_pad_ms: int = Field(150, ge=0, le=1000, description="Audio kept around detected speech.")
+    interim_interval_ms: int = Field(600, ge=100, le=10000, description="Cadence of interim transcripts.")
+    # limits
+    max_utterance_s: float = Field(30.0, gt=1, description="An utterance this long is finalised and cut.")
+    max_stream_s: float = Field(900.0, gt=1, description="Audio one stream may carry.")
+    max_recognize_s: float = Field(60.0, gt=1, description="Audio one Recognize call may carry.")
+    max_chunk_bytes: int = Field(256 * 1024, ge=1024, description="Largest audio message in a stream.")
+    max_hotwords: int = Field(64, ge=0)

@@ -1,0 +1,165 @@
+"""Cutting a live 16 kHz audio stream into utterances with streaming voice-activity detection.
+
+Pure logic over the VAD's probabilities: it says when speech starts and ends, hands out the audio of each
+utterance for its final transcript, and asks for interim transcripts at a steady cadence. It never waits
+for a transcription, so speech detection (which the gateway uses for barge-in) is never held up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from npcvoice.speech.vad import SAMPLE_RATE, WINDOW, Endpointing, SileroStream
+
+FinalReason = Literal["endpoint", "max_duration", "end_of_stream"]
+NEGATIVE_MARGIN = 0.15  # below threshold minus this, a window counts as silence (hysteresis)
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    utterance_index: int
+    stream_time_s: float
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    utterance_index: int
+    stream_time_s: float
+
+
+@dataclass(frozen=True)
+class UtteranceAudio:
+    """Audio of an utterance so far (interim) or in full (final), with its place in the stream."""
+
+    utterance_index: int
+    audio: np.ndarray
+    start_s: float
+    end_s: float
+    final: bool
+    reason: FinalReason | None = None
+    decided_at: float = 0.0  # perf_counter when the utterance was cut (finals)
+
+
+Event = SpeechStarted | SpeechEnded | UtteranceAudio
+
+
+class UtteranceDetector:
+    def __init__(
+        self,
+        endpointing: Endpointing,
+        max_utterance_s: float,
+        interim_interval_s: float | None,
+        vad: SileroStream | None = None,
+    ) -> None:
+        self._endpointing = endpointing
+        self._vad = vad or SileroStream()
+        self._max_utterance = int(max_utterance_s * SAMPLE_RATE)
+        self._interim_every = int(interim_interval_s * SAMPLE_RATE) if interim_interval_s else None
+        self._pad = int(endpointing.speech_pad_ms * SAMPLE_RATE / 1000)
+        self._min_speech = endpointing.windows(endpointing.min_speech_ms)
+        self._min_silence = endpointing.windows(endpointing.min_silence_ms)
+        self._pending = np.zeros(0, np.float32)
+        self._windows_seen = 0
+        self._history: deque[np.ndarray] = deque(maxlen=self._min_speech + self._pad // WINDOW + 2)
+        self._floor = 0  # no utterance starts before the end of the previous one
+        self._in_speech = False
+        self._speech_run = 0
+        self._silence_run = 0
+        self._utterance: list[np.ndarray] = []
+        self._utterance_start = 0
+        self._last_interim_samples = 0
+        self.utterance_index = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    def feed(self, samples: np.ndarray) -> list[Event]:
+        """Take 16 kHz float32 samples; return what they caused, in order."""
+        data = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
+        whole = len(data) // WINDOW * WINDOW
+        self._pending = data[whole:]
+        windows = data[:whole].reshape(-1, WINDOW)
+        events: list[Event] = []
+        for window, probability in zip(windows, self._vad.probabilities(windows), strict=True):
+            events += self._step(window, float(probability))
+        return events
+
+    def finish(self) -> list[Event]:
+        """End of the stream: the utterance in progress, if any, is final."""
+        if self._in_speech:
+            if len(self._pending):
+                self._utterance.append(self._pending)
+                self._pending = np.zeros(0, np.float32)
+            end = self._utterance_start + sum(len(w) for w in self._utterance)
+            return [SpeechEnded(self.utterance_index, end / SAMPLE_RATE), self._cut(end, "end_of_stream")]
+        return []
+
+    def _step(self, window: np.ndarray, probability: float) -> list[Event]:
+        index = self._windows_seen
+        self._windows_seen += 1
+        threshold = self._endpointing.speech_threshold
+        if not self._in_speech:
+            self._history.append(window)
+            self._speech_run = self._speech_run + 1 if probability >= threshold else 0
+            if self._speech_run < self._min_speech:
+                return []
+            first_speech = (index - self._speech_run + 1) * WINDOW
+            return [self._start(first_speech, end=(index + 1) * WINDOW)]
+
+        self._utterance.append(window)
+        end = (index + 1) * WINDOW
+        if probability >= threshold:
+            self._silence_run = 0
+        elif probability < threshold - NEGATIVE_MARGIN:
+            self._silence_run += 1
+        events: list[Event] = []
+        if self._silence_run >= self._min_silence:
+            speech_end = end - self._silence_run * WINDOW
+            events.append(SpeechEnded(self.utterance_index, speech_end / SAMPLE_RATE))
+            events.append(self._cut(min(end, speech_end + self._pad), "endpoint"))
+            self._history.append(window)  # pre-roll for the next utterance
+        elif end - self._utterance_start >= self._max_utterance:
+            events.append(self._cut(end, "max_duration"))
+            events.append(self._start(end, end))
+        elif (
+            self._interim_every
+            and end - self._utterance_start - self._last_interim_samples >= self._interim_every
+        ):
+            self._last_interim_samples = end - self._utterance_start
+            audio = np.concatenate(self._utterance)
+            events.append(UtteranceAudio(self.utterance_index, audio, self._utterance_start / SAMPLE_RATE,
+                                         end / SAMPLE_RATE, final=False))  # fmt: skip
+        return events
+
+    def _start(self, first_speech: int, end: int) -> SpeechStarted:
+        """Open an utterance whose speech began at sample ``first_speech``; the stream has reached ``end``."""
+        start = max(self._floor, first_speech - self._pad)
+        history = np.concatenate(list(self._history)) if self._history else np.zeros(0, np.float32)
+        history_start = end - len(history)
+        self._utterance = [history[max(0, start - history_start) :]] if end > first_speech else []
+        self._utterance_start = max(start, history_start) if end > first_speech else end
+        self._history.clear()
+        self._in_speech = True
+        self._silence_run = 0
+        self._last_interim_samples = 0
+        return SpeechStarted(self.utterance_index, first_speech / SAMPLE_RATE)
+
+    def _cut(self, end: int, reason: FinalReason) -> UtteranceAudio:
+        audio = np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.float32)
+        audio = audio[: max(0, end - self._utterance_start)]
+        start_s = self._utterance_start / SAMPLE_RATE
+        final = UtteranceAudio(
+            self.utterance_index, audio, start_s, end / SAMPLE_RATE, True, reason, time.perf_counter()
+        )
+        self.utterance_index += 1
+        self._floor = end
+        self._in_speech = False
+        self._speech_run = 0
+        self._utterance = []
+        return final
