@@ -230,5 +230,32 @@ async def test_a_client_that_cancels_frees_its_call_at_once(speech_service, spea
         if speech_service.host.interceptor.in_flight == 0:
             break
     assert speech_service.host.interceptor.in_flight == 0
-    response = await recognize(speech_service, speak("Hello there."))
-    assert "hello" in response.text.lower()
+    response = await recognize(speech_service, speak(SENTENCES[0]))
+    assert word_error_rate(SENTENCES[0], response.text) <= 0.3
+
+
+async def test_whispers_full_window_is_available_and_as_accurate(hosted, speak):
+    full = await hosted("speech", REGISTRATION, {"final_window": "full"})
+    errors = 0.0
+    for sentence in SENTENCES:
+        response = await recognize(full, speak(sentence))
+        errors += word_error_rate(sentence, response.text) * len(words(sentence))
+    assert errors / sum(len(words(s)) for s in SENTENCES) <= 0.10
+
+
+async def test_the_default_fit_window_never_restarts_the_sentence(speech_service, speak):
+    for sentence in SENTENCES:
+        response = await recognize(speech_service, speak(sentence))
+        assert len(words(response.text)) <= len(words(sentence)) + 2, response.text
+
+
+def test_a_restarted_sentence_is_cut_but_real_repetition_is_kept():
+    from npcvoice.speech.engine import drop_trailing_repeat
+
+    assert (
+        drop_trailing_repeat("Do you have anything for me? Do you have anything")
+        == "Do you have anything for me?"
+    )
+    assert drop_trailing_repeat("take the road to the gate. Take the road") == "take the road to the gate."
+    assert drop_trailing_repeat("No, no, no, not that one.") == "No, no, no, not that one."
+    assert drop_trailing_repeat("Hello? Hello?") == "Hello? Hello?"

@@ -82,7 +82,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             )
         started = time.perf_counter()
         transcript = await self._workers.run(
-            self._engine.transcribe, resample(samples, rate, SAMPLE_RATE), recognition
+            self._engine.transcribe, resample(samples, rate, SAMPLE_RATE), recognition, options.final_window
         )
         return speech_pb2.RecognizeResponse(
             text=transcript.text,
@@ -142,6 +142,7 @@ class _RecognitionStream:
         self._received_s = 0.0
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._interim_running = False
+        self._speculation: tuple[UtteranceAudio, asyncio.Task[Transcript]] | None = None
         self._finalised = -1  # index of the last utterance whose final was sent
 
     def _audio(self, data: bytes) -> np.ndarray:
@@ -159,9 +160,25 @@ class _RecognitionStream:
         return np.asarray(self._resampler.resample_chunk(samples), np.float32)
 
     def _transcribe(self, utterance: UtteranceAudio) -> asyncio.Task[Transcript]:
+        options = self._engine.options
+        window = options.final_window if utterance.final or utterance.speculative else options.interim_window
         return asyncio.ensure_future(
-            self._workers.run(self._engine.transcribe, utterance.audio, self._recognition)
+            self._workers.run(self._engine.transcribe, utterance.audio, self._recognition, window)
         )
+
+    def _final_task(self, final: UtteranceAudio) -> asyncio.Task[Transcript]:
+        """The speculative transcription if it was of exactly this audio, else a new one."""
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None:
+            guess, task = speculation
+            if (guess.utterance_index, guess.start_s, guess.end_s) == (
+                final.utterance_index,
+                final.start_s,
+                final.end_s,
+            ):
+                return task
+            task.cancel()
+        return self._transcribe(final)
 
     def _dispatch(self, events: list[Any]) -> None:
         for event in events:
@@ -172,8 +189,12 @@ class _RecognitionStream:
                     stream_time_seconds=event.stream_time_s,
                 )
                 self._queue.put_nowait(speech_pb2.StreamingRecognizeResponse(activity=activity))
+            elif event.speculative:
+                if self._speculation is not None:
+                    self._speculation[1].cancel()
+                self._speculation = (event, self._transcribe(event))
             elif event.final:
-                self._queue.put_nowait((event, self._transcribe(event)))
+                self._queue.put_nowait((event, self._final_task(event)))
             elif not self._interim_running and not self._workers.busy:  # interims never delay a final
                 self._interim_running = True
                 self._queue.put_nowait((event, self._transcribe(event)))
@@ -231,5 +252,7 @@ class _RecognitionStream:
             reader.cancel()
             for task in pending:
                 task.cancel()
+            if self._speculation is not None:
+                self._speculation[1].cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader

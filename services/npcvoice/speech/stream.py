@@ -3,6 +3,10 @@
 Pure logic over the VAD's probabilities: it says when speech starts and ends, hands out the audio of each
 utterance for its final transcript, and asks for interim transcripts at a steady cadence. It never waits
 for a transcription, so speech detection (which the gateway uses for barge-in) is never held up.
+
+Once the silence after speech has lasted the padding, the audio the final will use is already known, so
+it is handed out early, marked speculative: transcription starts while the endpoint's silence is still
+being confirmed. If the player goes on talking, that guess is simply not used.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from npcvoice.speech.vad import SAMPLE_RATE, WINDOW, Endpointing, SileroStream
+from npcvoice.speech.vad import SAMPLE_RATE, WINDOW, Endpointing, SileroStream, SpeechProbability
 
 FinalReason = Literal["endpoint", "max_duration", "end_of_stream"]
 NEGATIVE_MARGIN = 0.15  # below threshold minus this, a window counts as silence (hysteresis)
@@ -43,6 +47,7 @@ class UtteranceAudio:
     final: bool
     reason: FinalReason | None = None
     decided_at: float = 0.0  # perf_counter when the utterance was cut (finals)
+    speculative: bool = False  # the final's audio, if the silence goes on to end the utterance
 
 
 Event = SpeechStarted | SpeechEnded | UtteranceAudio
@@ -54,7 +59,7 @@ class UtteranceDetector:
         endpointing: Endpointing,
         max_utterance_s: float,
         interim_interval_s: float | None,
-        vad: SileroStream | None = None,
+        vad: SpeechProbability | None = None,
     ) -> None:
         self._endpointing = endpointing
         self._vad = vad or SileroStream()
@@ -63,6 +68,7 @@ class UtteranceDetector:
         self._pad = int(endpointing.speech_pad_ms * SAMPLE_RATE / 1000)
         self._min_speech = endpointing.windows(endpointing.min_speech_ms)
         self._min_silence = endpointing.windows(endpointing.min_silence_ms)
+        self._speculate_after = max(1, -(-self._pad // WINDOW))
         self._pending = np.zeros(0, np.float32)
         self._windows_seen = 0
         self._history: deque[np.ndarray] = deque(maxlen=self._min_speech + self._pad // WINDOW + 2)
@@ -119,6 +125,18 @@ class UtteranceDetector:
         elif probability < threshold - NEGATIVE_MARGIN:
             self._silence_run += 1
         events: list[Event] = []
+        if (
+            probability < threshold - NEGATIVE_MARGIN
+            and self._silence_run == self._speculate_after < self._min_silence
+        ):
+            cut = min(end, end - self._silence_run * WINDOW + self._pad)
+            audio = np.concatenate(self._utterance)[: cut - self._utterance_start]
+            start_s = self._utterance_start / SAMPLE_RATE
+            events.append(
+                UtteranceAudio(
+                    self.utterance_index, audio, start_s, cut / SAMPLE_RATE, False, speculative=True
+                )
+            )
         if self._silence_run >= self._min_silence:
             speech_end = end - self._silence_run * WINDOW
             events.append(SpeechEnded(self.utterance_index, speech_end / SAMPLE_RATE))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,6 +41,10 @@ class Endpointing:
 
     def windows(self, ms: int) -> int:
         return max(1, round(ms * SAMPLE_RATE / 1000 / WINDOW))
+
+
+class SpeechProbability(Protocol):
+    def probabilities(self, windows: np.ndarray) -> np.ndarray: ...
 
 
 class SileroStream:

@@ -1,0 +1,72 @@
+"""Utterance cutting, step by step. The VAD here is a fake that replays scripted speech probabilities, so
+that the endpointing rules can be checked window by window; the real Silero model is exercised by
+tests/test_speech.py."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from npcvoice.speech.stream import Event, SpeechEnded, SpeechStarted, UtteranceAudio, UtteranceDetector
+from npcvoice.speech.vad import WINDOW, Endpointing
+
+WINDOW_S = WINDOW / 16000  # 32 ms
+
+
+class ScriptedVad:
+    def __init__(self, probabilities: list[float]) -> None:
+        self._script = iter(probabilities)
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        return np.array([next(self._script) for _ in range(len(windows))], np.float32)
+
+
+def run(script: list[float], **limits) -> list[Event]:
+    endpointing = Endpointing(speech_threshold=0.5, min_silence_ms=320, min_speech_ms=96, speech_pad_ms=64)
+    detector = UtteranceDetector(endpointing, limits.get("max_utterance_s", 30.0), limits.get("interim_s"),
+                                 vad=ScriptedVad(script))  # fmt: skip
+    audio = np.arange(len(script) * WINDOW, dtype=np.float32)  # sample values are their own positions
+    return detector.feed(audio) + detector.finish()
+
+
+def test_speech_then_silence_gives_start_end_and_a_final_with_padding():
+    script = [0.0] * 10 + [0.9] * 20 + [0.0] * 15
+    events = run(script)
+    started, speculative, ended, final = events
+    assert started == SpeechStarted(0, 10 * WINDOW_S)
+    assert ended == SpeechEnded(0, 30 * WINDOW_S)
+    assert isinstance(final, UtteranceAudio) and final.final and final.reason == "endpoint"
+    # 64 ms of padding either side of the speech
+    assert final.start_s == (10 - 2) * WINDOW_S and final.end_s == (30 + 2) * WINDOW_S
+    assert final.audio[0] == (10 - 2) * WINDOW and len(final.audio) == 24 * WINDOW
+    # the speculative transcript was of exactly the final's audio
+    assert isinstance(speculative, UtteranceAudio) and speculative.speculative
+    assert (speculative.start_s, speculative.end_s) == (final.start_s, final.end_s)
+    assert np.array_equal(speculative.audio, final.audio)
+
+
+def test_a_short_pause_does_not_end_the_utterance_and_blips_are_not_speech():
+    script = [0.9, 0.9] + [0.0] * 5 + [0.9] * 10 + [0.0] * 5 + [0.9] * 10 + [0.0] * 12
+    events = run(script)
+    kinds = [type(e).__name__ for e in events if not (isinstance(e, UtteranceAudio) and e.speculative)]
+    assert kinds == ["SpeechStarted", "SpeechEnded", "UtteranceAudio"]  # one utterance despite the pause
+    assert events[0] == SpeechStarted(0, 7 * WINDOW_S)  # the two-window blip was too short to be speech
+
+
+def test_an_utterance_over_the_limit_is_cut_and_continues_as_the_next():
+    script = [0.9] * 100 + [0.0] * 12
+    finals = [e for e in run(script, max_utterance_s=1.0) if isinstance(e, UtteranceAudio) and e.final]
+    assert [f.reason for f in finals][:3] == ["max_duration", "max_duration", "max_duration"]
+    assert finals[-1].reason == "endpoint"
+    assert all(f.end_s - f.start_s <= 1.0 + WINDOW_S for f in finals)
+    assert all(a.end_s == b.start_s for a, b in itertools.pairwise(finals))  # nothing lost
+
+
+def test_interims_come_at_the_requested_cadence_and_the_stream_end_finalises():
+    script = [0.9] * 40
+    events = run(script, interim_s=0.32)
+    interims = [e for e in events if isinstance(e, UtteranceAudio) and not e.final and not e.speculative]
+    assert [round(i.end_s, 2) for i in interims] == [0.32, 0.64, 0.96, 1.28]
+    final = events[-1]
+    assert isinstance(final, UtteranceAudio) and final.reason == "end_of_stream"
