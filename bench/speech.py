@@ -13,7 +13,6 @@ Both for final_window=fit (the default) and final_window=full (Whisper's 30 s wi
 from __future__ import annotations
 
 import argparse
-import re
 import threading
 import time
 
@@ -26,6 +25,7 @@ from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
 from npcvoice.audio import encode
 from npcvoice.speech.engine import bundled_model_path
+from npcvoice.speech.wer import word_edits, words
 from npcvoice.voice.engine import SynthesisSettings, VoiceEngine
 from npcvoice.voice.options import VoiceOptions
 
@@ -47,20 +47,6 @@ CONFIG = speech_pb2.RecognitionConfig(
 )
 
 
-def word_error_rate(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edits, reference words)."""
-    ref, hyp = (re.sub(r"[^a-z' ]", " ", t.lower()).split() for t in (reference, hypothesis))
-    distance = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        previous, distance[0] = distance[0], i
-        for j, h in enumerate(hyp, 1):
-            previous, distance[j] = (
-                distance[j],
-                min(distance[j] + 1, distance[j - 1] + 1, previous + (r != h)),
-            )
-    return distance[len(hyp)], len(ref)
-
-
 def bench_rtf(
     stubs: dict[str, speech_pb2_grpc.SpeechServiceStub], utterances: list[np.ndarray], lines: list[str]
 ) -> list[list[object]]:
@@ -74,16 +60,20 @@ def bench_rtf(
                                        condition_on_previous_text=False, vad_filter=False)  # fmt: skip
         text = " ".join(s.text for s in segments)
         times["direct"] += time.perf_counter() - started
-        edits = word_error_rate(line, text)
-        errors["direct"] = [errors["direct"][0] + edits[0], errors["direct"][1] + edits[1]]
+        errors["direct"] = [
+            errors["direct"][0] + word_edits(line, text),
+            errors["direct"][1] + len(words(line)),
+        ]
         for name, stub in stubs.items():
             started = time.perf_counter()
             response = stub.Recognize(
                 speech_pb2.RecognizeRequest(config=CONFIG, audio=encode(audio, "pcm16"))
             )
             times[name] += time.perf_counter() - started
-            edits = word_error_rate(line, response.text)
-            errors[name] = [errors[name][0] + edits[0], errors[name][1] + edits[1]]
+            errors[name] = [
+                errors[name][0] + word_edits(line, response.text),
+                errors[name][1] + len(words(line)),
+            ]
     labels = {"direct": "faster-whisper direct"} | {
         n: f"Recognize over gRPC, final_window={n}" for n in stubs
     }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 import grpc
@@ -14,6 +13,7 @@ from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
 from npcvoice.audio import encode
 from npcvoice.speech.service import REGISTRATION
+from npcvoice.speech.wer import word_error_rate, words
 from tests.test_voice import status_of
 
 PCM16 = audio_pb2.AUDIO_ENCODING_PCM16
@@ -33,23 +33,6 @@ SENTENCES = [
     "What is the best ale you have?",
     "Goodbye, and good luck with the forge.",
 ]
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    ref, hyp = words(reference), words(hypothesis)
-    distance = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        previous, distance[0] = distance[0], i
-        for j, h in enumerate(hyp, 1):
-            previous, distance[j] = (
-                distance[j],
-                min(distance[j] + 1, distance[j - 1] + 1, previous + (r != h)),
-            )
-    return distance[len(hyp)] / len(ref)
 
 
 def stub(service) -> speech_pb2_grpc.SpeechServiceStub:

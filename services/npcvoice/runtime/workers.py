@@ -46,5 +46,6 @@ class WorkerPool:
         finally:
             self._admitted -= 1
 
-    def shutdown(self) -> None:
+    async def aclose(self) -> None:
+        """Drop calls still waiting; running ones finish in their threads."""
         self._executor.shutdown(wait=False, cancel_futures=True)

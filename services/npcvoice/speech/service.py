@@ -24,10 +24,7 @@ async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup 
     workers = WorkerPool("whisper", settings.workers, settings.max_waiting)
     speech_pb2_grpc.add_SpeechServiceServicer_to_server(SpeechServicer(engine, workers), server)
 
-    async def close() -> None:
-        workers.shutdown()
-
-    return close
+    return workers.aclose
 
 
 REGISTRATION = Registration(grpc_service=GRPC_SERVICE, register=register)

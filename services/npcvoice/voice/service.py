@@ -23,10 +23,7 @@ async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup 
     workers = WorkerPool("piper", settings.workers, settings.max_waiting)
     voice_pb2_grpc.add_VoiceServiceServicer_to_server(VoiceServicer(engine, workers), server)
 
-    async def close() -> None:
-        workers.shutdown()
-
-    return close
+    return workers.aclose
 
 
 REGISTRATION = Registration(grpc_service=GRPC_SERVICE, register=register)
