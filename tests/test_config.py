@@ -93,3 +93,17 @@ async def test_tls_and_mutual_tls(hosted, tmp_path):
     async with grpc.aio.insecure_channel(address) as channel:
         with pytest.raises(grpc.aio.AioRpcError):
             await channel.unary_unary(probe.method("Echo"))(b"plaintext", timeout=5)
+
+
+def test_a_bad_engine_option_stops_the_service_with_a_clear_message():
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "npcvoice", "serve", "voice", "--port", "0", "--log-format", "text",
+         "--option", "workers=0", "--option", "colour=blue"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "bad engine option: workers: Input should be greater than or equal to 1" in result.stderr
+    assert "colour: Extra inputs are not permitted" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -16,8 +16,11 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
 from npcvoice.runtime.config import ConfigError, add_server_flags, load_service_config
+from npcvoice.runtime.errors import ServiceError
 from npcvoice.runtime.logs import configure_logging
 
 SCHEMA_PATH = Path("npc_personas") / "persona.schema.json"
@@ -39,10 +42,18 @@ def serve(name: str, argv: list[str]) -> int:
     configure_logging(name, config.server.log_level, config.server.log_format)
     log_providers(name)
     host = ServiceHost(name, entry.registration(), config.server, config.engine)
+    log = logging.getLogger("npcvoice")
     try:
         asyncio.run(host.serve_until_signalled())
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        log.error("%s: bad engine option: %s", name, problems)
+        return 2
+    except ServiceError as exc:  # e.g. a configured model or voice that is not there
+        log.error("%s cannot start: %s", name, exc.message)
+        return 2
     except Exception:
-        logging.getLogger("npcvoice").exception("%s failed", name)
+        log.exception("%s failed", name)
         return 1
     return 0
 
