@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from npcvoice.conversation.memory import MemoryStore
 from npcvoice.conversation.options import GatewayOptions
 from npcvoice.conversation.servicer import ConversationServicer
 from npcvoice.personas import PersonaStore
@@ -30,7 +31,9 @@ async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup 
         log.info("memory store reachable at %s", settings.redis_url)
     except RedisError as exc:
         log.warning("memory store at %s not reachable yet: %s", settings.redis_url, exc)
-    conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationServicer(personas), server)
+    conversation_pb2_grpc.add_ConversationServiceServicer_to_server(
+        ConversationServicer(personas, MemoryStore(memory)), server
+    )
 
     async def close() -> None:
         await memory.aclose()

@@ -3,20 +3,64 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
-
-import grpc
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from npcvoice.personas import PersonaStore
+from npcvoice.conversation.memory import Memory, MemoryStore, MemoryTurn, check_id, check_memory
+from npcvoice.personas import Persona, PersonaStore
+from npcvoice.runtime.errors import NotFound
+from npcvoice.runtime.server import Context
+
+SECONDS_PER_DAY = 86400.0
+
+
+def memory_to_proto(memory: Memory) -> conversation_pb2.MemorySnapshot:
+    return conversation_pb2.MemorySnapshot(
+        version=memory.version,
+        npc_id=memory.npc_id,
+        player_id=memory.player_id,
+        turns=[
+            conversation_pb2.MemoryTurn(role=t.role, text=t.text, interrupted=t.interrupted, time=t.time)
+            for t in memory.turns
+        ],
+        summary=memory.summary,
+        player_facts=list(memory.player_facts),
+        affinity=memory.affinity,
+        trust=memory.trust,
+    )
+
+
+def memory_from_proto(snapshot: conversation_pb2.MemorySnapshot) -> Memory:
+    turns = [
+        MemoryTurn(role=t.role, text=t.text, interrupted=t.interrupted, time=t.time)  # type: ignore[arg-type]
+        for t in snapshot.turns
+    ]
+    return check_memory(
+        Memory(
+            npc_id=snapshot.npc_id,
+            player_id=snapshot.player_id,
+            turns=turns,
+            summary=snapshot.summary,
+            player_facts=list(snapshot.player_facts),
+            affinity=snapshot.affinity,
+            trust=snapshot.trust,
+            version=snapshot.version,
+        )
+    )
 
 
 class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
-    def __init__(self, personas: PersonaStore) -> None:
+    def __init__(self, personas: PersonaStore, memory: MemoryStore) -> None:
         self._personas = personas
+        self._memory = memory
+
+    def _persona(self, npc_id: str, field_name: str = "npc_id") -> Persona:
+        persona = self._personas.get(check_id(npc_id, field_name))
+        if persona is None:
+            raise NotFound("NPC", npc_id, [p.id for p in self._personas.all()])
+        return persona
 
     async def ListNpcs(
-        self, request: conversation_pb2.ListNpcsRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: conversation_pb2.ListNpcsRequest, context: Context
     ) -> conversation_pb2.ListNpcsResponse:
         return conversation_pb2.ListNpcsResponse(
             npcs=[
@@ -30,26 +74,31 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
             ]
         )
 
-    # The gateway's turn pipeline and Redis memory come with the conversation gateway's own issue; until
-    # then these answer UNIMPLEMENTED through the runtime.
-    def Converse(
-        self,
-        request_iterator: AsyncIterator[conversation_pb2.ConverseRequest],
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[conversation_pb2.ConverseResponse]:
-        raise NotImplementedError
-
     async def ExportMemory(
-        self, request: conversation_pb2.ExportMemoryRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: conversation_pb2.ExportMemoryRequest, context: Context
     ) -> conversation_pb2.ExportMemoryResponse:
-        raise NotImplementedError
+        self._persona(request.npc_id)
+        memory = await self._memory.load(request.npc_id, check_id(request.player_id, "player_id"))
+        return conversation_pb2.ExportMemoryResponse(snapshot=memory_to_proto(memory))
 
     async def ImportMemory(
-        self, request: conversation_pb2.ImportMemoryRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: conversation_pb2.ImportMemoryRequest, context: Context
     ) -> conversation_pb2.ImportMemoryResponse:
-        raise NotImplementedError
+        memory = memory_from_proto(request.snapshot)
+        persona = self._persona(memory.npc_id, "snapshot.npc_id")
+        await self._memory.replace(memory, persona.memory.ttl_days * SECONDS_PER_DAY)
+        return conversation_pb2.ImportMemoryResponse()
 
     async def ResetMemory(
-        self, request: conversation_pb2.ResetMemoryRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: conversation_pb2.ResetMemoryRequest, context: Context
     ) -> conversation_pb2.ResetMemoryResponse:
+        self._persona(request.npc_id)
+        await self._memory.reset(request.npc_id, check_id(request.player_id, "player_id"))
+        return conversation_pb2.ResetMemoryResponse()
+
+    # The turn pipeline (speech -> dialogue -> voice -> face) comes with the gateway's own issue; until
+    # then Converse answers UNIMPLEMENTED through the runtime.
+    def Converse(
+        self, request_iterator: AsyncIterator[conversation_pb2.ConverseRequest], context: Context
+    ) -> AsyncIterator[conversation_pb2.ConverseResponse]:
         raise NotImplementedError

@@ -1,0 +1,166 @@
+"""What each NPC remembers of each player, in Redis.
+
+Keys carry a hash tag per conversation, ``npcvoice:{<npc>:<player>}:<part>``, so one conversation's keys
+share a Redis Cluster slot and can be changed together in one MULTI/EXEC transaction. Every write
+refreshes the time to live of the whole conversation, so memory lasts ``ttl_days`` after the last word.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from npcvoice.runtime.errors import InvalidArgument, Unavailable
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SNAPSHOT_VERSION = 1
+MAX_STORED_TURNS = 1000
+MAX_TURN_CHARS = 4000
+MAX_FACTS = 200
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+PARTS = ("turns", "summary", "facts", "relationship")
+
+Role = Literal["player", "npc"]
+
+
+@dataclass(frozen=True)
+class MemoryTurn:
+    role: Role
+    text: str
+    interrupted: bool = False
+    time: float = field(default_factory=time.time)
+
+
+@dataclass
+class Memory:
+    """One NPC's memory of one player; also the save-game snapshot."""
+
+    npc_id: str
+    player_id: str
+    turns: list[MemoryTurn] = field(default_factory=list)
+    summary: str = ""
+    player_facts: list[str] = field(default_factory=list)
+    affinity: float = 0.0
+    trust: float = 0.0
+    version: int = SNAPSHOT_VERSION
+
+
+def check_id(value: str, field_name: str) -> str:
+    if not _ID_RE.match(value):
+        raise InvalidArgument(field_name, "must be 1-128 characters of letters, digits and _ . : @ -, "
+                                          f"got {value!r}")  # fmt: skip
+    return value
+
+
+def check_memory(memory: Memory) -> Memory:
+    """Validate a snapshot a client sends (a save game can be edited or corrupted)."""
+    if memory.version != SNAPSHOT_VERSION:
+        raise InvalidArgument("snapshot.version", f"must be {SNAPSHOT_VERSION}, got {memory.version}")
+    check_id(memory.npc_id, "snapshot.npc_id")
+    check_id(memory.player_id, "snapshot.player_id")
+    if len(memory.turns) > MAX_STORED_TURNS:
+        raise InvalidArgument("snapshot.turns", f"at most {MAX_STORED_TURNS} turns, got {len(memory.turns)}")
+    for index, turn in enumerate(memory.turns):
+        if turn.role not in ("player", "npc"):
+            raise InvalidArgument(
+                f"snapshot.turns[{index}].role", f"must be 'player' or 'npc', got {turn.role!r}"
+            )
+        if len(turn.text) > MAX_TURN_CHARS:
+            raise InvalidArgument(f"snapshot.turns[{index}].text", f"at most {MAX_TURN_CHARS} characters")
+    if len(memory.player_facts) > MAX_FACTS:
+        raise InvalidArgument(
+            "snapshot.player_facts", f"at most {MAX_FACTS} facts, got {len(memory.player_facts)}"
+        )
+    for name in ("affinity", "trust"):
+        value = getattr(memory, name)
+        if not -1.0 <= value <= 1.0:
+            raise InvalidArgument(f"snapshot.{name}", f"must be between -1 and 1, got {value}")
+    return memory
+
+
+def _redis_call(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A Redis failure becomes UNAVAILABLE for the client, with what failed."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except RedisError as exc:
+            raise Unavailable(f"memory store (Redis) unavailable: {exc}") from exc
+
+    return wrapper
+
+
+class MemoryStore:
+    def __init__(self, client: aioredis.Redis, prefix: str = "npcvoice") -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    def key(self, npc_id: str, player_id: str, part: str) -> str:
+        return f"{self._prefix}:{{{npc_id}:{player_id}}}:{part}"
+
+    def _keys(self, npc_id: str, player_id: str) -> list[str]:
+        return [self.key(npc_id, player_id, part) for part in PARTS]
+
+    @_redis_call
+    async def load(self, npc_id: str, player_id: str) -> Memory:
+        turns_key, summary_key, facts_key, relationship_key = self._keys(npc_id, player_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.lrange(turns_key, 0, -1)
+            pipe.get(summary_key)
+            pipe.lrange(facts_key, 0, -1)
+            pipe.hgetall(relationship_key)
+            turns, summary, facts, relationship = await pipe.execute()
+        return Memory(
+            npc_id=npc_id,
+            player_id=player_id,
+            turns=[MemoryTurn(**json.loads(t)) for t in turns],
+            summary=(summary or b"").decode(),
+            player_facts=[f.decode() for f in facts],
+            affinity=float(relationship.get(b"affinity", 0.0)),
+            trust=float(relationship.get(b"trust", 0.0)),
+        )
+
+    @_redis_call
+    async def append_turns(self, npc_id: str, player_id: str, turns: list[MemoryTurn], ttl_s: float) -> None:
+        """Append, trim and refresh the time to live in one transaction."""
+        turns_key = self.key(npc_id, player_id, "turns")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(turns_key, *[json.dumps(asdict(t)) for t in turns])
+            pipe.ltrim(turns_key, -MAX_STORED_TURNS, -1)
+            self._expire(pipe, npc_id, player_id, ttl_s)
+            await pipe.execute()
+
+    @_redis_call
+    async def replace(self, memory: Memory, ttl_s: float) -> None:
+        """Make ``memory`` the whole memory of its NPC and player (import of a save game)."""
+        turns_key, summary_key, facts_key, relationship_key = self._keys(memory.npc_id, memory.player_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(turns_key, summary_key, facts_key, relationship_key)
+            if memory.turns:
+                pipe.rpush(turns_key, *[json.dumps(asdict(t)) for t in memory.turns])
+            if memory.summary:
+                pipe.set(summary_key, memory.summary)
+            if memory.player_facts:
+                pipe.rpush(facts_key, *memory.player_facts)
+            pipe.hset(relationship_key, mapping={"affinity": memory.affinity, "trust": memory.trust})
+            self._expire(pipe, memory.npc_id, memory.player_id, ttl_s)
+            await pipe.execute()
+
+    @_redis_call
+    async def reset(self, npc_id: str, player_id: str) -> None:
+        await self._redis.delete(*self._keys(npc_id, player_id))
+
+    def _expire(self, pipe: Any, npc_id: str, player_id: str, ttl_s: float) -> None:
+        for key in self._keys(npc_id, player_id):
+            pipe.expire(key, max(1, int(ttl_s)))
