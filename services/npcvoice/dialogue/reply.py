@@ -1,0 +1,175 @@
+"""Turning the model's raw output into what the NPC says and does.
+
+The model streams text that may contain stage directions (``*waves*``, ``(laughs)``), markdown, emoji,
+URLs, assistant talk ("As an AI...") and tags for emotion and actions (``[emotion: joy]``,
+``[action: repair_item item=sword price=5]``). ``ReplyFilter`` takes the raw deltas and gives back, in
+order: clean text a sentence at a time (so a sentence can be dropped whole before anyone hears it), the
+sentence itself for speech synthesis, and emotion/action events checked against what the persona
+declares. Anything undeclared is dropped and counted. A sentence that recites the persona's private
+text (five words in a row from its description or the instructions) is never released: a prompt
+injection can make a small model echo its prompt, but not make the NPC say it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from npcvoice.dialogue.prompt import private_text
+from npcvoice.personas.schema import Persona
+from npcvoice.voice.text import SentenceBuffer
+
+_TAG_RE = re.compile(r"\[\s*(emotion|action)\s*[:=]\s*([^\]]*)\]", re.IGNORECASE)
+_BRACKETS_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|(?<!\*)\*(?!\*)[^*]+\*(?!\*)")
+_URL_RE = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
+_MARKDOWN_RE = re.compile(r"(\*\*|__|`+|^#+\s*|^\s*[-*+]\s+|^\s*\d+\.\s+)", re.MULTILINE)
+_ASSISTANT_RE = re.compile(
+    r"\b(as an ai|an ai (language )?model|language model|i am an ai|i'm an ai|as a (helpful )?assistant|"
+    r"i (cannot|can't) (assist|help) with that|openai|chatgpt)\b",
+    re.IGNORECASE,
+)
+_PARAMETER_RE = re.compile(r"(\w+)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s,]+)")
+LEAK_NGRAM = 5
+
+
+def _word_ngrams(text: str, n: int = LEAK_NGRAM) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Emotion:
+    emotion: str
+    intensity: float = 1.0
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+ReplyEvent = TextDelta | Sentence | Emotion | Action
+
+
+class ReplyFilter:
+    def __init__(self, persona: Persona) -> None:
+        self._persona = persona
+        self._raw = ""  # model text not yet released (may hold an unfinished tag or direction)
+        self._sentences = SentenceBuffer()
+        self._spoken: list[str] = []
+        self._sentence_index = 0
+        self._private = _word_ngrams(private_text(persona))
+        self.dropped_events = 0
+        self.dropped_sentences = 0
+
+    @property
+    def text(self) -> str:
+        """Everything released so far, as the player reads and hears it."""
+        return " ".join(self._spoken)
+
+    def feed(self, delta: str) -> list[ReplyEvent]:
+        self._raw += delta
+        # Hold back an unclosed [tag, (direction or *emote until it closes.
+        cut = unclosed_start(self._raw)
+        ready, self._raw = self._raw[:cut], self._raw[cut:]
+        events = self._tags(ready)
+        return events + self._release(self._sentences.add(self._strip(ready)))
+
+    def finish(self) -> list[ReplyEvent]:
+        """End of the model's output: release what is left (an unclosed direction is dropped)."""
+        leftover, self._raw = self._raw, ""
+        events = self._tags(leftover)
+        tail = self._strip(leftover[: unclosed_start(leftover)])
+        return events + self._release(self._sentences.add(tail) + self._sentences.flush())
+
+    def _tags(self, text: str) -> list[ReplyEvent]:
+        events: list[ReplyEvent] = []
+        for kind, body in _TAG_RE.findall(text):
+            event = self._emotion(body) if kind.lower() == "emotion" else self._action(body)
+            if event is None:
+                self.dropped_events += 1
+            else:
+                events.append(event)
+        return events
+
+    def _emotion(self, body: str) -> Emotion | None:
+        name = body.strip().lower().split()[0] if body.strip() else ""
+        return Emotion(name) if name in self._persona.emotions else None
+
+    def _action(self, body: str) -> Action | None:
+        words = body.strip().split(None, 1)
+        if not words:
+            return None
+        declared = self._persona.action(words[0].strip().lower())
+        if declared is None:
+            return None
+        given = {k: v.strip("\"'") for k, v in _PARAMETER_RE.findall(words[1] if len(words) > 1 else "")}
+        parameters: dict[str, str] = {}
+        for parameter in declared.parameters:
+            value = given.get(parameter.name)
+            if value is None:
+                if parameter.required:
+                    return None
+                continue
+            if parameter.choices and value not in parameter.choices:
+                return None
+            if parameter.type == "integer" and not re.fullmatch(r"-?\d+", value):
+                return None
+            if parameter.type == "number" and not re.fullmatch(r"-?\d+(\.\d+)?", value):
+                return None
+            if parameter.type == "boolean" and value.lower() not in ("true", "false"):
+                return None
+            parameters[parameter.name] = value
+        return Action(declared.name, parameters)
+
+    @staticmethod
+    def _strip(text: str) -> str:
+        text = _TAG_RE.sub(" ", text)
+        text = _BRACKETS_RE.sub(" ", text)
+        return _MARKDOWN_RE.sub(" ", text)
+
+    def _release(self, sentences: list[str]) -> list[ReplyEvent]:
+        events: list[ReplyEvent] = []
+        for raw_sentence in sentences:
+            sentence = re.sub(r"\s+([,.!?;:])", r"\1", " ".join(_URL_RE.sub(" ", raw_sentence).split()))
+            if not any(c.isalnum() for c in sentence):
+                continue
+            if _ASSISTANT_RE.search(sentence) or _word_ngrams(sentence) & self._private:
+                self.dropped_sentences += 1
+                continue
+            events.append(TextDelta(sentence if not self._spoken else " " + sentence))
+            events.append(Sentence(self._sentence_index, sentence))
+            self._spoken.append(sentence)
+            self._sentence_index += 1
+        return events
+
+
+def unclosed_start(text: str) -> int:
+    """Where an unclosed ``[``, ``(`` or single ``*`` begins in ``text``; ``len(text)`` if none is open."""
+    opened: int | None = None
+    closer = ""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        double_star = text.startswith("**", index)
+        if opened is None:
+            if char in "[(":
+                opened, closer = index, "]" if char == "[" else ")"
+            elif char == "*" and not double_star:
+                opened, closer = index, "*"
+        elif char == closer and not (closer == "*" and double_star):
+            opened = None
+        index += 2 if double_star else 1
+    return len(text) if opened is None else opened
