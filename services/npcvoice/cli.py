@@ -96,6 +96,10 @@ def schema(check: bool, path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["prepare-model"]:
+        from npcvoice.dialogue.prepare import main as prepare_main
+
+        return prepare_main(argv[1:])
     if len(argv) >= 2 and argv[0] == "serve":  # the service parses its own flags
         if argv[1] not in SERVICES:
             print(f"unknown service {argv[1]!r}; choose from {', '.join(START_ORDER)}", file=sys.stderr)
@@ -113,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--redis-port", type=int, default=REDIS_PORT)
     up.add_argument("--personas", type=Path, default=Path("npc_personas"), help="persona directory")
     commands.add_parser("serve", help="run one service: npcvoice serve SERVICE [flags]")
+    commands.add_parser("prepare-model", help="convert the bundled GGUF dialogue model to ONNX (once)")
     check = commands.add_parser("validate", help="check persona files")
     check.add_argument("paths", nargs="*", type=Path)
     schema_cmd = commands.add_parser("schema", help="write the persona JSON Schema")
