@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -79,7 +79,7 @@ def gguf_to_hf(gguf: Path, out: Path) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     # The weights are plain fp32 now; transformers would refuse to save a "GGUF-quantized" model otherwise.
-    model.hf_quantizer = None  # type: ignore[assignment]
+    cast(Any, model).hf_quantizer = None
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
