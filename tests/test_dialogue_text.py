@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from npcvoice.dialogue.prompt import MemoryView, Turn, build_messages, persona_core
+from npcvoice.dialogue.prompt import MemoryView, build_messages, persona_core
 from npcvoice.dialogue.reply import Action, Emotion, ReplyFilter, Sentence, TextDelta, unclosed_start
 from npcvoice.personas import load_persona
 from npcvoice.runtime.errors import InvalidArgument
+from npcvoice.turns import Turn
 from tests.conftest import PERSONA_DIR
 
 HILDA = load_persona(PERSONA_DIR / "blacksmith_hilda.yaml")

@@ -10,15 +10,15 @@ from __future__ import annotations
 import functools
 import json
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from npcvoice.runtime.errors import InvalidArgument, Unavailable
+from npcvoice.turns import Turn
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -30,16 +30,6 @@ MAX_FACTS = 200
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 PARTS = ("turns", "summary", "facts", "relationship")
 
-Role = Literal["player", "npc"]
-
-
-@dataclass(frozen=True)
-class MemoryTurn:
-    role: Role
-    text: str
-    interrupted: bool = False
-    time: float = field(default_factory=time.time)
-
 
 @dataclass
 class Memory:
@@ -47,7 +37,7 @@ class Memory:
 
     npc_id: str
     player_id: str
-    turns: list[MemoryTurn] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
     summary: str = ""
     player_facts: list[str] = field(default_factory=list)
     affinity: float = 0.0
@@ -124,7 +114,7 @@ class MemoryStore:
         return Memory(
             npc_id=npc_id,
             player_id=player_id,
-            turns=[MemoryTurn(**json.loads(t)) for t in turns],
+            turns=[Turn(**json.loads(t)) for t in turns],
             summary=(summary or b"").decode(),
             player_facts=[f.decode() for f in facts],
             affinity=float(relationship.get(b"affinity", 0.0)),
@@ -132,7 +122,7 @@ class MemoryStore:
         )
 
     @_redis_call
-    async def append_turns(self, npc_id: str, player_id: str, turns: list[MemoryTurn], ttl_s: float) -> None:
+    async def append_turns(self, npc_id: str, player_id: str, turns: list[Turn], ttl_s: float) -> None:
         """Append, trim and refresh the time to live in one transaction."""
         turns_key = self.key(npc_id, player_id, "turns")
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from npcvoice.conversation.memory import Memory, MemoryStore, MemoryTurn, check_id, check_memory
+from npcvoice.conversation.memory import Memory, MemoryStore, check_id, check_memory
 from npcvoice.personas import Persona, PersonaStore
 from npcvoice.runtime.errors import NotFound
 from npcvoice.runtime.server import Context
+from npcvoice.turns import Turn
 
 SECONDS_PER_DAY = 86400.0
 
@@ -31,7 +32,7 @@ def memory_to_proto(memory: Memory) -> conversation_pb2.MemorySnapshot:
 
 def memory_from_proto(snapshot: conversation_pb2.MemorySnapshot) -> Memory:
     turns = [
-        MemoryTurn(role=t.role, text=t.text, interrupted=t.interrupted, time=t.time)  # type: ignore[arg-type]
+        Turn(role=t.role, text=t.text, interrupted=t.interrupted, time=t.time)  # type: ignore[arg-type]
         for t in snapshot.turns
     ]
     return check_memory(

@@ -11,19 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from npcvoice.personas.schema import Persona
 from npcvoice.runtime.errors import InvalidArgument
-
-Role = Literal["player", "npc"]
-
-
-@dataclass(frozen=True)
-class Turn:
-    role: Role
-    text: str
-    interrupted: bool = False
+from npcvoice.turns import Turn
 
 
 @dataclass
