@@ -8,12 +8,11 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from npcvoice.redis_server import free_port
-from npcvoice.runtime.health_client import check_health
+from npcvoice.runtime.health_client import wait_until_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,11 +36,7 @@ def service_process(name: str, *extra: str, timeout_s: float = 120.0) -> Iterato
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=os.environ)
     address = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout_s
-        while check_health(address, timeout_s=1.0) != "SERVING":
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start")
-            time.sleep(0.2)
+        wait_until_serving(address, process, name=name, timeout_s=timeout_s)
         yield address
     finally:
         process.terminate()

@@ -13,22 +13,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from npcvoice.redis_server import free_port
+from npcvoice.runtime.health_client import wait_until_serving
 from tests.conftest import REPO_ROOT
 from tests.support import probe
-
-
-def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "probe service exited while starting"
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5).status == 1:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.1)
-    raise AssertionError("probe service never reported SERVING")
 
 
 def test_sigterm_lets_in_flight_calls_finish_refuses_new_ones_and_exits_cleanly():
@@ -41,7 +28,7 @@ def test_sigterm_lets_in_flight_calls_finish_refuses_new_ones_and_exits_cleanly(
         env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
     )
     try:
-        _wait_serving(address, process)
+        wait_until_serving(address, process, name="probe service", timeout_s=20)
         results: dict[str, object] = {}
 
         def slow_call() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
 from npcvoice.redis_server import RedisServer
 from npcvoice.runtime.config import load_service_config
-from npcvoice.runtime.health_client import check_health
+from npcvoice.runtime.health_client import wait_until_serving
 
 log = logging.getLogger("npcvoice.launcher")
 
@@ -86,19 +86,16 @@ class Launcher:
 
     def wait_until_serving(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        pending = {s.name: s for s in self.running}
-        while pending:
-            if self.stop_requested:
-                raise RuntimeError("stopped before every service was SERVING")
-            for name, service in list(pending.items()):
-                if service.process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {service.process.returncode} while starting")
-                if check_health(service.address, SERVICES[name].grpc_service, timeout_s=1.0) == "SERVING":
-                    log.info("%s SERVING on %s", name, service.address)
-                    del pending[name]
-            if pending and time.monotonic() > deadline:
-                raise RuntimeError(f"not SERVING after {timeout_s:.0f} s: {', '.join(pending)}")
-            time.sleep(0.2)
+        for service in self.running:  # they start in parallel; waiting in turn costs nothing extra
+            wait_until_serving(
+                service.address,
+                service.process,
+                SERVICES[service.name].grpc_service,
+                name=service.name,
+                timeout_s=max(0.0, deadline - time.monotonic()),
+                should_stop=lambda: self.stop_requested,
+            )
+            log.info("%s SERVING on %s", service.name, service.address)
 
     def first_exited(self) -> RunningService | None:
         return next((s for s in self.running if s.process.poll() is not None), None)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+from collections.abc import Callable
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -16,3 +20,24 @@ def check_health(address: str, service: str = "", timeout_s: float = 2.0) -> str
             code = exc.code() if isinstance(exc, grpc.Call) else None
             return "UNKNOWN_SERVICE" if code == grpc.StatusCode.NOT_FOUND else "UNREACHABLE"
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
+
+
+def wait_until_serving(
+    address: str,
+    process: subprocess.Popen[bytes],
+    service: str = "",
+    *,
+    name: str = "service",
+    timeout_s: float = 120.0,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Wait for a service process to report SERVING; RuntimeError if it exits, times out or is stopped."""
+    deadline = time.monotonic() + timeout_s
+    while check_health(address, service, timeout_s=1.0) != "SERVING":
+        if should_stop():
+            raise RuntimeError(f"stopped before {name} was SERVING")
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode} while starting")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} not SERVING after {timeout_s:.0f} s")
+        time.sleep(0.1)
