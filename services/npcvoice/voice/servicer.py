@@ -10,6 +10,7 @@ from npcvoice.audio import Encoding, encode
 from npcvoice.converters import encoding_from_proto
 from npcvoice.runtime.errors import InvalidArgument
 from npcvoice.runtime.server import Context
+from npcvoice.runtime.streams import open_stream
 from npcvoice.runtime.workers import WorkerPool
 from npcvoice.voice.engine import SpeechChunk, SynthesisSettings, VoiceEngine
 from npcvoice.voice.text import SentenceBuffer, split_for_synthesis
@@ -89,18 +90,14 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):
     async def SynthesizeStream(
         self, request_iterator: AsyncIterator[voice_pb2.SynthesizeStreamRequest], context: Context
     ) -> AsyncIterator[voice_pb2.SynthesizeStreamResponse]:
-        first = await anext(aiter(request_iterator), None)
-        if first is None or not first.HasField("config"):
-            raise InvalidArgument("config", "the first message of the stream must be a config")
+        first, requests = await open_stream(request_iterator)
         settings = self._engine.check(settings_from_proto(first.config))
         encoding = encoding_from_proto(first.config.output_format.encoding, "config.output_format.encoding")
         utterance = _Utterance(self._engine, self._workers, settings)
         buffer = SentenceBuffer(first_clause=settings.first_clause)
         limit = self._engine.options.max_text_chars * STREAM_TEXT_LIMIT_FACTOR
         received = 0
-        async for request in request_iterator:
-            if request.HasField("config"):
-                raise InvalidArgument("config", "only the first message of the stream may be a config")
+        async for request in requests:
             received += len(request.fragment.text)
             if received > limit:
                 raise InvalidArgument("fragment.text", f"a stream may carry at most {limit} characters")
