@@ -8,7 +8,7 @@ import numpy as np
 
 from npcvoice.api.npc.face.v1 import face_pb2, face_pb2_grpc
 from npcvoice.audio import check_sample_rate, decode
-from npcvoice.converters import encoding_from_proto
+from npcvoice.converters import input_format
 from npcvoice.face.audio_mode import animate_audio
 from npcvoice.face.engine import (
     ARKIT_SHAPES,
@@ -101,15 +101,13 @@ def animate_request(request: face_pb2.AnimateRequest) -> Animation:
         return animate_phonemes(relative, request.phonemes.sample_rate_hz, frame_rate, emotion, intensity)
     if source == "audio":
         clip = request.audio
-        check_sample_rate(clip.format.sample_rate_hz, "audio.format.sample_rate_hz")
-        samples = decode(
-            clip.audio, encoding_from_proto(clip.format.encoding, "audio.format.encoding"), "audio.audio"
-        )
+        encoding, rate = input_format(clip.format, "audio.format")
+        samples = decode(clip.audio, encoding, "audio.audio")
         if len(samples) == 0:
             raise InvalidArgument("audio.audio", "is empty")
-        if len(samples) / clip.format.sample_rate_hz > MAX_SECONDS:
+        if len(samples) / rate > MAX_SECONDS:
             raise InvalidArgument("audio.audio", f"at most {MAX_SECONDS:.0f} s of audio per request")
-        return animate_audio(np.asarray(samples), clip.format.sample_rate_hz, frame_rate, emotion, intensity)
+        return animate_audio(np.asarray(samples), rate, frame_rate, emotion, intensity)
     raise InvalidArgument("source", "give either phonemes or audio")
 
 

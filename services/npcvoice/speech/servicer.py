@@ -12,10 +12,11 @@ import numpy as np
 import soxr
 
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
-from npcvoice.audio import Encoding, check_sample_rate, decode, resample
-from npcvoice.converters import encoding_from_proto
+from npcvoice.audio import decode, resample
+from npcvoice.converters import input_format
 from npcvoice.runtime.errors import InvalidArgument, ResourceExhausted
 from npcvoice.runtime.server import Context
+from npcvoice.runtime.streams import open_stream
 from npcvoice.runtime.workers import WorkerPool
 from npcvoice.speech.engine import SAMPLE_RATE, RecognitionRequest, SpeechEngine, Transcript
 from npcvoice.speech.stream import SpeechEnded, SpeechStarted, UtteranceAudio, UtteranceDetector
@@ -42,12 +43,6 @@ def request_from_proto(config: speech_pb2.RecognitionConfig) -> RecognitionReque
     )
 
 
-def audio_format(config: speech_pb2.RecognitionConfig, prefix: str) -> tuple[Encoding, int]:
-    encoding = encoding_from_proto(config.audio_format.encoding, f"{prefix}.audio_format.encoding")
-    check_sample_rate(config.audio_format.sample_rate_hz, f"{prefix}.audio_format.sample_rate_hz")
-    return encoding, config.audio_format.sample_rate_hz
-
-
 def words_to_proto(transcript: Transcript, offset_s: float) -> list[speech_pb2.WordTiming]:
     return [
         speech_pb2.WordTiming(
@@ -69,7 +64,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         self, request: speech_pb2.RecognizeRequest, context: Context
     ) -> speech_pb2.RecognizeResponse:
         options = self._engine.options
-        encoding, rate = audio_format(request.config, "config")
+        encoding, rate = input_format(request.config.audio_format, "config.audio_format")
         recognition = self._engine.check(request_from_proto(request.config))
         samples = decode(request.audio, encoding, "audio")
         if len(samples) == 0:
@@ -95,11 +90,9 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
     async def StreamingRecognize(
         self, request_iterator: AsyncIterator[speech_pb2.StreamingRecognizeRequest], context: Context
     ) -> AsyncIterator[speech_pb2.StreamingRecognizeResponse]:
-        first = await anext(aiter(request_iterator), None)
-        if first is None or not first.HasField("config"):
-            raise InvalidArgument("config", "the first message of the stream must be a config")
+        first, requests = await open_stream(request_iterator)
         stream = _RecognitionStream(self._engine, self._workers, first.config)
-        async for response in stream.run(request_iterator):
+        async for response in stream.run(requests):
             yield response
 
 
@@ -112,7 +105,9 @@ class _RecognitionStream:
         options = engine.options
         self._engine = engine
         self._workers = workers
-        self._encoding, self._rate = audio_format(config.recognition, "config.recognition")
+        self._encoding, self._rate = input_format(
+            config.recognition.audio_format, "config.recognition.audio_format"
+        )
         self._recognition = engine.check(request_from_proto(config.recognition))
         ep = config.endpointing
         if ep.speech_threshold and not 0 < ep.speech_threshold < 1:
@@ -202,8 +197,6 @@ class _RecognitionStream:
     async def _read(self, request_iterator: AsyncIterator[speech_pb2.StreamingRecognizeRequest]) -> None:
         try:
             async for request in request_iterator:
-                if request.HasField("config"):
-                    raise InvalidArgument("config", "only the first message of the stream may be a config")
                 self._dispatch(self._detector.feed(self._audio(request.audio)))
             tail = np.asarray(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True), np.float32)
             self._dispatch(self._detector.feed(tail) + self._detector.finish())
