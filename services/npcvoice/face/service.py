@@ -5,17 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from pydantic import BaseModel, ConfigDict
 
 from npcvoice.api.npc.face.v1 import face_pb2, face_pb2_grpc
 from npcvoice.face.servicer import FaceServicer
 from npcvoice.runtime.server import Cleanup, Registration
 
+
+class FaceOptions(BaseModel):
+    """Options of the face service; frame rate and emotion come with each request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 GRPC_SERVICE = face_pb2.DESCRIPTOR.services_by_name["FaceService"].full_name
 
 
 async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
-    if options:
-        raise ValueError(f"the face service takes no engine options, got {sorted(options)}")
+    FaceOptions(**options)  # none yet: an unknown option is reported like any other service's
     face_pb2_grpc.add_FaceServiceServicer_to_server(FaceServicer(), server)
     return None
 

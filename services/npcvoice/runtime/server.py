@@ -83,7 +83,6 @@ class ServiceHost:
         self._server: grpc.aio.Server | None = None
         self._cleanup: Cleanup | None = None
         self._metrics_server: Any = None
-        self._stopping = asyncio.Event()
 
     @property
     def address(self) -> str:
@@ -139,7 +138,6 @@ class ServiceHost:
         if self._metrics_server is not None:
             self._metrics_server[0].shutdown()
         self._server = None
-        self._stopping.set()
         log.info("stopped")
 
     async def serve_until_signalled(self) -> None:

@@ -62,11 +62,10 @@ class SpeechEngine:
 
         self.options = options
         source = options.model or bundled_model_path()
-        device = "cpu" if options.device == "cpu" else ("cuda" if options.device == "cuda" else "auto")
         try:
             self.model: Any = WhisperModel(
                 source,
-                device=device,
+                device=options.device,
                 compute_type=options.compute_type,
                 cpu_threads=options.cpu_threads,
                 local_files_only=True,
@@ -74,6 +73,7 @@ class SpeechEngine:
         except Exception as exc:  # faster-whisper raises several kinds for a missing or bad model
             raise NotFound("speech model", source) from exc
         self.multilingual = bool(self.model.model.is_multilingual)
+        self._tokenizers: dict[str, Any] = {}
         device_used = self.model.model.device
         log.info("loaded speech model %s on %s (%s)", Path(source).name, device_used, options.compute_type,
                  extra={"model": source, "device": device_used})  # fmt: skip

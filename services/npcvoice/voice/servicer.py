@@ -96,18 +96,22 @@ class VoiceServicer(voice_pb2_grpc.VoiceServiceServicer):
         utterance = _Utterance(self._engine, self._workers, settings)
         buffer = SentenceBuffer(first_clause=settings.first_clause)
         limit = self._engine.options.max_text_chars * STREAM_TEXT_LIMIT_FACTOR
-        received = 0
-        async for request in requests:
-            received += len(request.fragment.text)
-            if received > limit:
-                raise InvalidArgument("fragment.text", f"a stream may carry at most {limit} characters")
-            pieces = buffer.add(request.fragment.text)
-            if request.fragment.flush:
-                pieces += buffer.flush()
-            for piece in pieces:
-                chunk = await utterance.speak(piece)
-                yield voice_pb2.SynthesizeStreamResponse(chunk=chunk_to_proto(chunk, encoding))
-        for piece in buffer.flush():
+
+        async def sentences() -> AsyncIterator[str]:
+            """Each sentence (or first clause) as soon as the fragments complete it; the rest at the end."""
+            received = 0
+            async for request in requests:
+                received += len(request.fragment.text)
+                if received > limit:
+                    raise InvalidArgument("fragment.text", f"a stream may carry at most {limit} characters")
+                for piece in buffer.add(request.fragment.text) + (
+                    buffer.flush() if request.fragment.flush else []
+                ):
+                    yield piece
+            for piece in buffer.flush():
+                yield piece
+
+        async for piece in sentences():
             chunk = await utterance.speak(piece)
             yield voice_pb2.SynthesizeStreamResponse(chunk=chunk_to_proto(chunk, encoding))
 
