@@ -139,13 +139,15 @@ def carry_gguf_blocks(onnx_dir: Path, hf_dir: Path) -> float:
         blocks = k // block
         w = _hf_weight(weights, node.name).astype(np.float32).reshape(n, blocks, block)
         codes_name, scales_name, zero_name = node.input[1], node.input[2], node.input[3]
+        # fp32 in the CPU variant, fp16 in the CUDA one: the new scales and offsets keep the graph's type.
+        dtype = helper.tensor_dtype_to_np_dtype(initializers[scales_name].data_type)
         if bits == 8:  # Q8_0: symmetric blocks, exact as uint8 codes around 128
             scale = np.abs(w).max(-1) / 127.0
             scale[scale == 0] = 1.0
             codes = (np.clip(np.rint(w / scale[..., None]), -128, 127) + 128).astype(np.uint8)
             worst = max(worst, float(np.abs((codes - 128.0) * scale[..., None] - w).max() / np.abs(w).max()))
             initializers[codes_name].CopyFrom(numpy_helper.from_array(codes, codes_name))
-            initializers[scales_name].CopyFrom(numpy_helper.from_array(scale.astype(np.float32), scales_name))
+            initializers[scales_name].CopyFrom(numpy_helper.from_array(scale.astype(dtype), scales_name))
             initializers[zero_name].CopyFrom(
                 numpy_helper.from_array(np.full((n, blocks), 128, np.uint8), zero_name)
             )
@@ -161,7 +163,7 @@ def carry_gguf_blocks(onnx_dir: Path, hf_dir: Path) -> float:
         zero = np.clip(np.rint(-low / scale), 0, 15).astype(np.uint8)
         padded_zero = np.concatenate([zero, np.zeros((n, 1), np.uint8)], 1) if blocks % 2 else zero
         initializers[codes_name].CopyFrom(numpy_helper.from_array(_pack_nibbles(codes), codes_name))
-        initializers[scales_name].CopyFrom(numpy_helper.from_array(scale.astype(np.float32), scales_name))
+        initializers[scales_name].CopyFrom(numpy_helper.from_array(scale.astype(dtype), scales_name))
         initializers[zero_name].CopyFrom(numpy_helper.from_array(_pack_nibbles(padded_zero), zero_name))
         rest = low + scale * zero.astype(np.float32)  # what the integer zero point leaves of each minimum
         source = node.input[0]
@@ -178,9 +180,7 @@ def carry_gguf_blocks(onnx_dir: Path, hf_dir: Path) -> float:
             )
             block_sums[source] = summed
         offsets = f"{node.name}/block_offsets"
-        graph.initializer.append(
-            numpy_helper.from_array(np.ascontiguousarray(rest.T.astype(np.float32)), offsets)
-        )
+        graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(rest.T.astype(dtype)), offsets))
         output, raw, correction = node.output[0], node.output[0] + "_codes", f"{node.name}/offset"
         node.output[0] = raw
         nodes.append(helper.make_node("MatMul", [block_sums[source], offsets], [correction]))
@@ -231,10 +231,15 @@ def _save(model: Any, onnx_dir: Path) -> None:
               all_tensors_to_one_file=True)  # fmt: skip
 
 
+def model_folder(gguf: Path, models_dir: Path, device: str, digest: str | None = None) -> Path:
+    """Where the ONNX model for ``gguf`` on ``device`` lives in ``models_dir`` (keyed by the file's hash)."""
+    return models_dir / f"{gguf.stem}-{(digest or file_hash(gguf))[:12]}-{device}"
+
+
 def prepare(gguf: Path, models_dir: Path, device: str = "cpu", force: bool = False) -> Path:
     """The ONNX model folder for ``gguf`` on ``device`` ("cpu" or "cuda"), built if not cached."""
     digest = file_hash(gguf)
-    out = models_dir / f"{gguf.stem}-{digest[:12]}-{device}"
+    out = model_folder(gguf, models_dir, device, digest)
     if (out / MANIFEST).exists() and not force:
         print(f"already prepared: {out}")
         return out
