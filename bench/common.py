@@ -11,15 +11,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from npcvoice.redis_server import free_port
-from npcvoice.runtime.health_client import wait_until_serving
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
 def service_process(name: str, *extra: str, timeout_s: float = 120.0) -> Iterator[str]:
     """Run ``npcvoice serve NAME`` as its own process, as in production; yields its address."""
+    from npcvoice.redis_server import free_port
+    from npcvoice.runtime.health_client import wait_until_serving
+
     port = free_port()
     command = [
         sys.executable,

@@ -117,3 +117,25 @@ def speak() -> Any:
         return engine.synthesize_piece(text, settings, 0, 0).audio
 
     return say
+
+
+@pytest.fixture(scope="session")
+def test_persona_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped personas plus the test personas in tests/personas (a canary, an unknown model...)."""
+    directory = tmp_path_factory.mktemp("personas")
+    for source in [*PERSONA_DIR.glob("*.yaml"), *(REPO_ROOT / "tests" / "personas").glob("*.yaml")]:
+        (directory / source.name).write_text(source.read_text())
+    return directory
+
+
+@pytest.fixture(scope="session")
+async def dialogue_service(test_persona_dir: Path) -> AsyncIterator[HostedService]:
+    """The real dialogue service on the model `./dev prepare-model` built into .models, on the CPU."""
+    options = {
+        "models_dir": str(REPO_ROOT / ".models"),
+        "persona_dir": str(test_persona_dir),
+        "device": "cpu",
+        "prewarm": False,  # so a test can see a cold first turn
+    }
+    async for service in _serve_for_session("dialogue", options):
+        yield service

@@ -9,7 +9,7 @@ oldest material goes first: the oldest turns, then lore, then the summary, then 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from npcvoice.personas.schema import Persona
@@ -77,11 +77,18 @@ def build_messages(
     count_tokens: Callable[[list[Message]], int],
     budget: int,
     player_name: str = "",
+    rendered: Mapping[tuple[str, str], str] | None = None,
 ) -> list[Message]:
-    """Chat messages for the model, fitted to ``budget`` tokens as counted by ``count_tokens``."""
+    """Chat messages for the model, fitted to ``budget`` tokens as counted by ``count_tokens``.
+
+    ``rendered`` maps a past turn's (role, text) to the content it had when it was first sent; those
+    turns are written the same way again so that a cached prompt prefix stays valid.
+    """
     turns = list(memory.recent_turns)
     conversation = " ".join([*(t.text for t in turns[-4:]), player_text])
-    lore = [entry.text for entry in persona.lore_for(conversation)]
+    # Lore already written into a past message the model still sees is not repeated.
+    earlier = " ".join((rendered or {}).get((t.role, t.text), "") for t in turns)
+    lore = [entry.text for entry in persona.lore_for(conversation) if entry.text not in earlier]
     summary, facts = memory.summary, list(memory.player_facts)
 
     def assemble() -> list[Message]:
@@ -92,14 +99,18 @@ def build_messages(
             context.append(f"Earlier: {summary}")
         if facts:
             context.append("The player told you: " + " ".join(facts))
-        context.append(_relationship(memory))
+        if memory.affinity or memory.trust:
+            context.append(_relationship(memory))
         if lore:
             context.append("You know: " + " ".join(lore))
         messages = [{"role": "system", "content": persona_core(persona)}]
         for turn in turns:
-            text = turn.text + (" [interrupted]" if turn.interrupted else "")
+            text = (rendered or {}).get((turn.role, turn.text)) if not turn.interrupted else None
+            if text is None:
+                text = turn.text + (" [interrupted]" if turn.interrupted else "")
             messages.append({"role": "user" if turn.role == "player" else "assistant", "content": text})
-        messages.append({"role": "user", "content": f"({' '.join(context)})\n{player_text}"})
+        line = f"({' '.join(context)})\n{player_text}" if context else player_text
+        messages.append({"role": "user", "content": line})
         return messages
 
     messages = assemble()

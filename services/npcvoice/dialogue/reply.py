@@ -32,6 +32,23 @@ _PARAMETER_RE = re.compile(r"(\w+)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s,]+)")
 LEAK_NGRAM = 5
 
 
+def secret_words(persona: Persona) -> set[str]:
+    """Code-like words of the private text (with a digit, or in capitals) that nothing public contains.
+
+    A writer who puts a password or a code in a description means it to stay there; such a word is
+    never said alone either, where five words in a row would not catch it.
+    """
+    public = " ".join(
+        [persona.display_name, persona.greeting, *persona.example_lines, *(e.text for e in persona.lore)]
+    )
+    public_words = set(re.findall(r"[a-z0-9']+", public.lower()))
+    found: set[str] = set()
+    for word in private_text(persona).split():
+        if any(c.isdigit() for c in word) or (sum(c.isupper() for c in word) >= 3 and word.upper() == word):
+            found.update(part for part in re.findall(r"[a-z0-9']+", word.lower()) if len(part) >= 3)
+    return found - public_words
+
+
 def _word_ngrams(text: str, n: int = LEAK_NGRAM) -> set[tuple[str, ...]]:
     words = re.findall(r"[a-z0-9']+", text.lower())
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
@@ -71,6 +88,7 @@ class ReplyFilter:
         self._spoken: list[str] = []
         self._sentence_index = 0
         self._private = _word_ngrams(private_text(persona))
+        self._secrets = secret_words(persona)
         self.dropped_events = 0
         self.dropped_sentences = 0
 
@@ -87,12 +105,25 @@ class ReplyFilter:
         events = self._tags(ready)
         return events + self._release(self._sentences.add(self._strip(ready)))
 
-    def finish(self) -> list[ReplyEvent]:
-        """End of the model's output: release what is left (an unclosed direction is dropped)."""
+    def finish(self, complete_only: bool = False) -> list[ReplyEvent]:
+        """End of the model's output: release what is left (an unclosed direction is dropped).
+
+        ``complete_only`` (the reply was cut at its length limit) drops a last sentence that never
+        ended, unless it would be all the NPC says: better three whole sentences than "... and it's".
+        """
         leftover, self._raw = self._raw, ""
         events = self._tags(leftover)
         tail = self._strip(leftover[: unclosed_start(leftover)])
-        return events + self._release(self._sentences.add(tail) + self._sentences.flush())
+        sentences = self._sentences.add(tail)
+        rest = self._sentences.flush()
+        if complete_only and (self._spoken or sentences):
+            rest = [s for s in rest if s.rstrip("\"')").endswith((".", "!", "?", "\u2026"))]
+        return events + self._release(sentences + rest)
+
+    @property
+    def sentences(self) -> int:
+        """Sentences released so far."""
+        return self._sentence_index
 
     def _tags(self, text: str) -> list[ReplyEvent]:
         events: list[ReplyEvent] = []
@@ -146,7 +177,12 @@ class ReplyFilter:
             sentence = re.sub(r"\s+([,.!?;:])", r"\1", " ".join(_URL_RE.sub(" ", raw_sentence).split()))
             if not any(c.isalnum() for c in sentence):
                 continue
-            if _ASSISTANT_RE.search(sentence) or _word_ngrams(sentence) & self._private:
+            words = set(re.findall(r"[a-z0-9']+", sentence.lower()))
+            if (
+                _ASSISTANT_RE.search(sentence)
+                or _word_ngrams(sentence) & self._private
+                or words & self._secrets
+            ):
                 self.dropped_sentences += 1
                 continue
             events.append(TextDelta(sentence if not self._spoken else " " + sentence))

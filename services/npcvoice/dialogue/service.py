@@ -6,16 +6,29 @@ from typing import Any
 
 import grpc
 
-from npcvoice.api.npc.dialogue.v1 import dialogue_pb2
+from npcvoice.api.npc.dialogue.v1 import dialogue_pb2, dialogue_pb2_grpc
+from npcvoice.dialogue.engine import DialogueEngine
+from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
+from npcvoice.dialogue.servicer import DialogueServicer
 from npcvoice.runtime.server import Cleanup, Registration
+from npcvoice.runtime.workers import WorkerPool
 
 GRPC_SERVICE = dialogue_pb2.DESCRIPTOR.services_by_name["DialogueService"].full_name
 
 
 async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
-    # The engine arrives with the dialogue service's own issue. Until then no servicer is registered and
-    # gRPC answers every call UNIMPLEMENTED; the service still starts, reports health and metrics.
-    return None
+    settings = DialogueOptions(**options)
+    engine = DialogueEngine(settings)
+    engine.model(BUNDLED_MODEL_ID)  # load before SERVING, so the first request is not slow
+    # Every active reply or summary has at most one step waiting, and so has each persona being
+    # prefilled ahead, so the pool's queue does not refuse a reply that was admitted.
+    workers = WorkerPool("dialogue", settings.workers, settings.max_active + len(engine.personas.all()) + 8)
+    servicer = DialogueServicer(engine, workers)
+    dialogue_pb2_grpc.add_DialogueServiceServicer_to_server(servicer, server)
+    if settings.prewarm:
+        for persona in engine.personas.all():
+            servicer.warm(persona.id)
+    return workers.aclose
 
 
 REGISTRATION = Registration(grpc_service=GRPC_SERVICE, register=register)

@@ -1,0 +1,107 @@
+"""Conversations' KV caches kept between turns, within a memory budget.
+
+A conversation's generator holds the key/value cache of every token it has seen, so the next turn only
+prefills what is new. Each cache costs ``max_length × bytes per token`` (the buffer is allocated up
+front); when the total is over budget the least recently used idle conversation goes first. A
+conversation in use is never evicted. Losing one only costs its next turn a full prefill.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+CACHE_BYTES = Gauge("npcvoice_dialogue_cache_bytes", "Memory held by conversations' KV caches.")
+CACHE_EVICTIONS = Counter("npcvoice_dialogue_cache_evictions_total", "Conversations evicted for memory.")
+
+
+@dataclass
+class Conversation:
+    key: str
+    model_id: str
+    generator: Any  # onnxruntime_genai.Generator (or a stand-in in unit tests)
+    max_length: int
+    nbytes: int
+    tokens: list[int] = field(default_factory=list)
+    # How each past turn was written into the prompt, so the next prompt repeats it token for token.
+    rendered: dict[tuple[str, str], str] = field(default_factory=dict)
+    busy: threading.Lock = field(default_factory=threading.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class ConversationCache:
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget_bytes = budget_bytes
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, Conversation] = OrderedDict()
+
+    def get(self, key: str) -> Conversation | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                entry.last_used = time.monotonic()
+            return entry
+
+    def put(self, entry: Conversation) -> None:
+        """Store (or replace) ``entry`` as the most recently used, then evict down to the budget."""
+        with self._lock:
+            self._entries[entry.key] = entry
+            self._entries.move_to_end(entry.key)
+            entry.last_used = time.monotonic()
+            self._evict()
+
+    def take(self, key: str) -> Conversation | None:
+        """Remove and return the idle entry under ``key``, if any."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.busy.locked():
+                return None
+            del self._entries[key]
+            self._update_gauge()
+            return entry
+
+    def discard(self, key: str, entry: Conversation | None = None) -> None:
+        """Forget ``key`` (only if it still maps to ``entry``, when given)."""
+        with self._lock:
+            if key in self._entries and (entry is None or self._entries[key] is entry):
+                del self._entries[key]
+            self._update_gauge()
+
+    def trim(self) -> None:
+        with self._lock:
+            self._evict()
+
+    @property
+    def total_bytes(self) -> int:
+        with self._lock:
+            return sum(e.nbytes for e in self._entries.values())
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def _evict(self) -> None:
+        total = sum(e.nbytes for e in self._entries.values())
+        for key in list(self._entries):
+            if total <= self.budget_bytes:
+                break
+            entry = self._entries[key]
+            if entry.busy.locked():
+                continue
+            del self._entries[key]
+            total -= entry.nbytes
+            CACHE_EVICTIONS.inc()
+        CACHE_BYTES.set(total)
+
+    def _update_gauge(self) -> None:
+        CACHE_BYTES.set(sum(e.nbytes for e in self._entries.values()))

@@ -1,0 +1,61 @@
+"""Options of the dialogue service (the ``engine:`` section of its configuration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BUNDLED_MODEL_ID = "smollm2-135m"
+
+
+class DialogueOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    persona_dir: Path = Field(Path("npc_personas"), description="Directory of persona YAML files.")
+    models_dir: Path = Field(
+        Path(".models"), description="Where `npcvoice prepare-model` puts the bundled model."
+    )
+    models: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Model ids a persona may name, each an onnxruntime-genai model folder "
+        f"(naming {BUNDLED_MODEL_ID!r} here replaces the prepared bundled model).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model runs; auto takes CUDA when this onnxruntime-genai has it."
+    )
+    cuda_graph: bool = Field(
+        True,
+        description="On CUDA, replay each one-token step as a CUDA graph (about 4x the decode speed on an "
+        "H200, same replies); off for debugging.",
+    )
+    context_tokens: int = Field(
+        1024, ge=256, le=8192, description="Longest prompt plus reply one conversation may hold."
+    )
+    growth_tokens: int = Field(
+        384, ge=0, description="Room kept in a conversation's KV cache for its next turns."
+    )
+    cache_budget_mb: float = Field(
+        512.0, ge=0, description="Memory for conversations' KV caches; the least recently used go first."
+    )
+    prefill_chunk: int = Field(
+        128, ge=16, description="Prompt tokens run in one step, so a long prompt does not stall others."
+    )
+    max_tokens_limit: int = Field(512, ge=1, description="Largest max_tokens a request may ask for.")
+    max_player_chars: int = Field(1000, ge=1, description="Longest player line a request may carry.")
+    max_memory_chars: int = Field(
+        32000, ge=1, description="Most text (turns, summary, facts) a request's memory may carry."
+    )
+    workers: int = Field(1, ge=1, description="Model steps run at once (one token or prompt chunk each).")
+    max_active: int = Field(
+        16,
+        ge=1,
+        description="Replies generated at once, interleaved token by token; more get RESOURCE_EXHAUSTED.",
+    )
+    prewarm: bool = Field(
+        True, description="At start, prefill each persona's fixed prompt so first meetings start fast."
+    )
+    cache_wait_s: float = Field(
+        2.0, ge=0, description="How long a turn waits for the same conversation's previous turn to let go."
+    )
