@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from npcvoice.dialogue.cache import Conversation, ConversationCache
-from npcvoice.dialogue.engine import common_prefix, player_facts
+from npcvoice.dialogue.engine import common_prefix
 from npcvoice.dialogue.prompt import MemoryView, build_messages
 from npcvoice.dialogue.reply import ReplyFilter, secret_words
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher, check_sampling
 from npcvoice.personas.loader import load_persona
 from npcvoice.runtime.errors import InvalidArgument
-from npcvoice.turns import Turn
+from npcvoice.turns import Turn, player_facts
 from tests.conftest import PERSONA_DIR, REPO_ROOT
 
 HILDA = load_persona(PERSONA_DIR / "blacksmith_hilda.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -16,3 +17,20 @@ class Turn:
     # The NPC was cut off (barge-in); ``text`` holds only what the player heard.
     interrupted: bool = False
     time: float = field(default_factory=time.time)
+
+
+_FACT_RE = re.compile(
+    r"\b(my name is|i am|i'm|i have|i've|i live|i come from|i work|my \w+ (is|was|are))\b", re.IGNORECASE
+)
+
+
+def player_facts(turns: list[Turn]) -> list[str]:
+    """What the player said about themselves: their first-person statements, one sentence each."""
+    facts: list[str] = []
+    for turn in turns:
+        if turn.role != "player":
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+", turn.text.strip()):
+            if _FACT_RE.search(sentence) and not sentence.endswith("?") and sentence not in facts:
+                facts.append(sentence)
+    return facts

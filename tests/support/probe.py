@@ -16,7 +16,7 @@ import grpc
 from npcvoice.runtime import errors
 from npcvoice.runtime.config import ServerSettings
 from npcvoice.runtime.logs import configure_logging
-from npcvoice.runtime.server import Cleanup, Registration, ServiceHost
+from npcvoice.runtime.server import Cleanup, Health, Registration, ServiceHost
 
 PROBE_SERVICE = "npcvoice.test.Probe"
 
@@ -47,7 +47,7 @@ def _unary(behaviour: Any) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(behaviour)
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
+async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
     handlers = {
         "Echo": _unary(echo),
         "Slow": _unary(slow),

@@ -45,6 +45,18 @@ class Memory:
     version: int = SNAPSHOT_VERSION
 
 
+@dataclass(frozen=True)
+class TurnRecord:
+    """What one finished turn adds to memory."""
+
+    npc_id: str
+    player_id: str
+    turns: list[Turn]
+    new_facts: list[str]
+    affinity: float
+    trust: float
+
+
 def check_id(value: str, field_name: str) -> str:
     if not _ID_RE.match(value):
         raise InvalidArgument(field_name, "must be 1-128 characters of letters, digits and _ . : @ -, "
@@ -128,6 +140,36 @@ class MemoryStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(turns_key, *[json.dumps(asdict(t)) for t in turns])
             pipe.ltrim(turns_key, -MAX_STORED_TURNS, -1)
+            self._expire(pipe, npc_id, player_id, ttl_s)
+            await pipe.execute()
+
+    @_redis_call
+    async def record_turn(self, record: TurnRecord, ttl_s: float) -> None:
+        """One finished turn: its lines appended (and trimmed), new facts, the relationship, the TTL, in
+        one transaction: a turn is stored whole or not at all."""
+        turns_key, _, facts_key, relationship_key = self._keys(record.npc_id, record.player_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(turns_key, *[json.dumps(asdict(t)) for t in record.turns])
+            pipe.ltrim(turns_key, -MAX_STORED_TURNS, -1)
+            if record.new_facts:
+                pipe.rpush(facts_key, *record.new_facts)
+                pipe.ltrim(facts_key, -MAX_FACTS, -1)
+            pipe.hset(relationship_key, mapping={"affinity": record.affinity, "trust": record.trust})
+            self._expire(pipe, record.npc_id, record.player_id, ttl_s)
+            await pipe.execute()
+
+    @_redis_call
+    async def fold_summary(
+        self, npc_id: str, player_id: str, folded_turns: int, summary: str, new_facts: list[str], ttl_s: float
+    ) -> None:
+        """Replace the oldest ``folded_turns`` turns by ``summary`` (turns appended meanwhile stay)."""
+        turns_key, summary_key, facts_key, _ = self._keys(npc_id, player_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.ltrim(turns_key, folded_turns, -1)
+            pipe.set(summary_key, summary)
+            if new_facts:
+                pipe.rpush(facts_key, *new_facts)
+                pipe.ltrim(facts_key, -MAX_FACTS, -1)
             self._expire(pipe, npc_id, player_id, ttl_s)
             await pipe.execute()
 

@@ -16,3 +16,16 @@ class GatewayOptions(BaseModel):
     dialogue_address: str = "127.0.0.1:50052"
     voice_address: str = "127.0.0.1:50053"
     face_address: str = "127.0.0.1:50054"
+    reply_timeout_s: float = Field(
+        60.0, gt=0, description="Deadline of one reply from the dialogue service (the whole stream)."
+    )
+    synthesis_timeout_s: float = Field(20.0, gt=0, description="Deadline of one sentence's synthesis.")
+    animation_timeout_s: float = Field(5.0, gt=0, description="Deadline of one sentence's visemes.")
+    summary_timeout_s: float = Field(60.0, gt=0, description="Deadline of one background summary.")
+    memory_timeout_s: float = Field(
+        2.0, gt=0, description="How long a turn waits for Redis before it goes on without it."
+    )
+    replay_interval_s: float = Field(
+        0.5, gt=0, description="While Redis is away, how often the gateway tries to write what it holds."
+    )
+    max_text_chars: int = Field(1000, ge=1, description="Longest typed player line.")

@@ -10,18 +10,19 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from npcvoice.conversation.gateway import Gateway
 from npcvoice.conversation.memory import MemoryStore
 from npcvoice.conversation.options import GatewayOptions
 from npcvoice.conversation.servicer import ConversationServicer
 from npcvoice.personas import PersonaStore
-from npcvoice.runtime.server import Cleanup, Registration
+from npcvoice.runtime.server import Cleanup, Health, Registration
 
 GRPC_SERVICE = conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name
 
 log = logging.getLogger("npcvoice.conversation")
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
+async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
     settings = GatewayOptions(**options)
     personas = PersonaStore(settings.persona_dir)
     log.info("%d personas in %s", len(personas.all()), settings.persona_dir)
@@ -31,11 +32,12 @@ async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup 
         log.info("memory store reachable at %s", settings.redis_url)
     except RedisError as exc:
         log.warning("memory store at %s not reachable yet: %s", settings.redis_url, exc)
-    conversation_pb2_grpc.add_ConversationServiceServicer_to_server(
-        ConversationServicer(personas, MemoryStore(memory)), server
-    )
+    gateway = Gateway(settings, personas, MemoryStore(memory), health)
+    await gateway.start()
+    conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationServicer(gateway), server)
 
     async def close() -> None:
+        await gateway.aclose()
         await memory.aclose()
 
     return close

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from npcvoice.conversation.memory import Memory, MemoryStore, check_id, check_memory
-from npcvoice.personas import Persona, PersonaStore
-from npcvoice.runtime.errors import NotFound
+from npcvoice.conversation.gateway import Gateway
+from npcvoice.conversation.memory import Memory, check_id, check_memory
+from npcvoice.conversation.session import Session, settings_from_proto
+from npcvoice.personas import Persona
 from npcvoice.runtime.server import Context
+from npcvoice.runtime.streams import open_stream
 from npcvoice.turns import Turn
-
-SECONDS_PER_DAY = 86400.0
 
 
 def memory_to_proto(memory: Memory) -> conversation_pb2.MemorySnapshot:
@@ -50,15 +51,13 @@ def memory_from_proto(snapshot: conversation_pb2.MemorySnapshot) -> Memory:
 
 
 class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
-    def __init__(self, personas: PersonaStore, memory: MemoryStore) -> None:
-        self._personas = personas
-        self._memory = memory
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._personas = gateway.personas
+        self._memory = gateway.memory
 
     def _persona(self, npc_id: str, field_name: str = "npc_id") -> Persona:
-        persona = self._personas.get(check_id(npc_id, field_name))
-        if persona is None:
-            raise NotFound("NPC", npc_id, [p.id for p in self._personas.all()])
-        return persona
+        return self._gateway.persona(npc_id, field_name)
 
     async def ListNpcs(
         self, request: conversation_pb2.ListNpcsRequest, context: Context
@@ -87,7 +86,7 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
     ) -> conversation_pb2.ImportMemoryResponse:
         memory = memory_from_proto(request.snapshot)
         persona = self._persona(memory.npc_id, "snapshot.npc_id")
-        await self._memory.replace(memory, persona.memory.ttl_days * SECONDS_PER_DAY)
+        await self._memory.replace(memory, self._gateway.ttl_s(persona))
         return conversation_pb2.ImportMemoryResponse()
 
     async def ResetMemory(
@@ -97,9 +96,19 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
         await self._memory.reset(request.npc_id, check_id(request.player_id, "player_id"))
         return conversation_pb2.ResetMemoryResponse()
 
-    # The turn pipeline (speech -> dialogue -> voice -> face) comes with the gateway's own issue; until
-    # then Converse answers UNIMPLEMENTED through the runtime.
-    def Converse(
+    async def Converse(
         self, request_iterator: AsyncIterator[conversation_pb2.ConverseRequest], context: Context
     ) -> AsyncIterator[conversation_pb2.ConverseResponse]:
-        raise NotImplementedError
+        first, requests = await open_stream(request_iterator)
+        settings = settings_from_proto(first.config)
+        session = Session(self._gateway, settings)
+        yield conversation_pb2.ConverseResponse(started=await session.start())
+        reader = asyncio.create_task(session.read(requests))
+        try:
+            while (event := await session.out.get()) is not None:
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+        finally:
+            reader.cancel()
+            await session.interrupt_quietly()

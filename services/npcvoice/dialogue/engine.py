@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher, c
 from npcvoice.personas.loader import PersonaStore
 from npcvoice.personas.schema import Persona
 from npcvoice.runtime.errors import InvalidArgument, NotFound
-from npcvoice.turns import Turn
+from npcvoice.turns import Turn, player_facts
 
 log = logging.getLogger("npcvoice.dialogue")
 
@@ -428,23 +427,6 @@ class SummaryJob:
             f"{self._previous} {summary}".strip() if self._previous and summary else summary or self._previous
         )
         return joined, player_facts(self._turns)
-
-
-_FACT_RE = re.compile(
-    r"\b(my name is|i am|i'm|i have|i've|i live|i come from|i work|my \w+ (is|was|are))\b", re.IGNORECASE
-)
-
-
-def player_facts(turns: list[Turn]) -> list[str]:
-    """What the player said about themselves: their first-person statements, one sentence each."""
-    facts: list[str] = []
-    for turn in turns:
-        if turn.role != "player":
-            continue
-        for sentence in re.split(r"(?<=[.!?])\s+", turn.text.strip()):
-            if _FACT_RE.search(sentence) and not sentence.endswith("?") and sentence not in facts:
-                facts.append(sentence)
-    return facts
 
 
 class Generation:

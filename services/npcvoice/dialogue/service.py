@@ -10,13 +10,13 @@ from npcvoice.api.npc.dialogue.v1 import dialogue_pb2, dialogue_pb2_grpc
 from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.servicer import DialogueServicer
-from npcvoice.runtime.server import Cleanup, Registration
+from npcvoice.runtime.server import Cleanup, Health, Registration
 from npcvoice.runtime.workers import WorkerPool
 
 GRPC_SERVICE = dialogue_pb2.DESCRIPTOR.services_by_name["DialogueService"].full_name
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
+async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
     settings = DialogueOptions(**options)
     engine = DialogueEngine(settings)
     engine.model(BUNDLED_MODEL_ID)  # load before SERVING, so the first request is not slow

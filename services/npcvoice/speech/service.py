@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
-from npcvoice.runtime.server import Cleanup, Registration
+from npcvoice.runtime.server import Cleanup, Health, Registration
 from npcvoice.runtime.workers import WorkerPool
 from npcvoice.speech.engine import SpeechEngine
 from npcvoice.speech.options import SpeechOptions
@@ -17,7 +17,7 @@ from npcvoice.speech.vad import SileroStream
 GRPC_SERVICE = speech_pb2.DESCRIPTOR.services_by_name["SpeechService"].full_name
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
+async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
     settings = SpeechOptions(**options)
     engine = SpeechEngine(settings)
     SileroStream()  # load the voice-activity model before SERVING

@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 
 from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
-from npcvoice.runtime.server import Cleanup, Registration
+from npcvoice.runtime.server import Cleanup, Health, Registration
 from npcvoice.runtime.workers import WorkerPool
 from npcvoice.voice.engine import VoiceEngine
 from npcvoice.voice.options import VoiceOptions
@@ -16,7 +16,7 @@ from npcvoice.voice.servicer import VoiceServicer
 GRPC_SERVICE = voice_pb2.DESCRIPTOR.services_by_name["VoiceService"].full_name
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any]) -> Cleanup | None:
+async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
     settings = VoiceOptions(**options)
     engine = VoiceEngine(settings)
     engine.load(engine.default_voice)  # load before SERVING, so the first request is not slow

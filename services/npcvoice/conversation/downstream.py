@@ -1,0 +1,85 @@
+"""The gateway's channels to the speech, dialogue, voice and face services.
+
+Every call has a deadline. A downstream failure becomes ``Unavailable`` naming the service and its
+address (a dead service must give the game a clear UNAVAILABLE, never a hang); a request the downstream
+refuses keeps its status. Channels reconnect on their own, quickly, once a service is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import grpc
+
+from npcvoice.api.npc.dialogue.v1 import dialogue_pb2_grpc
+from npcvoice.api.npc.face.v1 import face_pb2_grpc
+from npcvoice.api.npc.speech.v1 import speech_pb2_grpc
+from npcvoice.api.npc.voice.v1 import voice_pb2_grpc
+from npcvoice.conversation.options import GatewayOptions
+from npcvoice.runtime.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ServiceError,
+    Unavailable,
+)
+
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 10000),
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
+
+_PASSED_ON: dict[grpc.StatusCode, type[ServiceError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+}
+
+
+class Downstream:
+    def __init__(self, options: GatewayOptions) -> None:
+        self.options = options
+        self.addresses = {
+            "speech": options.speech_address,
+            "dialogue": options.dialogue_address,
+            "voice": options.voice_address,
+            "face": options.face_address,
+        }
+        self._channels = {
+            name: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            for name, address in self.addresses.items()
+        }
+        self.speech = speech_pb2_grpc.SpeechServiceStub(self._channels["speech"])
+        self.dialogue = dialogue_pb2_grpc.DialogueServiceStub(self._channels["dialogue"])
+        self.voice = voice_pb2_grpc.VoiceServiceStub(self._channels["voice"])
+        self.face = face_pb2_grpc.FaceServiceStub(self._channels["face"])
+
+    @contextlib.contextmanager
+    def calling(self, service: str) -> Iterator[None]:
+        """Turn a failed call to ``service`` into the error the gateway's client should see."""
+        try:
+            yield
+        except grpc.aio.AioRpcError as error:
+            raise self.error(service, error) from error
+
+    def error(self, service: str, error: grpc.aio.AioRpcError) -> ServiceError:
+        details = error.details() or error.code().name
+        passed_on = _PASSED_ON.get(error.code())
+        if passed_on is not None:  # the request was refused: same status, the downstream's message
+            refused = passed_on.__new__(passed_on)
+            ServiceError.__init__(refused, f"{service} service: {details}")
+            return refused
+        return Unavailable(
+            f"{service} service at {self.addresses[service]} failed: {error.code().name}: {details}"
+        )
+
+    async def aclose(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()

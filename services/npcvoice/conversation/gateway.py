@@ -1,0 +1,194 @@
+"""What every conversation on this gateway shares: personas, the downstream services, and memory that
+survives Redis going away.
+
+A finished turn is acknowledged to the game (TurnEnd) only once its memory write is either in Redis or in
+the gateway's replay queue. While Redis is away, turns go on from each session's own copy of the memory,
+the health name ``MEMORY_HEALTH`` reports NOT_SERVING, and the queue is written back, in order, as soon as
+Redis answers again. Older turns are folded into a summary by the dialogue model in the background, never
+on a turn's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+import grpc
+from grpc_health.v1 import health_pb2
+from prometheus_client import Gauge, Histogram
+
+from npcvoice.api.npc.dialogue.v1 import dialogue_pb2
+from npcvoice.conversation.downstream import Downstream
+from npcvoice.conversation.memory import Memory, MemoryStore, TurnRecord, check_id
+from npcvoice.conversation.options import GatewayOptions
+from npcvoice.personas import Persona, PersonaStore
+from npcvoice.runtime.errors import NotFound, Unavailable
+from npcvoice.runtime.server import Health
+from npcvoice.turns import Turn, player_facts
+
+log = logging.getLogger("npcvoice.conversation")
+
+MEMORY_HEALTH = "npcvoice.conversation.memory"
+SECONDS_PER_DAY = 86400.0
+
+LATENCY = Histogram(
+    "npcvoice_conversation_latency_seconds",
+    "Turn latency from the end of the player's speech (or their typed line) to each stage.",
+    ["stage"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+)
+PENDING_WRITES = Gauge("npcvoice_conversation_pending_memory_writes", "Turns waiting for Redis to return.")
+
+
+def to_dialogue_role(role: str) -> dialogue_pb2.Role.ValueType:
+    return dialogue_pb2.ROLE_PLAYER if role == "player" else dialogue_pb2.ROLE_NPC
+
+
+def to_dialogue_turns(turns: list[Turn]) -> list[dialogue_pb2.Turn]:
+    return [
+        dialogue_pb2.Turn(role=to_dialogue_role(t.role), text=t.text, interrupted=t.interrupted)
+        for t in turns
+    ]
+
+
+class Gateway:
+    def __init__(
+        self, options: GatewayOptions, personas: PersonaStore, memory: MemoryStore, health: Health | None
+    ) -> None:
+        self.options = options
+        self.personas = personas
+        self.memory = memory
+        self.downstream = Downstream(options)
+        self._health = health
+        self._pending: deque[TurnRecord] = deque()
+        self._replay: asyncio.Task[None] | None = None
+        self._summarizing: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
+
+    def persona(self, npc_id: str, field_name: str = "npc_id") -> Persona:
+        persona = self.personas.get(check_id(npc_id, field_name))
+        if persona is None:
+            raise NotFound("NPC", npc_id, [p.id for p in self.personas.all()])
+        return persona
+
+    @staticmethod
+    def ttl_s(persona: Persona) -> float:
+        return persona.memory.ttl_days * SECONDS_PER_DAY
+
+    # --- memory ------------------------------------------------------------------------------------------
+
+    @property
+    def memory_degraded(self) -> bool:
+        return bool(self._pending)
+
+    async def load_memory(self, npc_id: str, player_id: str) -> Memory | None:
+        """The stored memory, with any queued writes flushed first; None while Redis is away."""
+        try:
+            async with asyncio.timeout(self.options.memory_timeout_s):
+                await self._flush()
+                if self._pending:
+                    return None
+                return await self.memory.load(npc_id, player_id)
+        except (Unavailable, TimeoutError) as error:
+            log.warning("memory of %s/%s not readable, going on without Redis: %s", npc_id, player_id, error)
+            return None
+
+    async def record(self, record: TurnRecord, persona: Persona) -> None:
+        """Store a finished turn, or queue it for replay; either way it is not lost once this returns."""
+        self._pending.append(record)
+        PENDING_WRITES.set(len(self._pending))
+        try:
+            async with asyncio.timeout(self.options.memory_timeout_s):
+                await self._flush()
+        except TimeoutError:
+            pass
+        if self._pending:
+            await self._degraded(True)
+            if self._replay is None or self._replay.done():
+                self._replay = asyncio.create_task(self._replay_until_written())
+            return
+        self._summarize_later(persona, record.player_id)
+
+    async def _flush(self) -> None:
+        """Write queued turns in order; stop at the first failure (they stay queued)."""
+        while self._pending:
+            record = self._pending[0]
+            try:
+                persona = self.personas.get(record.npc_id)
+                ttl = self.ttl_s(persona) if persona else 30 * SECONDS_PER_DAY
+                await self.memory.record_turn(record, ttl)
+            except Unavailable:
+                return
+            self._pending.popleft()
+            PENDING_WRITES.set(len(self._pending))
+
+    async def _replay_until_written(self) -> None:
+        while self._pending:
+            await asyncio.sleep(self.options.replay_interval_s)
+            try:
+                async with asyncio.timeout(self.options.memory_timeout_s):
+                    await self._flush()
+            except TimeoutError:
+                continue
+        log.info("memory store is back; every queued turn is written")
+        await self._degraded(False)
+
+    async def _degraded(self, degraded: bool) -> None:
+        if self._health is not None:
+            status = (
+                health_pb2.HealthCheckResponse.NOT_SERVING
+                if degraded
+                else health_pb2.HealthCheckResponse.SERVING
+            )
+            await self._health.set(MEMORY_HEALTH, status)
+
+    async def start(self) -> None:
+        await self._degraded(False)
+
+    # --- summaries, off the hot path ---------------------------------------------------------------------
+
+    def _summarize_later(self, persona: Persona, player_id: str) -> None:
+        key = f"{persona.id}:{player_id}"
+        if key in self._summarizing:
+            return
+        self._summarizing.add(key)
+        task = asyncio.create_task(self._summarize(persona, player_id))
+        self._background.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._background.discard(finished)
+            self._summarizing.discard(key)
+
+        task.add_done_callback(done)
+
+    async def _summarize(self, persona: Persona, player_id: str) -> None:
+        """Fold the turns beyond the persona's ``summarize_after`` into the summary."""
+        try:
+            memory = await self.memory.load(persona.id, player_id)
+            if len(memory.turns) <= persona.memory.summarize_after:
+                return
+            folded = memory.turns[: len(memory.turns) - persona.memory.recent_turns]
+            response = await self.downstream.dialogue.Summarize(
+                dialogue_pb2.SummarizeRequest(
+                    persona_id=persona.id, previous_summary=memory.summary, turns=to_dialogue_turns(folded)
+                ),
+                timeout=self.options.summary_timeout_s,
+            )
+            new_facts = [f for f in response.player_facts if f not in memory.player_facts]
+            await self.memory.fold_summary(
+                persona.id, player_id, len(folded), response.summary, new_facts, self.ttl_s(persona)
+            )
+            log.info("summarized %d old turns of %s/%s", len(folded), persona.id, player_id)
+        except (Unavailable, grpc.aio.AioRpcError) as error:
+            log.warning("summary of %s/%s postponed: %s", persona.id, player_id, error)
+
+    async def aclose(self) -> None:
+        for task in [*self._background, *([self._replay] if self._replay else [])]:
+            task.cancel()
+        await self.downstream.aclose()
+
+
+def new_facts(memory: Memory, player_line: str) -> list[str]:
+    """First-person statements in ``player_line`` the NPC does not know yet."""
+    return [f for f in player_facts([Turn("player", player_line)]) if f not in memory.player_facts]
