@@ -414,3 +414,35 @@ async def test_redis_restarted_mid_conversation_loses_no_acknowledged_turn(
         await service.channel.close()
         await service.host.stop(grace=0)
         redis.stop()
+
+
+async def test_the_cli_talks_by_text_and_wav_and_writes_the_reply_audio_and_visemes(gateway, speak, tmp_path):
+    import json
+    import sys
+    import wave
+
+    from tests.conftest import REPO_ROOT
+
+    question = tmp_path / "question.wav"
+    with wave.open(str(question), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(22050)
+        out.writeframes(
+            pcm16(np.concatenate([speak("Where is the mine?", 22050), np.zeros(11025, np.float32)]))
+        )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "npcvoice", "talk", "courier_quick_test", "Hello there!", str(question),
+        "--address", gateway.host.address, "--out", str(tmp_path / "out"), "--player", "cli-test",
+        cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
+    assert process.returncode == 0, output
+    assert "[0] player: Hello there!" in output
+    assert "where is the mine" in output.lower()  # the WAV's transcript
+    assert output.count("npc:") == 2 and "first audio" in output
+    for index in (0, 1):
+        with wave.open(str(tmp_path / "out" / f"turn-{index}.wav")) as reply:
+            seconds = reply.getnframes() / reply.getframerate()
+        frames = json.loads((tmp_path / "out" / f"turn-{index}.visemes.json").read_text())["frames"]
+        assert seconds > 0.3 and abs(len(frames) / 30 - seconds) < 0.2  # 30 frames a second cover the audio

@@ -96,6 +96,10 @@ def schema(check: bool, path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["talk"], ["demo"]):
+        from npcvoice.talk import main as talk_main
+
+        return talk_main(argv[1:], demo=argv[0] == "demo")
     if argv[:1] == ["prepare-model"]:
         from npcvoice.dialogue.prepare import main as prepare_main
 
@@ -118,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--personas", type=Path, default=Path("npc_personas"), help="persona directory")
     commands.add_parser("serve", help="run one service: npcvoice serve SERVICE [flags]")
     commands.add_parser("prepare-model", help="convert the bundled GGUF dialogue model to ONNX (once)")
+    commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")
+    commands.add_parser("demo", help="a scripted conversation with Hilda the blacksmith")
     check = commands.add_parser("validate", help="check persona files")
     check.add_argument("paths", nargs="*", type=Path)
     schema_cmd = commands.add_parser("schema", help="write the persona JSON Schema")

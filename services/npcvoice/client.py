@@ -1,0 +1,231 @@
+"""A small Python client for the conversation gateway: talk to an NPC by text or by voice.
+
+    async with NpcClient("127.0.0.1:50050") as client:
+        npc = await client.conversation("blacksmith_hilda", "player-1")
+        print(npc.greeting)
+        reply = await npc.say("Can you repair my sword?")
+        print(reply.text, reply.emotions, reply.latency)
+        reply.write_wav("reply.wav")
+        await npc.close()
+
+``speak`` sends audio (float32 mono samples) instead, in real time or as fast as possible. A reply
+carries its text, the PCM16 audio of every sentence joined, the viseme frames on the same timeline,
+emotions, actions and the latency breakdown. A game engine does the same over the Converse stream;
+this client is also what the ``npcvoice talk`` command and the benchmarks use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf.json_format import MessageToDict
+
+from npcvoice.api.npc.audio.v1 import audio_pb2
+from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
+from npcvoice.audio import encode, resample
+
+SEND_CHUNK_S = 0.1
+
+
+@dataclass
+class Reply:
+    turn_index: int = 0
+    player_text: str = ""
+    text: str = ""
+    audio: bytearray = field(default_factory=bytearray)  # PCM16 mono
+    sample_rate: int = 0
+    visemes: list[dict[str, Any]] = field(default_factory=list)
+    emotions: list[str] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    heard_text: str = ""
+    latency: dict[str, float] = field(default_factory=dict)
+    first_audio_at: float = 0.0  # event-loop time the first audio arrived (for measurements)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / 2 / self.sample_rate if self.sample_rate else 0.0
+
+    def write_wav(self, path: Path | str) -> None:
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(self.sample_rate or 22050)
+            out.writeframes(bytes(self.audio))
+
+    def write_visemes(self, path: Path | str) -> None:
+        Path(path).write_text(json.dumps({"sample_rate": self.sample_rate, "frames": self.visemes}, indent=1))
+
+
+class NpcConversation:
+    """One Converse stream. ``say``/``speak`` each return the NPC's reply to that turn."""
+
+    def __init__(
+        self,
+        stub: conversation_pb2_grpc.ConversationServiceStub,
+        config: conversation_pb2.ConverseConfig,
+        metadata: list[tuple[str, str]],
+    ) -> None:
+        self._requests: asyncio.Queue[conversation_pb2.ConverseRequest | None] = asyncio.Queue()
+        self._requests.put_nowait(conversation_pb2.ConverseRequest(config=config))
+        self._call = stub.Converse(self._outgoing(), metadata=metadata)
+        self._responses = self._call.__aiter__()
+        self.started = conversation_pb2.SessionStarted()
+        self.input_rate = config.input_audio.sample_rate_hz
+
+    async def _outgoing(self) -> AsyncIterator[conversation_pb2.ConverseRequest]:
+        while (request := await self._requests.get()) is not None:
+            yield request
+
+    async def open(self) -> NpcConversation:
+        first = await self._responses.__anext__()
+        self.started = first.started
+        return self
+
+    @property
+    def greeting(self) -> str:
+        return self.started.greeting
+
+    def send(self, request: conversation_pb2.ConverseRequest) -> None:
+        self._requests.put_nowait(request)
+
+    async def say(self, text: str) -> Reply:
+        self.send(conversation_pb2.ConverseRequest(text=text))
+        return await self.reply()
+
+    async def speak(
+        self, samples: np.ndarray, sample_rate: int, realtime: bool = False, end_of_speech: bool = True
+    ) -> Reply:
+        """Send ``samples`` (float32 mono) as the player's voice, then wait for the reply."""
+        if sample_rate != self.input_rate:
+            samples = resample(samples, sample_rate, self.input_rate)
+        step = max(1, int(self.input_rate * SEND_CHUNK_S))
+        for start in range(0, len(samples), step):
+            self.send(conversation_pb2.ConverseRequest(audio=encode(samples[start : start + step], "pcm16")))
+            if realtime:
+                await asyncio.sleep(SEND_CHUNK_S)
+        if end_of_speech:
+            self.send(conversation_pb2.ConverseRequest(end_of_speech=conversation_pb2.EndOfSpeech()))
+        return await self.reply()
+
+    async def reply(self) -> Reply:
+        """Collect events until the turn ends."""
+        reply = Reply()
+        async for response in self._responses:
+            kind = response.WhichOneof("event")
+            if kind == "transcript" and response.transcript.is_final:
+                reply.player_text = response.transcript.text
+            elif kind == "reply_text":
+                reply.text += response.reply_text.delta
+            elif kind == "audio":
+                chunk = response.audio
+                if not reply.audio:
+                    reply.first_audio_at = asyncio.get_running_loop().time()
+                reply.sample_rate = chunk.format.sample_rate_hz
+                reply.audio += chunk.audio
+                reply.visemes += [
+                    MessageToDict(frame, preserving_proto_field_name=True) for frame in chunk.visemes
+                ]
+            elif kind == "emotion":
+                reply.emotions.append(response.emotion.emotion)
+            elif kind == "action":
+                reply.actions.append(
+                    {"name": response.action.name, "parameters": dict(response.action.parameters)}
+                )
+            elif kind == "interruption":
+                reply.interrupted, reply.heard_text = True, response.interruption.heard_text
+            elif kind == "turn_end":
+                end = response.turn_end
+                reply.turn_index, reply.player_text = end.turn_index, end.player_text
+                reply.interrupted = end.interrupted
+                reply.latency = {
+                    "transcript_s": end.latency.transcript_seconds,
+                    "first_token_s": end.latency.first_token_seconds,
+                    "first_audio_s": end.latency.first_audio_seconds,
+                    "total_s": end.latency.total_seconds,
+                }
+                return reply
+        raise ConnectionError("the conversation ended before the turn did")
+
+    async def close(self) -> None:
+        self._requests.put_nowait(None)
+        async for _ in self._responses:
+            pass
+
+    async def __aenter__(self) -> NpcConversation:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if error is None:
+            await self.close()
+        else:
+            self._call.cancel()
+
+
+class NpcClient:
+    def __init__(self, address: str = "127.0.0.1:50050", api_key: str | None = None) -> None:
+        self._channel = grpc.aio.insecure_channel(address)
+        self._metadata = [("x-api-key", api_key)] if api_key else []
+        self.stub = conversation_pb2_grpc.ConversationServiceStub(self._channel)
+
+    async def conversation(
+        self,
+        npc_id: str,
+        player_id: str,
+        *,
+        voice_reply: bool = True,
+        player_name: str = "",
+        input_sample_rate: int = 16000,
+        output_sample_rate: int = 0,
+        frame_rate: int = 0,
+    ) -> NpcConversation:
+        config = conversation_pb2.ConverseConfig(
+            npc_id=npc_id,
+            player_id=player_id,
+            player_name=player_name,
+            reply_mode=conversation_pb2.REPLY_MODE_VOICE if voice_reply else conversation_pb2.REPLY_MODE_TEXT,
+            input_audio=audio_pb2.AudioFormat(
+                encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=input_sample_rate
+            ),
+            output_audio=audio_pb2.AudioFormat(
+                encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=output_sample_rate
+            ),
+            visemes=conversation_pb2.VisemeOptions(frame_rate=frame_rate),
+        )
+        return await NpcConversation(self.stub, config, self._metadata).open()
+
+    async def list_npcs(self) -> list[conversation_pb2.NpcInfo]:
+        response = await self.stub.ListNpcs(conversation_pb2.ListNpcsRequest(), metadata=self._metadata)
+        return list(response.npcs)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> NpcClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+def read_wav(path: Path | str) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and the rate of a PCM16 WAV file (stereo is averaged)."""
+    with wave.open(str(path), "rb") as source:
+        if source.getsampwidth() != 2:
+            raise ValueError(f"{path}: only 16-bit PCM WAV files are supported")
+        frames = np.frombuffer(source.readframes(source.getnframes()), "<i2").astype(np.float32) / 32768.0
+        channels = source.getnchannels()
+        return frames.reshape(-1, channels).mean(axis=1), source.getframerate()
