@@ -218,19 +218,28 @@ async def test_barge_in_stops_the_reply_and_memory_keeps_only_what_was_heard(gat
             input_audio=audio_pb2.AudioFormat(encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate),
         ),
     )
-    conversation.send(text="Tell me the whole story of the dragon and your father, please.")
-    out = TurnOutput()
-    while not out.audio:
-        response = await conversation.next()
-        if response.WhichOneof("event") == "audio":
-            out.audio.append(response.audio)
-    first = out.audio[0]
-    played = first.num_samples // 2
-    conversation.send(playback=conversation_pb2.PlaybackPosition(turn_index=0, played_samples=played))
     interruption_speech = np.concatenate([speak("Wait, stop.", rate), np.zeros(rate, np.float32)])
-    for start in range(0, len(interruption_speech), rate // 10):
-        conversation.send(audio=pcm16(interruption_speech[start : start + rate // 10]))
-    out = await conversation.turn(out)
+    # The model decides how long its reply is: if one ends before the player's voice is detected, the
+    # test tries again (a turn that ended was not interrupted, and that is right too).
+    for attempt in range(3):
+        conversation.send(text="Tell me the whole story of the dragon and your father, please.")
+        out = TurnOutput()
+        while not out.audio:
+            response = await conversation.next()
+            if response.WhichOneof("event") == "audio":
+                out.audio.append(response.audio)
+        first = out.audio[0]
+        played = first.num_samples // 2
+        conversation.send(
+            playback=conversation_pb2.PlaybackPosition(turn_index=2 * attempt, played_samples=played)
+        )
+        for start in range(0, len(interruption_speech), rate // 10):
+            conversation.send(audio=pcm16(interruption_speech[start : start + rate // 10]))
+        out = await conversation.turn(out)
+        second = await conversation.turn()  # "Wait, stop." is the next turn
+        assert second.end.turn_index == 2 * attempt + 1
+        if out.interruption is not None:
+            break
     assert out.interruption is not None and out.end.interrupted
     words = first.text.split()
     heard = out.interruption.heard_text
@@ -238,12 +247,10 @@ async def test_barge_in_stops_the_reply_and_memory_keeps_only_what_was_heard(gat
     assert heard == " ".join(words[: int(len(words) * played / first.num_samples)])
     after = out.events[out.events.index("interruption") :]
     assert "audio" not in after  # nothing of the cut reply arrives after the interruption
-    second = await conversation.turn()
-    assert second.end.turn_index == 1
     await conversation.close()
     stored = await export(gateway, player)
-    npc_lines = [t for t in stored.turns if t.role == "npc"]
-    assert npc_lines[0].interrupted and npc_lines[0].text == heard
+    interrupted = [t.text for t in stored.turns if t.role == "npc" and t.interrupted]
+    assert interrupted == ([heard] if heard else [])  # nothing heard: no NPC line at all
 
 
 async def test_bad_conversations_get_the_right_status(gateway):
@@ -439,7 +446,8 @@ async def test_the_cli_talks_by_text_and_wav_and_writes_the_reply_audio_and_vise
     output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
     assert process.returncode == 0, output
     assert "[0] player: Hello there!" in output
-    assert "where is the mine" in output.lower()  # the WAV's transcript
+    heard = next(line for line in output.splitlines() if line.startswith("[1] player:"))
+    assert "mine" in heard.lower(), output  # the WAV's transcript
     assert output.count("npc:") == 2 and "first audio" in output
     for index in (0, 1):
         with wave.open(str(tmp_path / "out" / f"turn-{index}.wav")) as reply:

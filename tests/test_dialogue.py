@@ -93,7 +93,8 @@ async def test_the_second_turn_reuses_the_conversation_cache_and_starts_sooner(d
 
 async def test_a_new_conversation_starts_from_the_personas_prefilled_prompt(dialogue_service):
     def warm(event: str) -> float:
-        return REGISTRY.get_sample_value("npcvoice_dialogue_warm_prefixes_total", {"event": event}) or 0.0
+        labels = {"event": event, "persona": "innkeeper_tobin"}
+        return REGISTRY.get_sample_value("npcvoice_dialogue_warm_prefixes_total", labels) or 0.0
 
     taken = warm("taken")
     for _ in range(100):  # Tobin's prompt is prefilled in the background after his first reply

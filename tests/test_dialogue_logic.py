@@ -6,6 +6,8 @@ the bookkeeping around them).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -153,3 +155,32 @@ def test_player_facts_are_their_first_person_statements():
         Turn("player", "I live in Vaelmoor, sadly. Am I late?"),
     ]
     assert player_facts(turns) == ["My name is Ada.", "I live in Vaelmoor, sadly."]
+
+
+def test_a_growing_conversation_moves_the_prompt_start_only_every_few_turns():
+    def words(messages) -> int:
+        return sum(len(m["content"].split()) for m in messages)
+
+    core = words([{"role": "system", "content": HILDA.description}]) + 200
+    history: list[Turn] = []
+    rendered: dict[tuple[str, str], str] = {}
+    starts = []
+    for n in range(30):
+        line = f"question number {n} about the forge and the mine"
+        messages = build_messages(
+            HILDA, MemoryView(recent_turns=list(history)), line, words, core + 150, rendered=rendered
+        )
+        assert words(messages) <= core + 150
+        starts.append(messages[1]["content"] if len(messages) > 2 else "")
+        rendered = (
+            {
+                (t.role, t.text): m["content"]
+                for t, m in zip(history[-(len(messages) - 2) :], messages[1:-1], strict=True)
+            }
+            if len(messages) > 2
+            else {}
+        )
+        rendered[("player", line)] = messages[-1]["content"]
+        history += [Turn("player", line), Turn("npc", f"answer number {n}, steel and sparks")]
+    moves = sum(1 for a, b in itertools.pairwise(starts) if a != b)
+    assert moves <= 10, starts  # one turn in three at most; sliding by one would move it on ~25 turns

@@ -96,6 +96,18 @@ def settings_from_proto(config: conversation_pb2.ConverseConfig) -> SessionSetti
     )
 
 
+def recent_window(turns: list[Turn], recent: int) -> list[Turn]:
+    """The last ``recent`` to ``recent * 1.5`` lines, the window moving in steps of half its size.
+
+    A window that slid by one turn every turn would change the start of the prompt every turn and the
+    dialogue service would prefill the whole history again; moving it in steps keeps the prompt's prefix
+    (and the model's cache) the same for several turns.
+    """
+    step = max(1, recent // 2)
+    start = 0 if len(turns) <= recent else ((len(turns) - recent) // step) * step
+    return turns[start:]
+
+
 @dataclass
 class SpokenSentence:
     start_sample: int
@@ -344,12 +356,13 @@ class Session:
         memory = await self.gateway.load_memory(self.settings.npc_id, self.settings.player_id)
         if memory is not None:
             self.memory = memory
-        recent = self.memory.turns[-persona.memory.recent_turns :]
+        recent = recent_window(self.memory.turns, persona.memory.recent_turns)
         request = dialogue_pb2.GenerateRequest(
             persona_id=persona.id,
             conversation_id=f"{persona.id}:{self.settings.player_id}",
             player_text=state.player_text,
             player_name=self.settings.player_name,
+            first_clause=self.settings.voice_reply,  # speech starts on the first clause
             memory=dialogue_pb2.Memory(
                 recent_turns=to_dialogue_turns(recent),
                 summary=self.memory.summary,

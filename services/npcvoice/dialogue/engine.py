@@ -46,7 +46,7 @@ DROPPED_EVENTS = Counter(
 WARM_PREFIXES = Counter(
     "npcvoice_dialogue_warm_prefixes_total",
     "Persona prompts prefilled ahead, and taken by new conversations.",
-    ["event"],
+    ["event", "persona"],
 )
 FIRST_TOKEN = Histogram(
     "npcvoice_dialogue_time_to_first_token_seconds",
@@ -87,6 +87,7 @@ class TurnRequest:
     memory: MemoryView = field(default_factory=MemoryView)
     sampling: SamplingOverrides = field(default_factory=SamplingOverrides)
     player_name: str = ""
+    first_clause: bool = False  # release the first clause as its own sentence (for early speech)
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,7 @@ class DialogueEngine:
                 return None
             self._warming.add(key)
         ids = model.prompt_ids([{"role": "system", "content": persona_core(persona)}], reply_next=False)
-        return WarmJob(self, model, key, ids)
+        return WarmJob(self, model, key, ids, persona.id)
 
     def warm_done(self, key: str) -> None:
         with self._load_lock:
@@ -349,8 +350,11 @@ class DialogueEngine:
 class WarmJob:
     """Prefills a persona's fixed prompt into a spare generator, a chunk per step, then caches it."""
 
-    def __init__(self, engine: DialogueEngine, model: LoadedModel, key: str, ids: list[int]) -> None:
+    def __init__(
+        self, engine: DialogueEngine, model: LoadedModel, key: str, ids: list[int], persona_id: str
+    ) -> None:
         self._engine = engine
+        self.persona_id = persona_id
         self._model = model
         self.key = key
         self._pending = ids
@@ -380,7 +384,7 @@ class WarmJob:
             return False
         self._engine.cache.put(self._conversation)
         self._engine.warm_done(self.key)
-        WARM_PREFIXES.labels("built").inc()
+        WARM_PREFIXES.labels("built", self.persona_id).inc()
         return True
 
 
@@ -449,7 +453,9 @@ class Generation:
         self.persona = persona
         self.request = request
         self.sampling = sampling
-        self.filter = ReplyFilter(persona)
+        self.filter = ReplyFilter(persona, request.first_clause)
+        # A first clause released on its own counts as a piece of the first sentence, not a sentence.
+        self._max_pieces = persona.dialogue.max_sentences + (1 if request.first_clause else 0)
         self._sampler = Sampler(sampling)
         self._stop = StopMatcher(sampling.stop)
         self._stream = model.tokenizer.create_stream()
@@ -547,7 +553,7 @@ class Generation:
             if conversation is not None:
                 conversation.key = key
                 conversation.busy.acquire()
-                WARM_PREFIXES.labels("taken").inc()
+                WARM_PREFIXES.labels("taken", self.persona.id).inc()
         limit = min(engine.options.context_tokens, model.context_length)
         max_tokens = self.sampling.max_tokens
         self._messages = build_messages(
@@ -573,7 +579,9 @@ class Generation:
             if conversation is not None:
                 engine.cache.discard(key, conversation)
                 conversation.busy.release()
-            max_length = min(limit, len(ids) + max_tokens + engine.options.growth_tokens)
+            # A conversation that will come back gets the whole context at once: a later turn that
+            # outgrew a smaller buffer would need a new generator and a full prefill.
+            max_length = limit if key else min(limit, len(ids) + max_tokens)
             conversation = Conversation(
                 key=key,
                 model_id=model.model_id,
@@ -613,7 +621,7 @@ class Generation:
         conversation.generator.append_tokens([token])
         conversation.tokens.append(token)
         events = self.filter.feed(released)
-        if self.filter.sentences >= self.persona.dialogue.max_sentences:
+        if self.filter.sentences >= self._max_pieces:
             self.finish_reason = FINISH_STOP
             self._remember()
         return events
@@ -641,10 +649,7 @@ class Generation:
         if self.filter.text:
             raw = self._raw.strip()
             end = max(raw.rfind(mark) for mark in ".!?")
-            if (
-                self.finish_reason == FINISH_LENGTH
-                or self.filter.sentences >= self.persona.dialogue.max_sentences
-            ):
+            if self.finish_reason == FINISH_LENGTH or self.filter.sentences >= self._max_pieces:
                 raw = raw[: end + 1] if end > 0 else raw  # the unfinished sentence was never said
             rendered[("npc", self.filter.text)] = raw
         conversation.rendered = rendered

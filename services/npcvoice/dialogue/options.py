@@ -33,9 +33,6 @@ class DialogueOptions(BaseModel):
     context_tokens: int = Field(
         1024, ge=256, le=8192, description="Longest prompt plus reply one conversation may hold."
     )
-    growth_tokens: int = Field(
-        384, ge=0, description="Room kept in a conversation's KV cache for its next turns."
-    )
     cache_budget_mb: float = Field(
         512.0, ge=0, description="Memory for conversations' KV caches; the least recently used go first."
     )

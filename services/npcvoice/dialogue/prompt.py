@@ -27,6 +27,8 @@ class MemoryView:
 
 
 Message = dict[str, str]
+# When the history outgrows the prompt budget, it is cut down to this share of the room it has.
+REFILL = 0.7
 
 RULES = (
     "Stay in character. Answer the player in one to three short spoken sentences, with no narration, "
@@ -82,9 +84,15 @@ def build_messages(
     """Chat messages for the model, fitted to ``budget`` tokens as counted by ``count_tokens``.
 
     ``rendered`` maps a past turn's (role, text) to the content it had when it was first sent; those
-    turns are written the same way again so that a cached prompt prefix stays valid.
+    turns are written the same way again so that a cached prompt prefix stays valid. For the same
+    reason the history keeps starting where the last prompt's did, and when it no longer fits, the
+    oldest turns go until it fills at most ``REFILL`` of its room: the prompt's start then moves once
+    every few turns instead of on every turn (each move costs a prefill of the whole history).
     """
     turns = list(memory.recent_turns)
+    if rendered:
+        start = next((i for i, t in enumerate(turns) if (t.role, t.text) in rendered), 0)
+        turns = turns[start:]
     conversation = " ".join([*(t.text for t in turns[-4:]), player_text])
     # Lore already written into a past message the model still sees is not repeated.
     earlier = " ".join((rendered or {}).get((t.role, t.text), "") for t in turns)
@@ -114,6 +122,13 @@ def build_messages(
         return messages
 
     messages = assemble()
+    if count_tokens(messages) > budget:
+        history, turns = turns, []
+        base = count_tokens(assemble())  # everything but the history
+        turns = history
+        while turns and count_tokens(messages) > base + (budget - base) * REFILL:
+            turns.pop(0)
+            messages = assemble()
     while count_tokens(messages) > budget:
         if turns:
             turns.pop(0)

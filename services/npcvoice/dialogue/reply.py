@@ -81,10 +81,10 @@ ReplyEvent = TextDelta | Sentence | Emotion | Action
 
 
 class ReplyFilter:
-    def __init__(self, persona: Persona) -> None:
+    def __init__(self, persona: Persona, first_clause: bool = False) -> None:
         self._persona = persona
         self._raw = ""  # model text not yet released (may hold an unfinished tag or direction)
-        self._sentences = SentenceBuffer()
+        self._sentences = SentenceBuffer(first_clause=first_clause)
         self._spoken: list[str] = []
         self._sentence_index = 0
         self._private = _word_ngrams(private_text(persona))

@@ -69,6 +69,7 @@ def request_from_proto(request: dialogue_pb2.GenerateRequest) -> TurnRequest:
             stop=tuple(sampling.stop),
         ),
         player_name=request.player_name,
+        first_clause=request.first_clause,
     )
 
 

@@ -216,11 +216,16 @@ class GenerateRequest(_message.Message):
     MEMORY_FIELD_NUMBER: _builtins.int
     SAMPLING_FIELD_NUMBER: _builtins.int
     PLAYER_NAME_FIELD_NUMBER: _builtins.int
+    FIRST_CLAUSE_FIELD_NUMBER: _builtins.int
     persona_id: _builtins.str
     conversation_id: _builtins.str
     """Identifies the conversation so its cached prompt state can be reused on the next turn."""
     player_text: _builtins.str
     player_name: _builtins.str
+    first_clause: _builtins.bool
+    """Release the reply's first clause ("Well met, traveller,") as its own Sentence, so that speech can
+    start before the whole first sentence is written. The gateway sets it for spoken replies.
+    """
     @_builtins.property
     def memory(self) -> Global___Memory: ...
     @_builtins.property
@@ -234,10 +239,11 @@ class GenerateRequest(_message.Message):
         memory: Global___Memory | None = ...,
         sampling: Global___Sampling | None = ...,
         player_name: _builtins.str = ...,
+        first_clause: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["memory", b"memory", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "memory", b"memory", "persona_id", b"persona_id", "player_name", b"player_name", "player_text", b"player_text", "sampling", b"sampling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "first_clause", b"first_clause", "memory", b"memory", "persona_id", b"persona_id", "player_name", b"player_name", "player_text", b"player_text", "sampling", b"sampling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
