@@ -120,3 +120,25 @@ async def test_without_redis_memory_calls_are_unavailable_not_a_crash(hosted):
     )
     assert code == grpc.StatusCode.UNAVAILABLE
     assert details.startswith("memory store (Redis) unavailable")
+
+
+async def test_turns_finished_at_once_by_several_sessions_are_each_stored_once(store, redis_server):
+    import asyncio
+
+    from npcvoice.conversation.gateway import Gateway
+    from npcvoice.conversation.memory import TurnRecord
+    from npcvoice.conversation.options import GatewayOptions
+    from npcvoice.personas import PersonaStore
+
+    personas = PersonaStore(PERSONA_DIR)
+    gateway = Gateway(
+        GatewayOptions(persona_dir=PERSONA_DIR, redis_url=redis_server.url), personas, store, None
+    )
+    player = "player-at-once"
+    records = [TurnRecord(NPC, player, [Turn("player", f"line {i}")], [], 0.0, 0.0) for i in range(12)]
+    persona = personas.get(NPC)
+    assert persona is not None
+    await asyncio.gather(*(gateway.record(record, persona) for record in records))
+    stored = [t.text for t in (await store.load(NPC, player)).turns]
+    assert sorted(stored) == sorted(f"line {i}" for i in range(12))
+    await gateway.aclose()

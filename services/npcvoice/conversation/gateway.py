@@ -62,6 +62,7 @@ class Gateway:
         self.downstream = Downstream(options)
         self._health = health
         self._pending: deque[TurnRecord] = deque()
+        self._flush_lock = asyncio.Lock()
         self._replay: asyncio.Task[None] | None = None
         self._summarizing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -111,17 +112,19 @@ class Gateway:
         self._summarize_later(persona, record.player_id)
 
     async def _flush(self) -> None:
-        """Write queued turns in order; stop at the first failure (they stay queued)."""
-        while self._pending:
-            record = self._pending[0]
-            try:
-                persona = self.personas.get(record.npc_id)
-                ttl = self.ttl_s(persona) if persona else 30 * SECONDS_PER_DAY
-                await self.memory.record_turn(record, ttl)
-            except Unavailable:
-                return
-            self._pending.popleft()
-            PENDING_WRITES.set(len(self._pending))
+        """Write queued turns in order; stop at the first failure (they stay queued). One flush at a
+        time: two sessions flushing at once would write the same queued turn twice."""
+        async with self._flush_lock:
+            while self._pending:
+                record = self._pending[0]
+                try:
+                    persona = self.personas.get(record.npc_id)
+                    ttl = self.ttl_s(persona) if persona else 30 * SECONDS_PER_DAY
+                    await self.memory.record_turn(record, ttl)
+                except Unavailable:
+                    return
+                self._pending.popleft()
+                PENDING_WRITES.set(len(self._pending))
 
     async def _replay_until_written(self) -> None:
         while self._pending:
