@@ -7,6 +7,7 @@ refuses keeps its status. Channels reconnect on their own, quickly, once a servi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
@@ -60,6 +61,15 @@ class Downstream:
         self.dialogue = dialogue_pb2_grpc.DialogueServiceStub(self._channels["dialogue"])
         self.voice = voice_pb2_grpc.VoiceServiceStub(self._channels["voice"])
         self.face = face_pb2_grpc.FaceServiceStub(self._channels["face"])
+
+    async def connected(self, service: str) -> None:
+        """Give a service that is reconnecting (just restarted) up to ``connect_timeout_s`` to come back,
+        so that the first call after a restart does not fail at once; a dead one fails the call after."""
+        channel = self._channels[service]
+        if channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(channel.channel_ready(), self.options.connect_timeout_s)
 
     @contextlib.contextmanager
     def calling(self, service: str) -> Iterator[None]:

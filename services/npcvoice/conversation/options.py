@@ -16,6 +16,9 @@ class GatewayOptions(BaseModel):
     dialogue_address: str = "127.0.0.1:50052"
     voice_address: str = "127.0.0.1:50053"
     face_address: str = "127.0.0.1:50054"
+    connect_timeout_s: float = Field(
+        2.0, gt=0, description="How long a call waits for a downstream service that is reconnecting."
+    )
     reply_timeout_s: float = Field(
         60.0, gt=0, description="Deadline of one reply from the dialogue service (the whole stream)."
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
@@ -111,4 +112,6 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
                 yield event
         finally:
             reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader  # so the request stream is not being read when gRPC closes it
             await session.interrupt_quietly()

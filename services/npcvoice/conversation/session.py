@@ -271,6 +271,7 @@ class Session:
     ) -> None:
         if previous is not None:
             await previous  # the last utterance's final transcript comes first
+        await self.gateway.downstream.connected("speech")
         with self.gateway.downstream.calling("speech"):
             async for response in self.gateway.downstream.speech.StreamingRecognize(requests):
                 if response.HasField("activity"):
@@ -379,6 +380,7 @@ class Session:
         )
         try:
             asked = time.perf_counter()
+            await downstream.connected("dialogue")
             with downstream.calling("dialogue"):
                 call = downstream.dialogue.Generate(request, timeout=self.gateway.options.reply_timeout_s)
                 async for response in call:
@@ -445,6 +447,7 @@ class Session:
         )
         frame_rate = self.settings.frame_rate or persona.face.frame_rate
         while (sentence := await sentences.get()) is not None:
+            await downstream.connected("voice")
             with downstream.calling("voice"):
                 chunks = [
                     r.chunk
@@ -455,6 +458,7 @@ class Session:
                 ]
             for chunk in chunks:
                 rate = chunk.format.sample_rate_hz
+                await downstream.connected("face")
                 with downstream.calling("face"):
                     animation = await downstream.face.Animate(
                         face_pb2.AnimateRequest(
