@@ -195,8 +195,8 @@ class Session:
             self._end_of_speech()
             if self._speech is not None:
                 await self._speech
-            if self._turn is not None:
-                await self._turn
+            if self._turn is not None and not self._turn.done():
+                await self._turn  # (a turn that failed has already put its error on the queue)
             self.out.put_nowait(None)
         except Exception as error:
             self.out.put_nowait(error)
