@@ -159,12 +159,18 @@ def bundled_model_folder(models_dir: Path, device: str) -> Path:
     )
 
 
-def load_model(model_id: str, folder: Path, device: str, cuda_graph: bool = False) -> LoadedModel:
+def load_model(
+    model_id: str, folder: Path, device: str, cuda_graph: bool = False, threads: int = 0
+) -> LoadedModel:
     import onnxruntime_genai as og
 
     if not (folder / "genai_config.json").exists():
         raise RuntimeError(f"model {model_id!r}: {folder} has no genai_config.json")
     config = og.Config(str(folder))
+    if threads:
+        config.overlay(
+            json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}})
+        )
     config.clear_providers()
     if device == "cuda":
         config.append_provider("cuda")

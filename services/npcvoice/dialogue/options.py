@@ -25,6 +25,9 @@ class DialogueOptions(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where the model runs; auto takes CUDA when this onnxruntime-genai has it."
     )
+    threads: int = Field(
+        0, ge=0, description="CPU threads the model uses (0: onnxruntime's default, one per core)."
+    )
     cuda_graph: bool = Field(
         True,
         description="On CUDA, replay each one-token step as a CUDA graph (about 4x the decode speed on an "
