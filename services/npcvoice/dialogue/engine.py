@@ -212,6 +212,17 @@ def load_model(
     )
 
 
+def prefill(generator: Any, pending: list[int], size: int, held: list[int] | None = None) -> list[int]:
+    """Run the first ``size`` tokens of ``pending`` through ``generator`` (and note them in ``held``, the
+    generator's token list); returns the tokens still to prefill. One chunk per worker step keeps a long
+    prompt from holding the worker while other replies wait."""
+    chunk = pending[:size]
+    generator.append_tokens(chunk)
+    if held is not None:
+        held.extend(chunk)
+    return pending[size:]
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     for i in range(n):
@@ -380,9 +391,9 @@ class WarmJob:
                 )
             # Small chunks: a reply that arrives meanwhile waits for one chunk at most.
             size = min(options.prefill_chunk, WARM_CHUNK)
-            chunk, self._pending = self._pending[:size], self._pending[size:]
-            self._conversation.generator.append_tokens(chunk)
-            self._conversation.tokens.extend(chunk)
+            self._pending = prefill(
+                self._conversation.generator, self._pending, size, self._conversation.tokens
+            )
         except BaseException:
             self._engine.warm_done(self.key)
             raise
@@ -417,8 +428,7 @@ class SummaryJob:
         if self._generator is None:
             self._generator = self._model.new_generator(self._max_length)
         if self._pending:
-            chunk, self._pending = self._pending[: self._chunk], self._pending[self._chunk :]
-            self._generator.append_tokens(chunk)
+            self._pending = prefill(self._generator, self._pending, self._chunk)
             return False
         token = self._sampler.pick(self._generator.get_logits()[0, -1], self._output)
         if token in self._model.end_ids or len(self._output) + 1 >= SUMMARY_TOKENS:
@@ -540,12 +550,8 @@ class Generation:
             self._start()
         conversation = self._conversation
         assert conversation is not None
-        chunk, self._pending = (
-            self._pending[: self._engine.options.prefill_chunk],
-            self._pending[self._engine.options.prefill_chunk :],
-        )
-        conversation.generator.append_tokens(chunk)
-        conversation.tokens.extend(chunk)
+        size = self._engine.options.prefill_chunk
+        self._pending = prefill(conversation.generator, self._pending, size, conversation.tokens)
         return not self._pending
 
     def _start(self) -> None:
