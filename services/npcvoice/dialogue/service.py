@@ -28,7 +28,7 @@ async def register(server: grpc.aio.Server, options: dict[str, Any], health: Hea
     if settings.prewarm:
         for persona in engine.personas.all():
             servicer.warm(persona.id)
-    return workers.aclose
+    return servicer.aclose
 
 
 REGISTRATION = Registration(grpc_service=GRPC_SERVICE, register=register)

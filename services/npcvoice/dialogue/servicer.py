@@ -134,14 +134,22 @@ class DialogueServicer(dialogue_pb2_grpc.DialogueServiceServicer):
                     await self._idle.wait()  # background work: only while no reply or summary runs
                     if await self._workers.run(job.step):
                         break
-            except ResourceExhausted:
-                self._engine.warm_done(job.key)
+            except (ResourceExhausted, asyncio.CancelledError):
+                self._engine.warm_done(job.key)  # the service is busy or stopping: not an error
             except Exception:
+                self._engine.warm_done(job.key)
                 log.exception("prefilling persona %s ahead failed", persona_id)
 
         task = asyncio.create_task(run())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def aclose(self) -> None:
+        """Stop the background work (prefilling personas ahead) before the worker pool goes."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._workers.aclose()
 
     def _admit(self) -> None:
         limit = self._engine.options.max_active
