@@ -165,7 +165,8 @@ async def test_a_voice_turn_is_transcribed_and_answered(gateway, speak):
         conversation.send(audio=pcm16(speech[start : start + rate // 10]))
     out = await conversation.turn()
     await conversation.close()
-    assert out.transcripts and "repair my sword" in out.transcripts[0].lower()
+    # tiny.en hears "sword" as "sore" now and then (piper's delivery varies); "repair" it always gets.
+    assert out.transcripts and "can you repair" in out.transcripts[0].lower()
     assert out.end.player_text == out.transcripts[0]
     assert out.audio and out.end.latency.transcript_seconds > 0
 
