@@ -28,6 +28,7 @@ from npcvoice.audio import Encoding, check_sample_rate
 from npcvoice.conversation.gateway import LATENCY, Gateway, new_facts, to_dialogue_turns
 from npcvoice.conversation.memory import Memory, TurnRecord, check_id
 from npcvoice.converters import encoding_from_proto, encoding_to_proto, input_format
+from npcvoice.face.engine import FRAME_RATES
 from npcvoice.personas import Persona
 from npcvoice.runtime.errors import FailedPrecondition, InvalidArgument
 from npcvoice.turns import Turn
@@ -35,7 +36,6 @@ from npcvoice.turns import Turn
 log = logging.getLogger("npcvoice.conversation")
 
 MAX_AUDIO_CHUNK_BYTES = 1 << 20
-FRAME_RATES = (24, 30, 60)
 # How a reply's emotion and actions move the NPC's feelings: (affinity, trust) per event.
 EMOTION_EFFECT = {
     "joy": (0.05, 0.02),

@@ -568,16 +568,26 @@ class Generation:
                 WARM_PREFIXES.labels("taken", self.persona.id).inc()
         limit = min(engine.options.context_tokens, model.context_length)
         max_tokens = self.sampling.max_tokens
+        tokenized: dict[str, list[int]] = {}
+
+        def count(messages: list[Message]) -> int:
+            # The last prompt counted is the one returned: keep its ids rather than tokenize it twice.
+            key = json.dumps(messages)
+            if key not in tokenized:
+                tokenized.clear()
+                tokenized[key] = model.prompt_ids(messages)
+            return len(tokenized[key])
+
         self._messages = build_messages(
             self.persona,
             self.request.memory,
             self.request.player_text,
-            lambda messages: len(model.prompt_ids(messages)),
+            count,
             limit - max_tokens,
             self.request.player_name,
             rendered=conversation.rendered if conversation is not None else None,
         )
-        ids = model.prompt_ids(self._messages)
+        ids = tokenized.get(json.dumps(self._messages)) or model.prompt_ids(self._messages)
         self._prompt_tokens = len(ids)
         shared = 0
         fits = conversation is not None and len(ids) + max_tokens <= conversation.max_length
