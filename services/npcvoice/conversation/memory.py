@@ -55,6 +55,9 @@ class TurnRecord:
     new_facts: list[str]
     affinity: float
     trust: float
+    # False when the turn ran without ever reading the stored memory (Redis away since the session
+    # began): its relationship values start from nothing and must not overwrite the stored ones.
+    relationship_known: bool = True
 
 
 def check_id(value: str, field_name: str) -> str:
@@ -154,7 +157,8 @@ class MemoryStore:
             if record.new_facts:
                 pipe.rpush(facts_key, *record.new_facts)
                 pipe.ltrim(facts_key, -MAX_FACTS, -1)
-            pipe.hset(relationship_key, mapping={"affinity": record.affinity, "trust": record.trust})
+            if record.relationship_known:
+                pipe.hset(relationship_key, mapping={"affinity": record.affinity, "trust": record.trust})
             self._expire(pipe, record.npc_id, record.player_id, ttl_s)
             await pipe.execute()
 

@@ -159,6 +159,7 @@ class Session:
         self._audio_times: list[tuple[float, float]] = []  # (stream seconds at chunk end, arrival)
         self._received_samples = 0
         self._end_of_speech_at: float | None = None
+        self._memory_read = False  # whether self.memory ever came from Redis
 
     @property
     def persona(self) -> Persona:
@@ -169,7 +170,7 @@ class Session:
         persona = self.persona
         memory = await self.gateway.load_memory(self.settings.npc_id, self.settings.player_id)
         if memory is not None:
-            self.memory = memory
+            self.memory, self._memory_read = memory, True
         return conversation_pb2.SessionStarted(
             npc_id=persona.id,
             display_name=persona.display_name,
@@ -356,7 +357,7 @@ class Session:
         persona = self.persona
         memory = await self.gateway.load_memory(self.settings.npc_id, self.settings.player_id)
         if memory is not None:
-            self.memory = memory
+            self.memory, self._memory_read = memory, True
         recent = recent_window(self.memory.turns, persona.memory.recent_turns)
         request = dialogue_pb2.GenerateRequest(
             persona_id=persona.id,
@@ -513,6 +514,7 @@ class Session:
             new_facts=new_facts(self.memory, state.player_text),
             affinity=max(-1.0, min(1.0, affinity)),
             trust=max(-1.0, min(1.0, trust)),
+            relationship_known=self._memory_read,
         )
         # The session's own copy goes on while Redis is away.
         self.memory.turns += lines
