@@ -15,7 +15,7 @@ import pytest
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from npcvoice.audio import encode
-from npcvoice.conversation.service import REGISTRATION
+from npcvoice.conversation.registration import REGISTRATION
 from tests.conftest import HostedService, start_service
 from tests.test_voice import status_of
 

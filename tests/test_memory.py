@@ -9,7 +9,7 @@ from redis.crc import key_slot
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from npcvoice.conversation.memory import MemoryStore
-from npcvoice.conversation.service import REGISTRATION
+from npcvoice.conversation.registration import REGISTRATION
 from npcvoice.turns import Turn
 from tests.conftest import PERSONA_DIR
 from tests.test_voice import status_of

@@ -12,7 +12,7 @@ import pytest
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
 from npcvoice.audio import encode
-from npcvoice.speech.service import REGISTRATION
+from npcvoice.speech.registration import REGISTRATION
 from npcvoice.speech.wer import word_error_rate, words
 from tests.test_voice import status_of
 

@@ -20,10 +20,10 @@ class ServiceEntry:
     grpc_service: str
     port: int
     metrics_port: int
-    module: str
 
     def registration(self) -> Registration:
-        registration = importlib.import_module(self.module).REGISTRATION
+        """The service's ``registration`` module says how the runtime starts it."""
+        registration = importlib.import_module(f"npcvoice.{self.name}.registration").REGISTRATION
         assert isinstance(registration, Registration)
         return registration
 
@@ -31,16 +31,15 @@ class ServiceEntry:
 SERVICES: dict[str, ServiceEntry] = {
     entry.name: entry
     for entry in (
-        ServiceEntry("speech", "npc.speech.v1.SpeechService", 50051, 9151, "npcvoice.speech.service"),
-        ServiceEntry("dialogue", "npc.dialogue.v1.DialogueService", 50052, 9152, "npcvoice.dialogue.service"),
-        ServiceEntry("voice", "npc.voice.v1.VoiceService", 50053, 9153, "npcvoice.voice.service"),
-        ServiceEntry("face", "npc.face.v1.FaceService", 50054, 9154, "npcvoice.face.service"),
+        ServiceEntry("speech", "npc.speech.v1.SpeechService", 50051, 9151),
+        ServiceEntry("dialogue", "npc.dialogue.v1.DialogueService", 50052, 9152),
+        ServiceEntry("voice", "npc.voice.v1.VoiceService", 50053, 9153),
+        ServiceEntry("face", "npc.face.v1.FaceService", 50054, 9154),
         ServiceEntry(
             "conversation",
             "npc.conversation.v1.ConversationService",
             50050,
             9150,
-            "npcvoice.conversation.service",
         ),
     )
 }

@@ -16,16 +16,16 @@ from npcvoice.runtime.workers import WorkerPool
 GRPC_SERVICE = dialogue_pb2.DESCRIPTOR.services_by_name["DialogueService"].full_name
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
-    settings = DialogueOptions(**options)
-    engine = DialogueEngine(settings)
+async def register(server: grpc.aio.Server, engine_options: dict[str, Any], health: Health) -> Cleanup | None:
+    options = DialogueOptions(**engine_options)
+    engine = DialogueEngine(options)
     engine.model(BUNDLED_MODEL_ID)  # load before SERVING, so the first request is not slow
     # Every active reply or summary has at most one step waiting, and so has each persona being
     # prefilled ahead, so the pool's queue does not refuse a reply that was admitted.
-    workers = WorkerPool("dialogue", settings.workers, settings.max_active + len(engine.personas.all()) + 8)
+    workers = WorkerPool("dialogue", options.workers, options.max_active + len(engine.personas.all()) + 8)
     servicer = DialogueServicer(engine, workers)
     dialogue_pb2_grpc.add_DialogueServiceServicer_to_server(servicer, server)
-    if settings.prewarm:
+    if options.prewarm:
         for persona in engine.personas.all():
             servicer.warm(persona.id)
     return servicer.aclose

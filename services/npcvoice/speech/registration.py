@@ -17,11 +17,11 @@ from npcvoice.speech.vad import SileroStream
 GRPC_SERVICE = speech_pb2.DESCRIPTOR.services_by_name["SpeechService"].full_name
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
-    settings = SpeechOptions(**options)
-    engine = SpeechEngine(settings)
+async def register(server: grpc.aio.Server, engine_options: dict[str, Any], health: Health) -> Cleanup | None:
+    options = SpeechOptions(**engine_options)
+    engine = SpeechEngine(options)
     SileroStream()  # load the voice-activity model before SERVING
-    workers = WorkerPool("whisper", settings.workers, settings.max_waiting)
+    workers = WorkerPool("whisper", options.workers, options.max_waiting)
     speech_pb2_grpc.add_SpeechServiceServicer_to_server(SpeechServicer(engine, workers), server)
 
     return workers.aclose

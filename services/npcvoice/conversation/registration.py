@@ -22,17 +22,17 @@ GRPC_SERVICE = conversation_pb2.DESCRIPTOR.services_by_name["ConversationService
 log = logging.getLogger("npcvoice.conversation")
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
-    settings = GatewayOptions(**options)
-    personas = PersonaStore(settings.persona_dir)
-    log.info("%d personas in %s", len(personas.all()), settings.persona_dir)
-    memory = aioredis.Redis.from_url(settings.redis_url)
+async def register(server: grpc.aio.Server, engine_options: dict[str, Any], health: Health) -> Cleanup | None:
+    options = GatewayOptions(**engine_options)
+    personas = PersonaStore(options.persona_dir)
+    log.info("%d personas in %s", len(personas.all()), options.persona_dir)
+    memory = aioredis.Redis.from_url(options.redis_url)
     try:
         await memory.ping()
-        log.info("memory store reachable at %s", settings.redis_url)
+        log.info("memory store reachable at %s", options.redis_url)
     except RedisError as exc:
-        log.warning("memory store at %s not reachable yet: %s", settings.redis_url, exc)
-    gateway = Gateway(settings, personas, MemoryStore(memory), health)
+        log.warning("memory store at %s not reachable yet: %s", options.redis_url, exc)
+    gateway = Gateway(options, personas, MemoryStore(memory), health)
     await gateway.start()
     conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationServicer(gateway), server)
 

@@ -16,11 +16,11 @@ from npcvoice.voice.servicer import VoiceServicer
 GRPC_SERVICE = voice_pb2.DESCRIPTOR.services_by_name["VoiceService"].full_name
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
-    settings = VoiceOptions(**options)
-    engine = VoiceEngine(settings)
+async def register(server: grpc.aio.Server, engine_options: dict[str, Any], health: Health) -> Cleanup | None:
+    options = VoiceOptions(**engine_options)
+    engine = VoiceEngine(options)
     engine.load(engine.default_voice)  # load before SERVING, so the first request is not slow
-    workers = WorkerPool("piper", settings.workers, settings.max_waiting)
+    workers = WorkerPool("piper", options.workers, options.max_waiting)
     voice_pb2_grpc.add_VoiceServiceServicer_to_server(VoiceServicer(engine, workers), server)
 
     return workers.aclose

@@ -21,8 +21,8 @@ class FaceOptions(BaseModel):
 GRPC_SERVICE = face_pb2.DESCRIPTOR.services_by_name["FaceService"].full_name
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
-    FaceOptions(**options)  # none yet: an unknown option is reported like any other service's
+async def register(server: grpc.aio.Server, engine_options: dict[str, Any], health: Health) -> Cleanup | None:
+    FaceOptions(**engine_options)  # none yet: an unknown option is reported like any other service's
     face_pb2_grpc.add_FaceServiceServicer_to_server(FaceServicer(), server)
     return None
 
