@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from npcvoice.conversation.session import SpokenSentence, heard_text, recent_window
+from npcvoice.conversation.turn import SpokenSentence, heard_text, recent_window
 from npcvoice.turns import Turn
 
 

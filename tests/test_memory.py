@@ -12,6 +12,7 @@ from npcvoice.conversation.memory import MemoryStore
 from npcvoice.conversation.registration import REGISTRATION
 from npcvoice.turns import Turn
 from tests.conftest import PERSONA_DIR
+from tests.support.memory import append_turns
 from tests.test_voice import status_of
 
 NPC = "blacksmith_hilda"
@@ -34,7 +35,8 @@ async def gateway(hosted, redis_server):
 
 async def test_export_reset_import_restores_a_players_memory(store, gateway):
     player = "player-export"
-    await store.append_turns(
+    await append_turns(
+        store,
         NPC,
         player,
         [Turn("player", "My name is Aric."), Turn("npc", "Mind the sparks, Aric.")],
@@ -66,7 +68,7 @@ async def test_export_reset_import_restores_a_players_memory(store, gateway):
 
 async def test_one_conversations_keys_share_a_cluster_slot_and_expire_together(store, redis_server):
     player = "player-slots"
-    await store.append_turns(NPC, player, [Turn("player", "Hello.")], 120)
+    await append_turns(store, NPC, player, [Turn("player", "Hello.")], 120)
     keys = [store.key(NPC, player, part) for part in ("turns", "summary", "facts", "relationship")]
     assert len({key_slot(k.encode()) for k in keys}) == 1
     client = aioredis.Redis.from_url(redis_server.url)
@@ -75,8 +77,8 @@ async def test_one_conversations_keys_share_a_cluster_slot_and_expire_together(s
 
 
 async def test_memory_of_one_player_is_not_anothers(store):
-    await store.append_turns(NPC, "player-a", [Turn("player", "I am A.")], 60)
-    await store.append_turns(NPC, "player-b", [Turn("player", "I am B.")], 60)
+    await append_turns(store, NPC, "player-a", [Turn("player", "I am A.")], 60)
+    await append_turns(store, NPC, "player-b", [Turn("player", "I am B.")], 60)
     assert [t.text for t in (await store.load(NPC, "player-a")).turns] == ["I am A."]
     assert [t.text for t in (await store.load("innkeeper_tobin", "player-a")).turns] == []
 
@@ -104,7 +106,7 @@ async def test_bad_memory_requests_get_their_status(gateway, call, request_, cod
 
 async def test_a_failed_import_leaves_memory_as_it_was(store, gateway):
     player = "player-intact"
-    await store.append_turns(NPC, player, [Turn("player", "Keep this.")], 60)
+    await append_turns(store, NPC, player, [Turn("player", "Keep this.")], 60)
     bad = conversation_pb2.MemorySnapshot(version=1, npc_id=NPC, player_id=player, affinity=7)
     await status_of(gateway.ImportMemory(conversation_pb2.ImportMemoryRequest(snapshot=bad)))
     assert [t.text for t in (await store.load(NPC, player)).turns] == ["Keep this."]

@@ -46,3 +46,6 @@ SERVICES: dict[str, ServiceEntry] = {
 
 # Start order for the launcher: the gateway last, once what it composes is up.
 START_ORDER = ["speech", "dialogue", "voice", "face", "conversation"]
+
+# Viseme frame rates the face service renders; the gateway checks a client's choice against them.
+FRAME_RATES = (24, 30, 60)

@@ -1,22 +1,26 @@
-"""The gateway's channels to the speech, dialogue, voice and face services.
+"""The gateway's channels to the speech, dialogue, voice and face services, and one typed method per call
+the gateway makes. Every call goes through the same path: wait for a reconnecting service, the deadline,
+and the error the game sees.
 
-Every call has a deadline. A downstream failure becomes ``Unavailable`` naming the service and its
-address (a dead service must give the game a clear UNAVAILABLE, never a hang); a request the downstream
-refuses keeps its status. Channels reconnect on their own, quickly, once a service is back.
+Every call but the speech stream (which lasts as long as the player talks) has a deadline. A downstream
+failure becomes ``Unavailable`` naming the service and its address (a dead service must give the game a
+clear UNAVAILABLE, never a hang); a request the downstream refuses keeps its status.
+Channels reconnect on their own, quickly, once a service is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import grpc
 
-from npcvoice.api.npc.dialogue.v1 import dialogue_pb2_grpc
-from npcvoice.api.npc.face.v1 import face_pb2_grpc
-from npcvoice.api.npc.speech.v1 import speech_pb2_grpc
-from npcvoice.api.npc.voice.v1 import voice_pb2_grpc
+from npcvoice.api.npc.dialogue.v1 import dialogue_pb2, dialogue_pb2_grpc
+from npcvoice.api.npc.face.v1 import face_pb2, face_pb2_grpc
+from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
+from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
 from npcvoice.conversation.options import GatewayOptions
 from npcvoice.runtime.errors import (
     FailedPrecondition,
@@ -43,6 +47,8 @@ _PASSED_ON: dict[grpc.StatusCode, type[ServiceError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
 }
 
+R = TypeVar("R")
+
 
 class Downstream:
     def __init__(self, options: GatewayOptions) -> None:
@@ -57,10 +63,58 @@ class Downstream:
             name: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
             for name, address in self.addresses.items()
         }
-        self.speech = speech_pb2_grpc.SpeechServiceStub(self._channels["speech"])
-        self.dialogue = dialogue_pb2_grpc.DialogueServiceStub(self._channels["dialogue"])
-        self.voice = voice_pb2_grpc.VoiceServiceStub(self._channels["voice"])
-        self.face = face_pb2_grpc.FaceServiceStub(self._channels["face"])
+        self._speech = speech_pb2_grpc.SpeechServiceStub(self._channels["speech"])
+        self._dialogue = dialogue_pb2_grpc.DialogueServiceStub(self._channels["dialogue"])
+        self._voice = voice_pb2_grpc.VoiceServiceStub(self._channels["voice"])
+        self._face = face_pb2_grpc.FaceServiceStub(self._channels["face"])
+
+    # --- the calls ---------------------------------------------------------------------------------------
+
+    async def recognize(
+        self, config: speech_pb2.StreamingRecognitionConfig, audio: AsyncIterator[bytes]
+    ) -> AsyncIterator[speech_pb2.StreamingRecognizeResponse]:
+        """Speech activity and transcripts of ``audio``, as the speech service hears it."""
+
+        async def requests() -> AsyncIterator[speech_pb2.StreamingRecognizeRequest]:
+            yield speech_pb2.StreamingRecognizeRequest(config=config)
+            async for chunk in audio:
+                yield speech_pb2.StreamingRecognizeRequest(audio=chunk)
+
+        async for response in self._stream("speech", self._speech.StreamingRecognize, requests(), None):
+            yield response
+
+    def generate(self, request: dialogue_pb2.GenerateRequest) -> AsyncIterator[dialogue_pb2.GenerateResponse]:
+        return self._stream("dialogue", self._dialogue.Generate, request, self.options.reply_timeout_s)
+
+    async def summarize(self, request: dialogue_pb2.SummarizeRequest) -> dialogue_pb2.SummarizeResponse:
+        return await self._unary(
+            "dialogue", self._dialogue.Summarize, request, self.options.summary_timeout_s
+        )
+
+    async def synthesize(self, request: voice_pb2.SynthesizeRequest) -> list[voice_pb2.AudioChunk]:
+        """The audio of a sentence, whole (one chunk per piece the voice service splits it into)."""
+        timeout = self.options.synthesis_timeout_s
+        return [r.chunk async for r in self._stream("voice", self._voice.Synthesize, request, timeout)]
+
+    async def animate(self, request: face_pb2.AnimateRequest) -> face_pb2.AnimateResponse:
+        return await self._unary("face", self._face.Animate, request, self.options.animation_timeout_s)
+
+    async def _unary(
+        self, service: str, method: Callable[..., Awaitable[R]], request: Any, deadline_s: float
+    ) -> R:
+        await self.connected(service)
+        with self.calling(service):
+            return await method(request, timeout=deadline_s)
+
+    async def _stream(
+        self, service: str, method: Callable[..., AsyncIterator[R]], request: Any, deadline_s: float | None
+    ) -> AsyncIterator[R]:
+        await self.connected(service)
+        with self.calling(service):
+            async for response in method(request, timeout=deadline_s):
+                yield response
+
+    # --- the common path ---------------------------------------------------------------------------------
 
     async def connected(self, service: str) -> None:
         """Give a service that is reconnecting (just restarted) up to ``connect_timeout_s`` to come back,

@@ -14,42 +14,21 @@ import asyncio
 import logging
 from collections import deque
 
-import grpc
 from grpc_health.v1 import health_pb2
-from prometheus_client import Gauge, Histogram
 
-from npcvoice.api.npc.dialogue.v1 import dialogue_pb2
+from npcvoice.conversation import convert
 from npcvoice.conversation.downstream import Downstream
 from npcvoice.conversation.memory import Memory, MemoryStore, TurnRecord, check_id
+from npcvoice.conversation.metrics import PENDING_WRITES
 from npcvoice.conversation.options import GatewayOptions
 from npcvoice.personas import Persona, PersonaStore
-from npcvoice.runtime.errors import NotFound, Unavailable
+from npcvoice.runtime.errors import NotFound, ServiceError, Unavailable
 from npcvoice.runtime.server import Health
-from npcvoice.turns import Turn, player_facts
 
 log = logging.getLogger("npcvoice.conversation")
 
 MEMORY_HEALTH = "npcvoice.conversation.memory"
 SECONDS_PER_DAY = 86400.0
-
-LATENCY = Histogram(
-    "npcvoice_conversation_latency_seconds",
-    "Turn latency from the end of the player's speech (or their typed line) to each stage.",
-    ["stage"],
-    buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
-)
-PENDING_WRITES = Gauge("npcvoice_conversation_pending_memory_writes", "Turns waiting for Redis to return.")
-
-
-def to_dialogue_role(role: str) -> dialogue_pb2.Role.ValueType:
-    return dialogue_pb2.ROLE_PLAYER if role == "player" else dialogue_pb2.ROLE_NPC
-
-
-def to_dialogue_turns(turns: list[Turn]) -> list[dialogue_pb2.Turn]:
-    return [
-        dialogue_pb2.Turn(role=to_dialogue_role(t.role), text=t.text, interrupted=t.interrupted)
-        for t in turns
-    ]
 
 
 class Gateway:
@@ -78,10 +57,6 @@ class Gateway:
         return persona.memory.ttl_days * SECONDS_PER_DAY
 
     # --- memory ------------------------------------------------------------------------------------------
-
-    @property
-    def memory_degraded(self) -> bool:
-        return bool(self._pending)
 
     async def load_memory(self, npc_id: str, player_id: str) -> Memory | None:
         """The stored memory, with any queued writes flushed first; None while Redis is away."""
@@ -172,26 +147,18 @@ class Gateway:
             if len(memory.turns) <= persona.memory.summarize_after:
                 return
             folded = memory.turns[: len(memory.turns) - persona.memory.recent_turns]
-            response = await self.downstream.dialogue.Summarize(
-                dialogue_pb2.SummarizeRequest(
-                    persona_id=persona.id, previous_summary=memory.summary, turns=to_dialogue_turns(folded)
-                ),
-                timeout=self.options.summary_timeout_s,
+            response = await self.downstream.summarize(
+                convert.summarize_request(persona, memory.summary, folded)
             )
             new_facts = [f for f in response.player_facts if f not in memory.player_facts]
             await self.memory.fold_summary(
                 persona.id, player_id, len(folded), response.summary, new_facts, self.ttl_s(persona)
             )
             log.info("summarized %d old turns of %s/%s", len(folded), persona.id, player_id)
-        except (Unavailable, grpc.aio.AioRpcError) as error:
-            log.warning("summary of %s/%s postponed: %s", persona.id, player_id, error)
+        except ServiceError as error:
+            log.warning("summary of %s/%s postponed: %s", persona.id, player_id, error.message)
 
     async def aclose(self) -> None:
         for task in [*self._background, *([self._replay] if self._replay else [])]:
             task.cancel()
         await self.downstream.aclose()
-
-
-def new_facts(memory: Memory, player_line: str) -> list[str]:
-    """First-person statements in ``player_line`` the NPC does not know yet."""
-    return [f for f in player_facts([Turn("player", player_line)]) if f not in memory.player_facts]

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from npcvoice.runtime.errors import InvalidArgument, Unavailable
-from npcvoice.turns import Turn
+from npcvoice.turns import Turn, player_facts
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -43,6 +43,10 @@ class Memory:
     affinity: float = 0.0
     trust: float = 0.0
     version: int = SNAPSHOT_VERSION
+
+    def new_facts(self, player_line: str) -> list[str]:
+        """First-person statements in ``player_line`` this memory does not hold yet."""
+        return [f for f in player_facts([Turn("player", player_line)]) if f not in self.player_facts]
 
 
 @dataclass(frozen=True)
@@ -135,16 +139,6 @@ class MemoryStore:
             affinity=float(relationship.get(b"affinity", 0.0)),
             trust=float(relationship.get(b"trust", 0.0)),
         )
-
-    @_redis_call
-    async def append_turns(self, npc_id: str, player_id: str, turns: list[Turn], ttl_s: float) -> None:
-        """Append, trim and refresh the time to live in one transaction."""
-        turns_key = self.key(npc_id, player_id, "turns")
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(turns_key, *[json.dumps(asdict(t)) for t in turns])
-            pipe.ltrim(turns_key, -MAX_STORED_TURNS, -1)
-            self._expire(pipe, npc_id, player_id, ttl_s)
-            await pipe.execute()
 
     @_redis_call
     async def record_turn(self, record: TurnRecord, ttl_s: float) -> None:

@@ -1,10 +1,14 @@
-"""Options of the conversation gateway (the ``engine:`` section of its configuration)."""
+"""What the gateway is told: its options (the ``engine:`` section of its configuration), set by whoever
+runs it, and each conversation's config, sent by the client that opens it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from npcvoice.audio import Encoding
 
 
 class GatewayOptions(BaseModel):
@@ -32,3 +36,21 @@ class GatewayOptions(BaseModel):
         0.5, gt=0, description="While Redis is away, how often the gateway tries to write what it holds."
     )
     max_text_chars: int = Field(1000, ge=1, description="Longest typed player line.")
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What one client asked for when it opened its conversation (its ``ConverseConfig``, checked)."""
+
+    npc_id: str
+    player_id: str
+    player_name: str
+    voice_reply: bool
+    input_encoding: Encoding | None  # None: the client sends no audio (typed lines only)
+    input_rate: int
+    output_encoding: Encoding
+    output_rate: int  # 0: the voice's own rate
+    frame_rate: int  # 0: the persona's
+    frame_set: int  # a face FrameSet value, passed on to the face service
+    viseme_events: bool
+    interim_transcripts: bool

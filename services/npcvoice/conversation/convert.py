@@ -1,0 +1,283 @@
+"""Every protobuf ↔ domain conversion of the gateway: the client's config and the events it receives,
+save-game snapshots, and the requests the gateway sends to the speech, dialogue, voice and face services.
+"""
+
+from __future__ import annotations
+
+from npcvoice.api.npc.audio.v1 import audio_pb2
+from npcvoice.api.npc.conversation.v1 import conversation_pb2
+from npcvoice.api.npc.dialogue.v1 import dialogue_pb2
+from npcvoice.api.npc.face.v1 import face_pb2
+from npcvoice.api.npc.speech.v1 import speech_pb2
+from npcvoice.api.npc.voice.v1 import voice_pb2
+from npcvoice.audio import check_sample_rate
+from npcvoice.catalog import FRAME_RATES
+from npcvoice.conversation.memory import Memory, check_id, check_memory
+from npcvoice.conversation.options import SessionConfig
+from npcvoice.converters import encoding_from_proto, encoding_to_proto, input_format
+from npcvoice.personas import Persona
+from npcvoice.runtime.errors import InvalidArgument
+from npcvoice.turns import Turn
+
+MAX_PLAYER_NAME_CHARS = 80
+
+Response = conversation_pb2.ConverseResponse
+
+# --- what the client sends and is sent -------------------------------------------------------------------
+
+
+def config_from_proto(config: conversation_pb2.ConverseConfig) -> SessionConfig:
+    check_id(config.npc_id, "config.npc_id")
+    check_id(config.player_id, "config.player_id")
+    if len(config.player_name) > MAX_PLAYER_NAME_CHARS:
+        raise InvalidArgument("config.player_name", f"at most {MAX_PLAYER_NAME_CHARS} characters")
+    if config.HasField("input_audio"):
+        input_encoding, input_rate = input_format(config.input_audio, "config.input_audio")
+    else:
+        input_encoding, input_rate = None, 0
+    output_encoding = encoding_from_proto(config.output_audio.encoding, "config.output_audio.encoding")
+    if config.output_audio.sample_rate_hz:
+        check_sample_rate(config.output_audio.sample_rate_hz, "config.output_audio.sample_rate_hz")
+    frame_rate = config.visemes.frame_rate
+    if frame_rate and frame_rate not in FRAME_RATES:
+        raise InvalidArgument(
+            "config.visemes.frame_rate", f"must be 0 (the persona's) or one of {FRAME_RATES}"
+        )
+    return SessionConfig(
+        npc_id=config.npc_id,
+        player_id=config.player_id,
+        player_name=config.player_name,
+        voice_reply=config.reply_mode != conversation_pb2.REPLY_MODE_TEXT,
+        input_encoding=input_encoding,
+        input_rate=input_rate,
+        output_encoding=output_encoding,
+        output_rate=config.output_audio.sample_rate_hz,
+        frame_rate=frame_rate,
+        frame_set=config.visemes.frame_set or face_pb2.FRAME_SET_BOTH,
+        viseme_events=config.visemes.include_events,
+        interim_transcripts=config.interim_transcripts,
+    )
+
+
+def session_started(persona: Persona, remembered_turns: int) -> Response:
+    return Response(
+        started=conversation_pb2.SessionStarted(
+            npc_id=persona.id,
+            display_name=persona.display_name,
+            greeting=persona.greeting,
+            remembered_turns=remembered_turns,
+        )
+    )
+
+
+def transcript(turn_index: int, text: str, is_final: bool) -> Response:
+    return Response(
+        transcript=conversation_pb2.PlayerTranscript(turn_index=turn_index, text=text, is_final=is_final)
+    )
+
+
+def reply_text(turn_index: int, delta: str) -> Response:
+    return Response(reply_text=conversation_pb2.ReplyText(turn_index=turn_index, delta=delta))
+
+
+def emotion(turn_index: int, event: dialogue_pb2.EmotionEvent) -> Response:
+    return Response(
+        emotion=conversation_pb2.Emotion(
+            turn_index=turn_index, emotion=event.emotion, intensity=event.intensity
+        )
+    )
+
+
+def action(turn_index: int, event: dialogue_pb2.ActionEvent) -> Response:
+    return Response(
+        action=conversation_pb2.Action(
+            turn_index=turn_index, name=event.name, parameters=dict(event.parameters)
+        )
+    )
+
+
+def reply_audio(
+    turn_index: int,
+    sentence_index: int,
+    chunk: voice_pb2.AudioChunk,
+    start_sample: int,
+    animation: face_pb2.AnimateResponse,
+    with_events: bool,
+) -> Response:
+    """A sentence's audio with the viseme frames (and events) for exactly its samples, moved onto the
+    turn's timeline like ``start_sample``."""
+    offset = start_sample / chunk.format.sample_rate_hz
+    for frame in animation.frames:
+        frame.time_seconds += offset
+    events = list(animation.events) if with_events else []
+    for event in events:
+        event.start_seconds += offset
+    return Response(
+        audio=conversation_pb2.ReplyAudio(
+            turn_index=turn_index,
+            sentence_index=sentence_index,
+            audio=chunk.audio,
+            format=chunk.format,
+            start_sample=start_sample,
+            num_samples=chunk.num_samples,
+            text=chunk.text,
+            visemes=animation.frames,
+            viseme_events=events,
+        )
+    )
+
+
+def interruption(turn_index: int, heard_text: str, heard_samples: int) -> Response:
+    return Response(
+        interruption=conversation_pb2.Interruption(
+            turn_index=turn_index, heard_text=heard_text, heard_samples=heard_samples
+        )
+    )
+
+
+def turn_end(
+    turn_index: int, player_text: str, reply: str, interrupted: bool, latency: dict[str, float]
+) -> Response:
+    return Response(
+        turn_end=conversation_pb2.TurnEnd(
+            turn_index=turn_index,
+            player_text=player_text,
+            reply_text=reply,
+            interrupted=interrupted,
+            latency=conversation_pb2.LatencyBreakdown(
+                transcript_seconds=latency["transcript"],
+                first_token_seconds=latency["first_token"],
+                first_audio_seconds=latency["first_audio"],
+                total_seconds=latency["total"],
+            ),
+        )
+    )
+
+
+def npc_info(persona: Persona) -> conversation_pb2.NpcInfo:
+    return conversation_pb2.NpcInfo(
+        npc_id=persona.id,
+        display_name=persona.display_name,
+        description=persona.description,
+        voice_id=persona.voice.voice_id,
+    )
+
+
+# --- save games ------------------------------------------------------------------------------------------
+
+
+def memory_to_proto(memory: Memory) -> conversation_pb2.MemorySnapshot:
+    return conversation_pb2.MemorySnapshot(
+        version=memory.version,
+        npc_id=memory.npc_id,
+        player_id=memory.player_id,
+        turns=[
+            conversation_pb2.MemoryTurn(role=t.role, text=t.text, interrupted=t.interrupted, time=t.time)
+            for t in memory.turns
+        ],
+        summary=memory.summary,
+        player_facts=list(memory.player_facts),
+        affinity=memory.affinity,
+        trust=memory.trust,
+    )
+
+
+def memory_from_proto(snapshot: conversation_pb2.MemorySnapshot) -> Memory:
+    turns = [
+        Turn(role=t.role, text=t.text, interrupted=t.interrupted, time=t.time)  # type: ignore[arg-type]
+        for t in snapshot.turns
+    ]
+    return check_memory(
+        Memory(
+            npc_id=snapshot.npc_id,
+            player_id=snapshot.player_id,
+            turns=turns,
+            summary=snapshot.summary,
+            player_facts=list(snapshot.player_facts),
+            affinity=snapshot.affinity,
+            trust=snapshot.trust,
+            version=snapshot.version,
+        )
+    )
+
+
+# --- requests to the services the gateway composes -------------------------------------------------------
+
+
+def speech_config(persona: Persona, config: SessionConfig) -> speech_pb2.StreamingRecognitionConfig:
+    return speech_pb2.StreamingRecognitionConfig(
+        recognition=speech_pb2.RecognitionConfig(
+            audio_format=audio_pb2.AudioFormat(
+                encoding=encoding_to_proto(config.input_encoding or "pcm16"), sample_rate_hz=config.input_rate
+            ),
+            language=persona.speech.language,
+            hotwords=list(persona.speech.hotwords),
+        ),
+        interim_results=config.interim_transcripts,
+    )
+
+
+def dialogue_turns(turns: list[Turn]) -> list[dialogue_pb2.Turn]:
+    return [
+        dialogue_pb2.Turn(
+            role=dialogue_pb2.ROLE_PLAYER if t.role == "player" else dialogue_pb2.ROLE_NPC,
+            text=t.text,
+            interrupted=t.interrupted,
+        )
+        for t in turns
+    ]
+
+
+def generate_request(
+    persona: Persona, config: SessionConfig, player_text: str, memory: Memory, recent: list[Turn]
+) -> dialogue_pb2.GenerateRequest:
+    return dialogue_pb2.GenerateRequest(
+        persona_id=persona.id,
+        conversation_id=f"{persona.id}:{config.player_id}",
+        player_text=player_text,
+        player_name=config.player_name,
+        first_clause=config.voice_reply,  # speech starts on the first clause
+        memory=dialogue_pb2.Memory(
+            recent_turns=dialogue_turns(recent),
+            summary=memory.summary,
+            player_facts=memory.player_facts,
+            relationship=dialogue_pb2.Relationship(affinity=memory.affinity, trust=memory.trust),
+        ),
+    )
+
+
+def summarize_request(persona: Persona, previous: str, turns: list[Turn]) -> dialogue_pb2.SummarizeRequest:
+    return dialogue_pb2.SummarizeRequest(
+        persona_id=persona.id, previous_summary=previous, turns=dialogue_turns(turns)
+    )
+
+
+def synthesis_config(persona: Persona, config: SessionConfig) -> voice_pb2.SynthesisConfig:
+    voice = persona.voice
+    return voice_pb2.SynthesisConfig(
+        voice=voice_pb2.VoiceSettings(
+            voice_id=voice.voice_id,
+            speaker_id=voice.speaker,
+            speed=voice.speed,
+            variation=voice.variation,
+            volume=voice.volume,
+        ),
+        output_format=audio_pb2.AudioFormat(
+            encoding=encoding_to_proto(config.output_encoding), sample_rate_hz=config.output_rate
+        ),
+    )
+
+
+def synthesize_request(text: str, config: voice_pb2.SynthesisConfig) -> voice_pb2.SynthesizeRequest:
+    return voice_pb2.SynthesizeRequest(text=text, config=config)
+
+
+def animate_request(
+    chunk: voice_pb2.AudioChunk, frame_rate: int, frame_set: int, emotion: str
+) -> face_pb2.AnimateRequest:
+    return face_pb2.AnimateRequest(
+        phonemes=face_pb2.PhonemeTrack(sample_rate_hz=chunk.format.sample_rate_hz, phonemes=chunk.phonemes),
+        frame_rate=frame_rate,
+        frame_set=frame_set,  # type: ignore[arg-type]
+        emotion=emotion,
+    )

@@ -1,0 +1,116 @@
+"""The player's voice: audio goes to the speech service as it arrives, one stream at a time, and what the
+speech service hears comes back as calls to the session: speech started (barge-in), interim transcripts,
+and each final transcript with the moment the player stopped talking, in this process's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from npcvoice.api.npc.speech.v1 import speech_pb2
+from npcvoice.conversation import convert
+from npcvoice.conversation.gateway import Gateway
+from npcvoice.conversation.options import SessionConfig
+
+
+class Listener:
+    def __init__(
+        self,
+        gateway: Gateway,
+        config: SessionConfig,
+        *,
+        on_speech: Callable[[], Awaitable[None]],
+        on_interim: Callable[[str], None],
+        on_final: Callable[[str, float, float], Awaitable[None]],
+    ) -> None:
+        """``on_final(text, speech_end, transcript_s)``: ``speech_end`` is when the player stopped talking
+        (perf_counter), ``transcript_s`` how long the final transcript took from then."""
+        self._gateway = gateway
+        self._config = config
+        self._on_speech, self._on_interim, self._on_final = on_speech, on_interim, on_final
+        self._task: asyncio.Task[None] | None = None
+        self._audio_in: asyncio.Queue[bytes | None] | None = None
+        self._audio_times: list[tuple[float, float]] = []  # (stream seconds at chunk end, arrival)
+        self._received_samples = 0
+        self._end_of_speech_at: float | None = None
+
+    def audio(self, chunk: bytes) -> None:
+        """Some of the player's audio (already checked), in the encoding and rate of the config."""
+        if self._audio_in is None:
+            self._open()
+        assert self._audio_in is not None
+        width = 2 if self._config.input_encoding == "pcm16" else 4
+        self._received_samples += len(chunk) // width
+        self._audio_times.append((self._received_samples / self._config.input_rate, time.perf_counter()))
+        self._audio_in.put_nowait(chunk)
+
+    def end_of_speech(self) -> None:
+        """The client says the player stopped (push to talk released): finalize what was said."""
+        if self._audio_in is not None:
+            self._end_of_speech_at = time.perf_counter()
+            self._audio_in.put_nowait(None)
+            self._audio_in = None
+
+    async def finished(self) -> None:
+        """Wait for the last final transcript (after ``end_of_speech``)."""
+        if self._task is not None:
+            await self._task
+
+    def cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def _open(self) -> None:
+        persona = self._gateway.persona(self._config.npc_id, "config.npc_id")
+        config = convert.speech_config(persona, self._config)
+        audio_in: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._audio_in = audio_in
+        self._received_samples = 0
+        self._audio_times = []
+        self._end_of_speech_at = None
+
+        async def audio() -> AsyncIterator[bytes]:
+            while (chunk := await audio_in.get()) is not None:
+                yield chunk
+
+        previous = self._task
+        self._task = asyncio.create_task(self._listen(config, audio(), self._audio_times, previous))
+
+    async def _listen(
+        self,
+        config: speech_pb2.StreamingRecognitionConfig,
+        audio: AsyncIterator[bytes],
+        times: list[tuple[float, float]],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None:
+            await previous  # the last utterance's final transcript comes first
+        async for response in self._gateway.downstream.recognize(config, audio):
+            if response.HasField("activity"):
+                if response.activity.type == speech_pb2.SPEECH_ACTIVITY_TYPE_STARTED:
+                    await self._on_speech()  # barge-in: the player talks over the NPC
+                continue
+            transcript = response.transcript
+            if not transcript.is_final:
+                self._on_interim(transcript.text)
+                continue
+            if not transcript.text.strip():
+                continue
+            now = time.perf_counter()
+            speech_end = self._speech_end(times, transcript.end_seconds)
+            await self._on_final(transcript.text.strip(), speech_end, now - speech_end)
+
+    def _speech_end(self, times: list[tuple[float, float]], end_seconds: float) -> float:
+        """When the player stopped talking, in this process's clock: the arrival of the audio at
+        ``end_seconds`` (clients stream in real time), or the explicit end of speech if that came first."""
+        for chunk_end, arrived in times:
+            if chunk_end >= end_seconds:
+                estimate = arrived - (chunk_end - end_seconds)
+                break
+        else:
+            estimate = times[-1][1] if times else time.perf_counter()
+        if self._end_of_speech_at is not None:
+            estimate = min(estimate, self._end_of_speech_at)
+        return estimate

@@ -1,0 +1,49 @@
+"""What a conversation remembers as it goes: the session's copy of the NPC's memory of the player (read
+from Redis at each turn, and kept going from its own copy while Redis is away) and what each finished turn
+adds to it."""
+
+from __future__ import annotations
+
+from npcvoice.conversation.gateway import Gateway
+from npcvoice.conversation.memory import Memory, TurnRecord
+from npcvoice.conversation.relationship import moved
+from npcvoice.turns import Turn
+
+
+class SessionMemory:
+    def __init__(self, gateway: Gateway, npc_id: str, player_id: str) -> None:
+        self._gateway = gateway
+        self.npc_id, self.player_id = npc_id, player_id
+        self.memory = Memory(npc_id, player_id)
+        self._read = False  # whether self.memory ever came from Redis
+
+    async def refresh(self) -> Memory:
+        """The stored memory if Redis answers, else the session's own copy."""
+        memory = await self._gateway.load_memory(self.npc_id, self.player_id)
+        if memory is not None:
+            self.memory, self._read = memory, True
+        return self.memory
+
+    async def remember(
+        self, player_text: str, npc_text: str, interrupted: bool, emotions: list[str], actions: list[str]
+    ) -> None:
+        """Store a finished turn (or queue it while Redis is away); the session's copy follows at once."""
+        persona = self._gateway.persona(self.npc_id, "config.npc_id")
+        lines = [Turn("player", player_text)]
+        if npc_text:
+            lines.append(Turn("npc", npc_text, interrupted=interrupted))
+        memory = self.memory
+        affinity, trust = moved(memory.affinity, memory.trust, emotions, actions)
+        record = TurnRecord(
+            npc_id=self.npc_id,
+            player_id=self.player_id,
+            turns=lines,
+            new_facts=memory.new_facts(player_text),
+            affinity=affinity,
+            trust=trust,
+            relationship_known=self._read,
+        )
+        memory.turns += lines
+        memory.player_facts += record.new_facts
+        memory.affinity, memory.trust = affinity, trust
+        await self._gateway.record(record, persona)

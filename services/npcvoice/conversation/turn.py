@@ -1,0 +1,169 @@
+"""One turn of the NPC: the player's line goes to dialogue, each sentence of the reply to voice as soon as
+it is complete, each audio chunk's phoneme timings to face, and the audio goes out with the viseme frames
+for exactly its samples. The turn ends by storing what was said and sending ``TurnEnd`` with its latency
+breakdown. A turn is a task: barge-in cancels it, and the session then finishes it with what was heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from npcvoice.api.npc.conversation.v1 import conversation_pb2
+from npcvoice.api.npc.dialogue.v1 import dialogue_pb2
+from npcvoice.conversation import convert
+from npcvoice.conversation.gateway import Gateway
+from npcvoice.conversation.metrics import LATENCY
+from npcvoice.conversation.options import SessionConfig
+from npcvoice.conversation.recording import SessionMemory
+from npcvoice.personas import Persona
+from npcvoice.turns import Turn
+
+Emit = Callable[[conversation_pb2.ConverseResponse], None]
+
+
+def recent_window(turns: list[Turn], recent: int) -> list[Turn]:
+    """The last ``recent`` to ``recent * 1.5`` lines, the window moving in steps of half its size.
+
+    A window that slid by one turn every turn would change the start of the prompt every turn and the
+    dialogue service would prefill the whole history again; moving it in steps keeps the prompt's prefix
+    (and the model's cache) the same for several turns.
+    """
+    step = max(1, recent // 2)
+    start = 0 if len(turns) <= recent else ((len(turns) - recent) // step) * step
+    return turns[start:]
+
+
+@dataclass
+class SpokenSentence:
+    start_sample: int
+    num_samples: int
+    text: str
+
+
+def heard_text(sentences: list[SpokenSentence], heard_samples: int) -> str:
+    """The words of the reply the player heard by ``heard_samples`` (a partly heard sentence by share)."""
+    words: list[str] = []
+    for sentence in sentences:
+        parts = sentence.text.split()
+        if heard_samples >= sentence.start_sample + sentence.num_samples:
+            words += parts
+        elif heard_samples > sentence.start_sample and sentence.num_samples:
+            share = (heard_samples - sentence.start_sample) / sentence.num_samples
+            words += parts[: int(len(parts) * share)]
+    return " ".join(words)
+
+
+@dataclass
+class TurnState:
+    index: int
+    player_text: str
+    origin: float  # end of the player's speech or the arrival of their typed line (perf_counter)
+    transcript_s: float = 0.0
+    reply_text: str = ""
+    sentences: list[SpokenSentence] = field(default_factory=list)
+    delivered_samples: int = 0
+    emotions: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    first_token_s: float = 0.0
+    first_audio_s: float = 0.0
+    interrupted: bool = False
+
+
+class TurnPipeline:
+    """Runs a conversation's turns: dialogue → voice → face, then memory and ``TurnEnd``."""
+
+    def __init__(self, gateway: Gateway, config: SessionConfig, memory: SessionMemory, emit: Emit) -> None:
+        self._gateway = gateway
+        self._config = config
+        self._memory = memory
+        self._emit = emit
+
+    async def run(self, state: TurnState) -> None:
+        persona = self._gateway.persona(self._config.npc_id, "config.npc_id")  # this turn's snapshot
+        memory = await self._memory.refresh()
+        recent = recent_window(memory.turns, persona.memory.recent_turns)
+        request = convert.generate_request(persona, self._config, state.player_text, memory, recent)
+        sentences: asyncio.Queue[dialogue_pb2.Sentence | None] = asyncio.Queue()
+        speaker = (
+            asyncio.create_task(self._speak(state, persona, sentences)) if self._config.voice_reply else None
+        )
+        try:
+            await self._think(state, request, sentences)
+            sentences.put_nowait(None)
+            if speaker is not None:
+                await speaker
+        finally:
+            if speaker is not None and not speaker.done():
+                speaker.cancel()
+        await self.finish(state, state.reply_text)
+
+    async def _think(
+        self,
+        state: TurnState,
+        request: dialogue_pb2.GenerateRequest,
+        sentences: asyncio.Queue[dialogue_pb2.Sentence | None],
+    ) -> None:
+        """Stream the reply: text to the client, sentences to the speaker, emotions and actions in order."""
+        asked = time.perf_counter()
+        async for response in self._gateway.downstream.generate(request):
+            kind = response.WhichOneof("event")
+            if kind == "delta":
+                state.reply_text += response.delta.text
+                if not self._config.voice_reply and not state.first_audio_s:
+                    state.first_audio_s = time.perf_counter() - state.origin  # first reply text
+                self._emit(convert.reply_text(state.index, response.delta.text))
+            elif kind == "sentence":
+                sentences.put_nowait(response.sentence)
+            elif kind == "emotion":
+                state.emotions.append(response.emotion.emotion)
+                self._emit(convert.emotion(state.index, response.emotion))
+            elif kind == "action":
+                state.actions.append(response.action.name)
+                self._emit(convert.action(state.index, response.action))
+            elif kind == "summary":
+                state.first_token_s = asked - state.origin + response.summary.time_to_first_token_seconds
+
+    async def _speak(
+        self, state: TurnState, persona: Persona, sentences: asyncio.Queue[dialogue_pb2.Sentence | None]
+    ) -> None:
+        """Synthesize each sentence as it comes, animate it, send audio and visemes together."""
+        downstream, config = self._gateway.downstream, self._config
+        synthesis = convert.synthesis_config(persona, config)
+        frame_rate = config.frame_rate or persona.face.frame_rate
+        while (sentence := await sentences.get()) is not None:
+            chunks = await downstream.synthesize(convert.synthesize_request(sentence.text, synthesis))
+            for chunk in chunks:
+                emotion = state.emotions[-1] if state.emotions else ""
+                animation = await downstream.animate(
+                    convert.animate_request(chunk, frame_rate, config.frame_set, emotion)
+                )
+                start = state.delivered_samples
+                if not state.first_audio_s:
+                    state.first_audio_s = time.perf_counter() - state.origin
+                self._emit(
+                    convert.reply_audio(
+                        state.index, sentence.index, chunk, start, animation, config.viseme_events
+                    )
+                )
+                state.sentences.append(SpokenSentence(start, chunk.num_samples, chunk.text))
+                state.delivered_samples += chunk.num_samples
+
+    async def finish(self, state: TurnState, npc_text: str) -> None:
+        """Store the turn (or queue it), then acknowledge it with its latency breakdown."""
+        reply = npc_text.strip()
+        await self._memory.remember(
+            state.player_text, reply, state.interrupted, state.emotions, state.actions
+        )
+        latency = {
+            "transcript": state.transcript_s,
+            "first_token": state.first_token_s,
+            "first_audio": state.first_audio_s,
+            "total": time.perf_counter() - state.origin,
+        }
+        for stage, value in latency.items():
+            if value:
+                LATENCY.labels(stage).observe(value)
+        self._emit(convert.turn_end(state.index, state.player_text, reply, state.interrupted, latency))
