@@ -5,11 +5,13 @@ Docker cannot run on the development and CI machines, so this reads the compose 
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import yaml
 
 from npcvoice.catalog import SERVICES
+from npcvoice.runtime.config import ServiceConfig, add_server_flags, load_service_config
 from tests.conftest import REPO_ROOT
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
@@ -21,6 +23,19 @@ def _flag(command: list[str], flag: str) -> str:
 
 def _variants(name: str) -> dict[str, dict[str, Any]]:
     return {key: value for key, value in COMPOSE.items() if key in (name, f"{name}-gpu")}
+
+
+def _effective_config(key: str) -> ServiceConfig:
+    """What the service in compose entry ``key`` runs with: its command's flags over its environment,
+    read by the same loader the service uses."""
+    service = COMPOSE[key]
+    parser = argparse.ArgumentParser()
+    add_server_flags(parser)
+    args = parser.parse_args(service["command"][2:])
+    name = service["command"][1]
+    return load_service_config(
+        name, default_port=SERVICES[name].port, args=args, environ=service["environment"]
+    )
 
 
 def test_every_catalog_service_is_composed_on_its_port_with_its_health_check():
@@ -48,10 +63,10 @@ def test_the_gateway_waits_for_healthy_dependencies_and_is_pointed_at_them():
     for name in ("speech", "dialogue", "voice", "face"):
         for key in _variants(name):
             assert depends[key]["condition"] == "service_healthy", key
-    options = [gateway["command"][i + 1] for i, arg in enumerate(gateway["command"]) if arg == "--option"]
+    options = _effective_config("conversation").engine
     for name in ("speech", "dialogue", "voice", "face"):
-        assert f"{name}_address={name}:{SERVICES[name].port}" in options
-    assert "redis_url=redis://redis:6379/0" in options
+        assert options[f"{name}_address"] == f"{name}:{SERVICES[name].port}"
+    assert options["redis_url"] == "redis://redis:6379/0"
     assert "appendonly" in " ".join(COMPOSE["redis"]["command"])
 
 
@@ -66,3 +81,4 @@ def test_cpu_is_the_default_and_the_gpu_profile_reserves_nvidia_devices():
         cpu_twin = key.removesuffix("-gpu")
         assert COMPOSE[cpu_twin]["profiles"] == ["cpu"]
         assert cpu_twin in COMPOSE[key]["networks"]["default"]["aliases"]
+        assert _effective_config(key).engine["device"] == "cuda"

@@ -107,3 +107,22 @@ def test_a_bad_engine_option_stops_the_service_with_a_clear_message():
     assert "bad engine option: workers: Input should be greater than or equal to 1" in result.stderr
     assert "colour: Extra inputs are not permitted" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_engine_options_come_from_the_environment_between_the_file_and_the_flags(tmp_path):
+    config = tmp_path / "suite.yaml"
+    config.write_text("dialogue:\n  engine:\n    device: cpu\n    workers: 2\n    prewarm: true\n")
+    environ = {
+        "NPCVOICE_DIALOGUE_WORKERS": "3",
+        "NPCVOICE_DIALOGUE_PREWARM": "false",
+        "NPCVOICE_DIALOGUE_PORT": "7002",  # a server setting, not an engine option
+        "NPCVOICE_VOICE_DEVICE": "cuda",  # another service's
+    }
+    loaded = load_service_config(
+        "dialogue", default_port=50052, args=parse(["--config", str(config), "--option", "workers=4"]),
+        environ=environ,
+    )  # fmt: skip
+    assert loaded.server.port == 7002
+    assert loaded.engine == {"device": "cpu", "workers": 4, "prewarm": False}
+    voice = load_service_config("voice", default_port=50053, args=parse([]), environ=environ)
+    assert voice.engine == {"device": "cuda"}

@@ -2,8 +2,11 @@
 
 The YAML file may hold a ``defaults`` section applied to every service and one section per service
 (``speech:``, ``dialogue:``...), each with server settings and an ``engine:`` mapping of the service's own
-options. Environment variables are ``NPCVOICE_<FIELD>`` for every service or ``NPCVOICE_<SERVICE>_<FIELD>``
-for one (lists are comma-separated), e.g. ``NPCVOICE_API_KEYS=k1,k2`` or ``NPCVOICE_SPEECH_PORT=6001``.
+options. Environment variables are ``NPCVOICE_<SETTING>`` for every service or
+``NPCVOICE_<SERVICE>_<SETTING>`` for one (lists are comma-separated), e.g. ``NPCVOICE_API_KEYS=k1,k2`` or
+``NPCVOICE_SPEECH_PORT=6001``. Engine options take the same form, for one service:
+``NPCVOICE_<SERVICE>_<OPTION>``, the value parsed as a YAML scalar like ``--option`` (e.g.
+``NPCVOICE_DIALOGUE_DEVICE=cuda``, ``NPCVOICE_VOICE_VOICE_DIRS=[/srv/voices]``).
 """
 
 from __future__ import annotations
@@ -67,16 +70,24 @@ class ServiceConfig(BaseModel):
 _LIST_FIELDS = {name for name, f in ServerSettings.model_fields.items() if f.annotation == list[str]}
 
 
-def _env_layer(service: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    layer: dict[str, Any] = {}
+def _env_layers(service: str, environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Server settings and engine options from the environment. A ``NPCVOICE_<SERVICE>_<NAME>`` that is
+    not a server setting is an engine option of that service (the engine's own model rejects a typo)."""
+    server: dict[str, Any] = {}
     for name in ServerSettings.model_fields:
         for key in (f"{ENV_PREFIX}{name.upper()}", f"{ENV_PREFIX}{service.upper()}_{name.upper()}"):
             if key in environ:
                 raw = environ[key]
-                layer[name] = (
+                server[name] = (
                     [v.strip() for v in raw.split(",") if v.strip()] if name in _LIST_FIELDS else raw
                 )
-    return layer
+    engine: dict[str, Any] = {}
+    prefix = f"{ENV_PREFIX}{service.upper()}_"
+    for key, raw in environ.items():
+        name = key[len(prefix) :].lower() if key.startswith(prefix) else ""
+        if name and name not in ServerSettings.model_fields:
+            engine[name] = _option_value(raw)
+    return server, engine
 
 
 def _yaml_layers(path: Path, service: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -125,7 +136,9 @@ def load_service_config(
     if config_file:
         server_layer, engine = _yaml_layers(Path(config_file), service)
         merged |= server_layer
-    merged |= _env_layer(service, environ)
+    server_env, engine_env = _env_layers(service, environ)
+    merged |= server_env
+    engine |= engine_env
     if args is not None:
         merged |= {
             name: getattr(args, name)
@@ -146,5 +159,10 @@ def _parse_options(options: Sequence[str]) -> dict[str, Any]:
         key, sep, value = option.partition("=")
         if not sep or not key:
             raise ConfigError(f"--option {option!r}: expected KEY=VALUE")
-        parsed[key.strip()] = yaml.safe_load(value) if value else ""
+        parsed[key.strip()] = _option_value(value)
     return parsed
+
+
+def _option_value(raw: str) -> Any:
+    """An engine option's value from a flag or the environment: a YAML scalar (or flow list)."""
+    return yaml.safe_load(raw) if raw else ""
