@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-from pathlib import Path
 
 import grpc
 import pytest
 
 from npcvoice.runtime.config import ConfigError, add_server_flags, load_service_config
 from tests.support import probe
+from tests.support.certs import make_certificate
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -49,27 +49,10 @@ def test_a_bad_setting_is_named_in_the_error():
         load_service_config("face", default_port=1, args=parse(["--tls-cert-file", "x.pem"]), environ={})
 
 
-def _make_certificate(directory: Path, name: str, ca: tuple[Path, Path] | None = None) -> tuple[Path, Path]:
-    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
-    if ca is None:
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-             "-days", "1", "-subj", f"/CN={name}", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        return key, cert
-    csr = directory / f"{name}.csr"
-    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-                    "-subj", f"/CN={name}"], check=True, capture_output=True)  # fmt: skip
-    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0], "-CAcreateserial",
-                    "-out", cert, "-days", "1"], check=True, capture_output=True)  # fmt: skip
-    return key, cert
-
-
 async def test_tls_and_mutual_tls(hosted, tmp_path):
-    server_key, server_cert = _make_certificate(tmp_path, "server")
-    ca_key, ca_cert = _make_certificate(tmp_path, "client-ca")
-    client_key, client_cert = _make_certificate(tmp_path, "client", ca=(ca_key, ca_cert))
+    server_key, server_cert = make_certificate(tmp_path, "server")
+    ca_key, ca_cert = make_certificate(tmp_path, "client-ca")
+    client_key, client_cert = make_certificate(tmp_path, "client", ca=(ca_key, ca_cert))
     service = await hosted(
         "probe", probe.REGISTRATION,
         tls_cert_file=server_cert, tls_key_file=server_key, tls_client_ca_file=ca_cert,

@@ -13,7 +13,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from npcvoice.redis_server import free_port
+from npcvoice.runtime.channels import InternalCredentials, internal_channel
+from npcvoice.runtime.config import ServerSettings
 from tests.support import probe
+from tests.support.certs import make_certificate
 
 
 async def test_a_handler_exception_becomes_internal_with_a_message_and_no_traceback(hosted):
@@ -118,3 +121,37 @@ async def test_metrics_endpoint_reports_per_rpc_latency(hosted):
     )
     assert echo_line in page
     assert reject_line in page
+
+
+async def test_an_internal_channel_carries_the_key_and_the_client_certificate_on_every_call_shape(
+    hosted, tmp_path
+):
+    server_key, server_cert = make_certificate(tmp_path, "server")
+    ca_key, ca_cert = make_certificate(tmp_path, "client-ca")
+    client_key, client_cert = make_certificate(tmp_path, "client", ca=(ca_key, ca_cert))
+    service = await hosted(
+        "probe", probe.REGISTRATION, api_keys=["inner-key"],
+        tls_cert_file=server_cert, tls_key_file=server_key, tls_client_ca_file=ca_cert,
+    )  # fmt: skip
+    address = f"localhost:{service.host.port}"
+    caller = ServerSettings(
+        api_keys=["client-facing-key"], internal_api_key="inner-key", internal_tls_ca_file=server_cert,
+        internal_tls_cert_file=client_cert, internal_tls_key_file=client_key,
+    )  # fmt: skip
+    async with internal_channel(address, InternalCredentials.from_settings(caller)) as channel:
+        assert await channel.unary_unary(probe.method("Echo"))(b"inside", timeout=5) == b"inside"
+        stream = channel.unary_stream(probe.method("ExplodeWhileStreaming"))(b"", timeout=5)
+        assert await anext(aiter(stream)) == b"first"  # a streaming call is let in too
+        stream.cancel()
+
+    wrong_key = InternalCredentials.from_settings(caller.model_copy(update={"internal_api_key": "guess"}))
+    async with internal_channel(address, wrong_key) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await channel.unary_unary(probe.method("Echo"))(b"x", timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_without_an_internal_key_a_service_calls_with_its_own_first_key():
+    settings = ServerSettings(api_keys=["change-me", "other"])
+    assert InternalCredentials.from_settings(settings).api_key == "change-me"
+    assert InternalCredentials.from_settings(ServerSettings()).api_key == ""

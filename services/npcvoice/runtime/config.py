@@ -46,6 +46,21 @@ class ServerSettings(BaseModel):
     tls_cert_file: Path | None = Field(None, description="Server certificate (PEM); enables TLS.")
     tls_key_file: Path | None = Field(None, description="Server private key (PEM).")
     tls_client_ca_file: Path | None = Field(None, description="CA for client certificates; enables mTLS.")
+    internal_api_key: str = Field(
+        "",
+        description="Key this service sends when it calls another service of the suite (the gateway's "
+        "calls to speech, dialogue, voice, face); empty: its own first api_key.",
+    )
+    internal_tls_ca_file: Path | None = Field(
+        None, description="CA of the other services' certificates; enables TLS on calls to them."
+    )
+    internal_tls_cert_file: Path | None = Field(
+        None, description="Client certificate (PEM) for calls to services that require mTLS."
+    )
+    internal_tls_key_file: Path | None = Field(None, description="Private key of internal_tls_cert_file.")
+    internal_tls_server_name: str = Field(
+        "", description="Name the other services' certificates carry, when it is not their address's host."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
 
@@ -55,6 +70,10 @@ class ServerSettings(BaseModel):
             raise ValueError("tls_cert_file and tls_key_file must be given together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        if (self.internal_tls_cert_file is None) != (self.internal_tls_key_file is None):
+            raise ValueError("internal_tls_cert_file and internal_tls_key_file must be given together")
+        if self.internal_tls_cert_file is not None and self.internal_tls_ca_file is None:
+            raise ValueError("internal_tls_cert_file (mTLS to other services) needs internal_tls_ca_file")
         return self
 
 
