@@ -5,34 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
-from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
-from npcvoice.audio import encode
+from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.conversation.registration import REGISTRATION
-from tests.conftest import HostedService, start_service
+from tests.conftest import start_service
+from tests.support.conversation import (
+    Conversation,
+    TurnOutput,
+    config,
+    export,
+    gateway_options,
+    pcm16,
+    stub,
+)
 from tests.test_voice import status_of
-
-NPC = "blacksmith_hilda"
-
-
-def gateway_options(test_persona_dir, redis_server, speech, dialogue, voice, face) -> dict[str, Any]:
-    return {
-        "persona_dir": str(test_persona_dir),
-        "redis_url": redis_server.url,
-        "speech_address": speech.host.address,
-        "dialogue_address": dialogue.host.address,
-        "voice_address": voice.host.address,
-        "face_address": face.host.address,
-        "memory_timeout_s": 5.0,  # the in-process services share one event loop; Redis itself is fast
-        "replay_interval_s": 0.2,
-    }
 
 
 @pytest.fixture
@@ -46,76 +37,6 @@ async def gateway(
     yield service
     await service.channel.close()
     await service.host.stop(grace=0)
-
-
-def stub(service: HostedService) -> conversation_pb2_grpc.ConversationServiceStub:
-    return conversation_pb2_grpc.ConversationServiceStub(service.channel)
-
-
-@dataclass
-class TurnOutput:
-    started: conversation_pb2.SessionStarted | None = None
-    transcripts: list[str] = field(default_factory=list)
-    text: str = ""
-    audio: list[conversation_pb2.ReplyAudio] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-    interruption: conversation_pb2.Interruption | None = None
-    end: conversation_pb2.TurnEnd = field(default_factory=conversation_pb2.TurnEnd)
-    ended: bool = False
-
-
-def config(player: str, npc: str = NPC, **kwargs: Any) -> conversation_pb2.ConverseRequest:
-    return conversation_pb2.ConverseRequest(
-        config=conversation_pb2.ConverseConfig(npc_id=npc, player_id=player, **kwargs)
-    )
-
-
-class Conversation:
-    """A Converse stream driven message by message, as a game would."""
-
-    def __init__(self, service: HostedService, *first: conversation_pb2.ConverseRequest) -> None:
-        self.requests: asyncio.Queue[conversation_pb2.ConverseRequest | None] = asyncio.Queue()
-        for request in first:
-            self.requests.put_nowait(request)
-
-        async def requests():
-            while (request := await self.requests.get()) is not None:
-                yield request
-
-        self.call = stub(service).Converse(requests())
-        self.responses = self.call.__aiter__()
-
-    def send(self, **request: Any) -> None:
-        self.requests.put_nowait(conversation_pb2.ConverseRequest(**request))
-
-    async def next(self) -> conversation_pb2.ConverseResponse:
-        return await asyncio.wait_for(self.responses.__anext__(), 120)
-
-    async def turn(self, out: TurnOutput | None = None) -> TurnOutput:
-        """Collect events until the next TurnEnd."""
-        out = out or TurnOutput()
-        while not out.ended:
-            response = await self.next()
-            kind = response.WhichOneof("event")
-            out.events.append(kind or "")
-            if kind == "started":
-                out.started = response.started
-            elif kind == "transcript" and response.transcript.is_final:
-                out.transcripts.append(response.transcript.text)
-            elif kind == "reply_text":
-                out.text += response.reply_text.delta
-            elif kind == "audio":
-                out.audio.append(response.audio)
-            elif kind == "interruption":
-                out.interruption = response.interruption
-            elif kind == "turn_end":
-                out.end, out.ended = response.turn_end, True
-        return out
-
-    async def close(self) -> None:
-        self.requests.put_nowait(None)
-        async for _ in self.responses:
-            pass
 
 
 async def test_a_text_turn_returns_text_audio_and_visemes_covering_the_audio(gateway):
@@ -140,15 +61,6 @@ async def test_a_text_turn_returns_text_audio_and_visemes_covering_the_audio(gat
     latency = out.end.latency
     assert 0 < latency.first_token_seconds <= latency.first_audio_seconds <= latency.total_seconds
     assert out.events.index("audio") > out.events.index("reply_text") - 1
-
-
-async def export(service: HostedService, player: str, npc: str = NPC) -> conversation_pb2.MemorySnapshot:
-    request = conversation_pb2.ExportMemoryRequest(npc_id=npc, player_id=player)
-    return (await stub(service).ExportMemory(request)).snapshot
-
-
-def pcm16(samples: np.ndarray) -> bytes:
-    return encode(np.asarray(samples, np.float32), "pcm16")
 
 
 async def test_a_voice_turn_is_transcribed_and_answered(gateway, speak):
@@ -314,121 +226,6 @@ async def test_an_edited_persona_takes_effect_on_the_next_session_without_a_rest
     )
     assert (await conversation.next()).started.greeting == "Post! Fresh from Vaelmoor."
     await conversation.close()
-
-
-async def test_kill_9_of_the_voice_service_mid_turn_gives_unavailable_and_a_later_turn_works(
-    test_persona_dir, redis_server, speech_service, dialogue_service, face_service
-):
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from npcvoice.redis_server import free_port
-    from npcvoice.runtime.health_client import wait_until_serving
-    from tests.conftest import REPO_ROOT
-
-    port = free_port()
-
-    def start_voice() -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "npcvoice",
-                "serve",
-                "voice",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO_ROOT,
-        )
-        wait_until_serving(f"127.0.0.1:{port}", process, name="voice", timeout_s=60)
-        return process
-
-    class Remote:
-        host = type("Address", (), {"address": f"127.0.0.1:{port}"})()
-
-    voice = start_voice()
-    options = gateway_options(
-        test_persona_dir, redis_server, speech_service, dialogue_service, Remote, face_service
-    )
-    options["synthesis_timeout_s"] = 5.0
-    service = await start_service("conversation", REGISTRATION, options)
-    try:
-        player = "player-kill"
-        conversation = Conversation(service, config(player))
-        conversation.send(text="Hello! Who are you?")
-        assert (await conversation.next()).WhichOneof("event") == "started"
-        os.kill(voice.pid, signal.SIGKILL)  # before the first sentence reaches the voice service
-        voice.wait(10)
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await conversation.turn()
-        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "voice service at 127.0.0.1:" in (caught.value.details() or "")
-        assert (await export(service, player)).turns == []  # the failed turn left memory untouched
-
-        voice = start_voice()
-        conversation = Conversation(service, config(player))
-        conversation.send(text="Hello again!")
-        out = await conversation.turn()
-        await conversation.close()
-        assert out.audio and not out.end.interrupted
-    finally:
-        voice.kill()
-        voice.wait(10)
-        await service.channel.close()
-        await service.host.stop(grace=0)
-
-
-async def test_redis_restarted_mid_conversation_loses_no_acknowledged_turn(
-    tmp_path, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
-):
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    from npcvoice.conversation.gateway import MEMORY_HEALTH
-    from npcvoice.redis_server import RedisServer, free_port
-
-    redis = RedisServer(tmp_path / "redis", free_port())
-    redis.start()
-    options = gateway_options(
-        test_persona_dir, redis, speech_service, dialogue_service, voice_service, face_service
-    )
-    service = await start_service("conversation", REGISTRATION, options)
-    health = health_pb2_grpc.HealthStub(service.channel)
-
-    async def memory_health() -> int:
-        return (await health.Check(health_pb2.HealthCheckRequest(service=MEMORY_HEALTH))).status
-
-    try:
-        player, npc = "player-redis", "courier_quick_test"
-        conversation = Conversation(service, config(player, npc, reply_mode=conversation_pb2.REPLY_MODE_TEXT))
-        acknowledged = []
-        conversation.send(text="First, while Redis is up.")
-        acknowledged.append((await conversation.turn()).end)
-        redis.stop()
-        for line in ("Second, Redis is gone.", "Third, still gone."):
-            conversation.send(text=line)
-            acknowledged.append((await conversation.turn()).end)  # the turn still completes
-        assert await memory_health() == health_pb2.HealthCheckResponse.NOT_SERVING
-        redis.start()
-        for _ in range(50):
-            if await memory_health() == health_pb2.HealthCheckResponse.SERVING:
-                break
-            await asyncio.sleep(0.2)
-        assert await memory_health() == health_pb2.HealthCheckResponse.SERVING
-        conversation.send(text="Fourth, Redis is back.")
-        acknowledged.append((await conversation.turn()).end)
-        await conversation.close()
-        stored = await export(service, player, npc)
-        players = [t.text for t in stored.turns if t.role == "player"]
-        assert players == [end.player_text for end in acknowledged]
-    finally:
-        await service.channel.close()
-        await service.host.stop(grace=0)
-        redis.stop()
 
 
 async def test_the_cli_talks_by_text_and_wav_and_writes_the_reply_audio_and_visemes(gateway, speak, tmp_path):

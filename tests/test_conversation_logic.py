@@ -22,3 +22,25 @@ def test_heard_text_is_the_whole_sentences_played_and_the_played_share_of_the_ne
     assert heard_text(sentences, 1000) == "Mind the sparks."
     assert heard_text(sentences, 1500) == "Mind the sparks. What do you"
     assert heard_text(sentences, 5000) == "Mind the sparks. What do you need forged today?"
+
+
+def test_the_replay_spool_gives_back_the_turns_not_yet_written_in_order_even_after_a_torn_write(tmp_path):
+    from npcvoice.conversation.memory import TurnRecord
+    from npcvoice.conversation.replay import Spool
+
+    def record(text: str) -> TurnRecord:
+        return TurnRecord("npc", "player", [Turn("player", text, time=1.0)], [], 0.1, 0.2)
+
+    spool = Spool(tmp_path / "spool.jsonl")
+    for text in ("one", "two", "three"):
+        spool.add(record(text))
+    spool.written()  # "one" reached Redis
+    with spool.path.open("a") as file:
+        file.write('{"npc_id": "npc", "player_id": "pla')  # the process died mid-write
+    assert [r.turns[0].text for r in spool.load()] == ["two", "three"]
+    assert spool.load()[0] == record("two")
+    spool.rewrite(spool.load())  # what a restarted gateway does before it appends again
+    spool.add(record("four"))
+    assert [r.turns[0].text for r in spool.load()] == ["two", "three", "four"]
+    spool.clear()
+    assert spool.load() == []

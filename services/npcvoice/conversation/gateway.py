@@ -2,25 +2,24 @@
 survives Redis going away.
 
 A finished turn is acknowledged to the game (TurnEnd) only once its memory write is either in Redis or in
-the gateway's replay queue. While Redis is away, turns go on from each session's own copy of the memory,
-the health name ``MEMORY_HEALTH`` reports NOT_SERVING, and the queue is written back, in order, as soon as
-Redis answers again. Older turns are folded into a summary by the dialogue model in the background, never
-on a turn's path.
+the gateway's replay queue (``replay``). While Redis is away, turns go on from each session's own copy of
+the memory, the health name ``MEMORY_HEALTH`` reports NOT_SERVING, and the queue is written back, in
+order, as soon as Redis answers again. Older turns are folded into a summary by the dialogue model in
+the background, never on a turn's path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 
 from grpc_health.v1 import health_pb2
 
 from npcvoice.conversation import convert
 from npcvoice.conversation.downstream import Downstream
 from npcvoice.conversation.memory import Memory, MemoryStore, TurnRecord, check_id
-from npcvoice.conversation.metrics import PENDING_WRITES
 from npcvoice.conversation.options import GatewayOptions
+from npcvoice.conversation.replay import ReplayQueue
 from npcvoice.personas import Persona, PersonaStore
 from npcvoice.runtime.errors import NotFound, ServiceError, Unavailable
 from npcvoice.runtime.server import Health
@@ -40,9 +39,15 @@ class Gateway:
         self.memory = memory
         self.downstream = Downstream(options)
         self._health = health
-        self._pending: deque[TurnRecord] = deque()
-        self._flush_lock = asyncio.Lock()
-        self._replay: asyncio.Task[None] | None = None
+        self.replay = ReplayQueue(
+            memory,
+            self._ttl_of,
+            limit=options.max_pending_turns,
+            spool_file=options.spool_file,
+            retry_interval_s=options.replay_interval_s,
+            write_timeout_s=options.memory_timeout_s,
+            on_degraded=self._degraded,
+        )
         self._summarizing: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -56,14 +61,18 @@ class Gateway:
     def ttl_s(persona: Persona) -> float:
         return persona.memory.ttl_days * SECONDS_PER_DAY
 
+    def _ttl_of(self, npc_id: str) -> float:
+        persona = self.personas.get(npc_id)
+        return self.ttl_s(persona) if persona else 30 * SECONDS_PER_DAY
+
     # --- memory ------------------------------------------------------------------------------------------
 
     async def load_memory(self, npc_id: str, player_id: str) -> Memory | None:
         """The stored memory, with any queued writes flushed first; None while Redis is away."""
         try:
             async with asyncio.timeout(self.options.memory_timeout_s):
-                await self._flush()
-                if self._pending:
+                await self.replay.flush()
+                if len(self.replay):
                     return None
                 return await self.memory.load(npc_id, player_id)
         except (Unavailable, TimeoutError) as error:
@@ -72,45 +81,8 @@ class Gateway:
 
     async def record(self, record: TurnRecord, persona: Persona) -> None:
         """Store a finished turn, or queue it for replay; either way it is not lost once this returns."""
-        self._pending.append(record)
-        PENDING_WRITES.set(len(self._pending))
-        try:
-            async with asyncio.timeout(self.options.memory_timeout_s):
-                await self._flush()
-        except TimeoutError:
-            pass
-        if self._pending:
-            await self._degraded(True)
-            if self._replay is None or self._replay.done():
-                self._replay = asyncio.create_task(self._replay_until_written())
-            return
-        self._summarize_later(persona, record.player_id)
-
-    async def _flush(self) -> None:
-        """Write queued turns in order; stop at the first failure (they stay queued). One flush at a
-        time: two sessions flushing at once would write the same queued turn twice."""
-        async with self._flush_lock:
-            while self._pending:
-                record = self._pending[0]
-                try:
-                    persona = self.personas.get(record.npc_id)
-                    ttl = self.ttl_s(persona) if persona else 30 * SECONDS_PER_DAY
-                    await self.memory.record_turn(record, ttl)
-                except Unavailable:
-                    return
-                self._pending.popleft()
-                PENDING_WRITES.set(len(self._pending))
-
-    async def _replay_until_written(self) -> None:
-        while self._pending:
-            await asyncio.sleep(self.options.replay_interval_s)
-            try:
-                async with asyncio.timeout(self.options.memory_timeout_s):
-                    await self._flush()
-            except TimeoutError:
-                continue
-        log.info("memory store is back; every queued turn is written")
-        await self._degraded(False)
+        if await self.replay.add(record):
+            self._summarize_later(persona, record.player_id)
 
     async def _degraded(self, degraded: bool) -> None:
         if self._health is not None:
@@ -123,6 +95,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self._degraded(False)
+        await self.replay.restore()
 
     # --- summaries, off the hot path ---------------------------------------------------------------------
 
@@ -159,6 +132,7 @@ class Gateway:
             log.warning("summary of %s/%s postponed: %s", persona.id, player_id, error.message)
 
     async def aclose(self) -> None:
-        for task in [*self._background, *([self._replay] if self._replay else [])]:
+        self.replay.cancel()
+        for task in self._background:
             task.cancel()
         await self.downstream.aclose()

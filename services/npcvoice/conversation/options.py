@@ -35,6 +35,16 @@ class GatewayOptions(BaseModel):
     replay_interval_s: float = Field(
         0.5, gt=0, description="While Redis is away, how often the gateway tries to write what it holds."
     )
+    max_pending_turns: int = Field(
+        10000,
+        ge=1,
+        description="Finished turns held while Redis is away; past this, new turns get RESOURCE_EXHAUSTED.",
+    )
+    spool_file: Path | None = Field(
+        None,
+        description="Local file keeping the turns held while Redis is away, so that a gateway restarted "
+        "meanwhile still writes them (one file per gateway process); unset: held in memory only.",
+    )
     max_text_chars: int = Field(1000, ge=1, description="Longest typed player line.")
 
 

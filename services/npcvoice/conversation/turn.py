@@ -82,6 +82,7 @@ class TurnPipeline:
         self._emit = emit
 
     async def run(self, state: TurnState) -> None:
+        self._gateway.replay.check_room()  # back-pressure while Redis is away too long
         persona = self._gateway.persona(self._config.npc_id, "config.npc_id")  # this turn's snapshot
         memory = await self._memory.refresh()
         recent = recent_window(memory.turns, persona.memory.recent_turns)

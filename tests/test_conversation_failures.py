@@ -1,0 +1,221 @@
+"""The gateway when something fails: a downstream service killed mid-turn, Redis restarted, the gateway
+itself killed while Redis is away, and a Redis outage long enough to fill the replay queue. Every
+acknowledged turn ends up in Redis; every failure gets a status that says what failed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from npcvoice.api.npc.conversation.v1 import conversation_pb2
+from npcvoice.conversation.gateway import MEMORY_HEALTH
+from npcvoice.conversation.registration import REGISTRATION
+from npcvoice.redis_server import RedisServer, free_port
+from npcvoice.runtime.health_client import wait_until_serving
+from tests.conftest import REPO_ROOT, HostedService, start_service
+from tests.support.conversation import Conversation, config, export, gateway_options
+
+TEXT = conversation_pb2.REPLY_MODE_TEXT
+COURIER = "courier_quick_test"
+
+
+def serve(name: str, port: int, options: dict[str, object]) -> subprocess.Popen[bytes]:
+    """``npcvoice serve NAME`` as its own process (so it can be killed), SERVING when this returns."""
+    flags = [arg for key, value in options.items() for arg in ("--option", f"{key}={value}")]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "npcvoice", "serve", name, "--port", str(port), "--log-level", "warning", *flags],
+        cwd=REPO_ROOT,
+    )  # fmt: skip
+    wait_until_serving(f"127.0.0.1:{port}", process, name=name, timeout_s=60)
+    return process
+
+
+class Remote:
+    """A service running as a process, addressed like a hosted one."""
+
+    def __init__(self, port: int) -> None:
+        self.host = type("Address", (), {"address": f"127.0.0.1:{port}"})()
+
+
+async def memory_health(service: HostedService | grpc.aio.Channel) -> int:
+    channel = service.channel if isinstance(service, HostedService) else service
+    request = health_pb2.HealthCheckRequest(service=MEMORY_HEALTH)
+    return (await health_pb2_grpc.HealthStub(channel).Check(request)).status
+
+
+async def eventually(condition, timeout_s: float = 30.0) -> None:
+    """Poll ``condition`` (an async callable) until it holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_kill_9_of_the_voice_service_mid_turn_gives_unavailable_and_a_later_turn_works(
+    test_persona_dir, redis_server, speech_service, dialogue_service, face_service
+):
+    port = free_port()
+
+    def start_voice() -> subprocess.Popen[bytes]:
+        return serve("voice", port, {})
+
+    voice = start_voice()
+    options = gateway_options(
+        test_persona_dir, redis_server, speech_service, dialogue_service, Remote(port), face_service
+    )
+    options["synthesis_timeout_s"] = 5.0
+    service = await start_service("conversation", REGISTRATION, options)
+    try:
+        player = "player-kill"
+        conversation = Conversation(service, config(player))
+        conversation.send(text="Hello! Who are you?")
+        assert (await conversation.next()).WhichOneof("event") == "started"
+        os.kill(voice.pid, signal.SIGKILL)  # before the first sentence reaches the voice service
+        voice.wait(10)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await conversation.turn()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "voice service at 127.0.0.1:" in (caught.value.details() or "")
+        assert (await export(service, player)).turns == []  # the failed turn left memory untouched
+
+        voice = start_voice()
+        conversation = Conversation(service, config(player))
+        conversation.send(text="Hello again!")
+        out = await conversation.turn()
+        await conversation.close()
+        assert out.audio and not out.end.interrupted
+    finally:
+        voice.kill()
+        voice.wait(10)
+        await service.channel.close()
+        await service.host.stop(grace=0)
+
+
+async def test_redis_restarted_mid_conversation_loses_no_acknowledged_turn(
+    tmp_path, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
+):
+    redis = RedisServer(tmp_path / "redis", free_port())
+    redis.start()
+    options = gateway_options(
+        test_persona_dir, redis, speech_service, dialogue_service, voice_service, face_service
+    )
+    service = await start_service("conversation", REGISTRATION, options)
+    try:
+        player, npc = "player-redis", COURIER
+        conversation = Conversation(service, config(player, npc, reply_mode=TEXT))
+        acknowledged = []
+        conversation.send(text="First, while Redis is up.")
+        acknowledged.append((await conversation.turn()).end)
+        redis.stop()
+        for line in ("Second, Redis is gone.", "Third, still gone."):
+            conversation.send(text=line)
+            acknowledged.append((await conversation.turn()).end)  # the turn still completes
+        assert await memory_health(service) == health_pb2.HealthCheckResponse.NOT_SERVING
+        redis.start()
+
+        async def serving() -> bool:
+            return await memory_health(service) == health_pb2.HealthCheckResponse.SERVING
+
+        await eventually(serving, 10)
+        conversation.send(text="Fourth, Redis is back.")
+        acknowledged.append((await conversation.turn()).end)
+        await conversation.close()
+        stored = await export(service, player, npc)
+        players = [t.text for t in stored.turns if t.role == "player"]
+        assert players == [end.player_text for end in acknowledged]
+    finally:
+        await service.channel.close()
+        await service.host.stop(grace=0)
+        redis.stop()
+
+
+async def test_a_gateway_killed_while_redis_is_away_writes_every_acknowledged_turn_after_its_restart(
+    tmp_path, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
+):
+    redis = RedisServer(tmp_path / "redis", free_port())
+    redis.start()
+    port = free_port()
+    spool = tmp_path / "gateway" / "spool.jsonl"
+    options = gateway_options(
+        test_persona_dir, redis, speech_service, dialogue_service, voice_service, face_service
+    )
+    options |= {"spool_file": spool, "memory_timeout_s": 1.0}
+    gateway = serve("conversation", port, options)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    remote = HostedService(host=None, channel=channel)  # type: ignore[arg-type]
+    try:
+        player = "player-spool"
+        conversation = Conversation(remote, config(player, COURIER, reply_mode=TEXT))
+        acknowledged = []
+        conversation.send(text="First, while Redis is up.")
+        acknowledged.append((await conversation.turn()).end.player_text)
+        redis.stop()
+        for line in ("Second, Redis is gone.", "Third, still gone."):
+            conversation.send(text=line)
+            acknowledged.append((await conversation.turn()).end.player_text)
+        assert spool.exists()
+        os.kill(gateway.pid, signal.SIGKILL)  # the gateway dies with two turns not yet in Redis
+        gateway.wait(10)
+        conversation.call.cancel()
+
+        redis.start()
+        gateway = serve("conversation", port, options)  # the same spool: it replays what it kept
+
+        async def all_written() -> bool:
+            stored = await export(remote, player, COURIER)
+            return len([t for t in stored.turns if t.role == "player"]) >= len(acknowledged)
+
+        await eventually(all_written)
+        stored = await export(remote, player, COURIER)
+        assert [t.text for t in stored.turns if t.role == "player"] == acknowledged
+        assert await memory_health(channel) == health_pb2.HealthCheckResponse.SERVING
+        assert not spool.exists()  # removed once everything in it is written
+    finally:
+        await channel.close()
+        gateway.kill()
+        gateway.wait(10)
+        redis.stop()
+
+
+async def test_while_the_replay_queue_is_full_new_turns_get_resource_exhausted_and_none_is_dropped(
+    tmp_path, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
+):
+    redis = RedisServer(tmp_path / "redis", free_port())
+    redis.start()
+    options = gateway_options(
+        test_persona_dir, redis, speech_service, dialogue_service, voice_service, face_service
+    )
+    options |= {"max_pending_turns": 1, "memory_timeout_s": 1.0}
+    service = await start_service("conversation", REGISTRATION, options)
+    try:
+        player = "player-full"
+        redis.stop()
+        conversation = Conversation(service, config(player, COURIER, reply_mode=TEXT))
+        conversation.send(text="One turn fits in the queue.")
+        kept = (await conversation.turn()).end.player_text
+        conversation.send(text="The next does not.")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await conversation.turn()
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "finished turns are waiting" in (caught.value.details() or "")
+
+        redis.start()
+
+        async def written() -> bool:
+            return await memory_health(service) == health_pb2.HealthCheckResponse.SERVING
+
+        await eventually(written, 10)
+        stored = await export(service, player, COURIER)
+        assert [t.text for t in stored.turns if t.role == "player"] == [kept]
+    finally:
+        await service.channel.close()
+        await service.host.stop(grace=0)
+        redis.stop()
