@@ -17,7 +17,7 @@ from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_
 from npcvoice.audio import encode
 from npcvoice.conversation.registration import REGISTRATION
 from tests.conftest import HostedService, start_service
-from tests.test_voice import status_of
+from tests.support.grpc_status import status_of
 
 NPC = "blacksmith_hilda"
 
