@@ -1,4 +1,5 @@
-"""The five services: their names, proto services, default ports and where their code lives.
+"""The five services: their names, proto services, default ports, where their code lives, and what
+they offer each other.
 
 The launcher, the CLI, docker-compose.yml and the tests all agree with this table (a test checks
 docker-compose.yml against it).
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from npcvoice.runtime.server import Registration
 
 REDIS_PORT = 6379
+# Frame rates the face service animates at; the gateway checks a session's choice against the same list.
+FRAME_RATES = (24, 30, 60)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Re-exported (the "as") only until conversation/session.py imports FRAME_RATES from npcvoice.catalog.
+from npcvoice.catalog import FRAME_RATES as FRAME_RATES
 from npcvoice.face.visemes import OVR_VISEMES, Phoneme, Segment, timeline
 from npcvoice.runtime.errors import InvalidArgument
 
-FRAME_RATES = (24, 30, 60)
 DEFAULT_RAMP_S = 0.035
 CONTACT_VISEMES = ("PP", "FF")
 
