@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
-from npcvoice.voice.text import SentenceBuffer, clean_for_speech
+from npcvoice.text import SentenceBuffer, clean_for_speech
 from tests.support.grpc_status import status_of
 
 FIRST_CLAUSE = voice_pb2.SPLIT_MODE_FIRST_CLAUSE

@@ -12,8 +12,8 @@ from npcvoice.runtime.errors import InvalidArgument
 from npcvoice.runtime.server import Context
 from npcvoice.runtime.streams import open_stream
 from npcvoice.runtime.workers import WorkerPool
+from npcvoice.text import SentenceBuffer, split_for_synthesis
 from npcvoice.voice.engine import SpeechChunk, SynthesisSettings, VoiceEngine
-from npcvoice.voice.text import SentenceBuffer, split_for_synthesis
 
 # A stream may carry many sentences, but not without end.
 STREAM_TEXT_LIMIT_FACTOR = 10
