@@ -25,9 +25,9 @@ from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
 from npcvoice.audio import encode
 from npcvoice.speech.engine import bundled_model_path
-from npcvoice.speech.wer import word_edits, words
 from npcvoice.voice.engine import SynthesisSettings, VoiceEngine
 from npcvoice.voice.options import VoiceOptions
+from tests.support.wer import word_edits, words
 
 RATE = 16000
 LINES = [

@@ -23,7 +23,7 @@ from tests.support.conversation import (
     pcm16,
     stub,
 )
-from tests.test_voice import status_of
+from tests.support.grpc_status import status_of
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from npcvoice.api.npc.dialogue.v1 import dialogue_pb2, dialogue_pb2_grpc
-from tests.test_voice import status_of
+from tests.support.grpc_status import status_of
 
 HILDA = "blacksmith_hilda"
 CANARY_PARTS = ("ZEPHYR", "CANARY", "7731")

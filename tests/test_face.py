@@ -13,7 +13,7 @@ from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.face.v1 import face_pb2, face_pb2_grpc
 from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
 from npcvoice.face.visemes import Phoneme, timeline, viseme_of
-from tests.test_voice import status_of
+from tests.support.grpc_status import status_of
 
 BILABIALS = {"b", "p", "m"}
 

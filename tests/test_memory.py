@@ -12,8 +12,8 @@ from npcvoice.conversation.memory import MemoryStore
 from npcvoice.conversation.registration import REGISTRATION
 from npcvoice.turns import Turn
 from tests.conftest import PERSONA_DIR
+from tests.support.grpc_status import status_of
 from tests.support.memory import append_turns
-from tests.test_voice import status_of
 
 NPC = "blacksmith_hilda"
 

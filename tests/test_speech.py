@@ -13,8 +13,8 @@ from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
 from npcvoice.audio import encode
 from npcvoice.speech.registration import REGISTRATION
-from npcvoice.speech.wer import word_error_rate, words
-from tests.test_voice import status_of
+from tests.support.grpc_status import status_of
+from tests.support.wer import word_error_rate, words
 
 PCM16 = audio_pb2.AUDIO_ENCODING_PCM16
 FLOAT32 = audio_pb2.AUDIO_ENCODING_FLOAT32

@@ -10,7 +10,8 @@ from prometheus_client import REGISTRY
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
-from npcvoice.voice.text import SentenceBuffer, clean_for_speech
+from npcvoice.text import SentenceBuffer, clean_for_speech
+from tests.support.grpc_status import status_of
 
 FIRST_CLAUSE = voice_pb2.SPLIT_MODE_FIRST_CLAUSE
 
@@ -28,16 +29,6 @@ async def synthesize(
 ) -> list[voice_pb2.AudioChunk]:
     request = voice_pb2.SynthesizeRequest(text=text, config=cfg or config())
     return [r.chunk async for r in stub(service).Synthesize(request)]
-
-
-async def status_of(call) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        if hasattr(call, "__aiter__"):
-            async for _ in call:
-                pass
-        else:
-            await call
-    return caught.value.code(), caught.value.details() or ""
 
 
 def assert_tiles(chunks: list[voice_pb2.AudioChunk], bytes_per_sample: int = 2) -> None:

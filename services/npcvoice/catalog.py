@@ -1,4 +1,5 @@
-"""The five services: their names, proto services, default ports and where their code lives.
+"""The five services: their names, proto services, default ports, where their code lives, and what
+they offer each other.
 
 The launcher, the CLI, docker-compose.yml and the tests all agree with this table (a test checks
 docker-compose.yml against it).
@@ -8,10 +9,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from npcvoice.runtime.server import Registration
+if TYPE_CHECKING:  # the catalog is read by engines too; grpc loads only where a service starts
+    from npcvoice.runtime.server import Registration
 
 REDIS_PORT = 6379
+# Frame rates the face service animates at; the gateway checks a session's choice against the same list.
+FRAME_RATES = (24, 30, 60)
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,8 @@ class ServiceEntry:
     def registration(self) -> Registration:
         """The service's ``registration`` module says how the runtime starts it."""
         registration = importlib.import_module(f"npcvoice.{self.name}.registration").REGISTRATION
+        from npcvoice.runtime.server import Registration
+
         assert isinstance(registration, Registration)
         return registration
 
@@ -46,6 +53,3 @@ SERVICES: dict[str, ServiceEntry] = {
 
 # Start order for the launcher: the gateway last, once what it composes is up.
 START_ORDER = ["speech", "dialogue", "voice", "face", "conversation"]
-
-# Viseme frame rates the face service renders; the gateway checks a client's choice against them.
-FRAME_RATES = (24, 30, 60)

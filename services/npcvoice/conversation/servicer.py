@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
@@ -12,7 +10,7 @@ from npcvoice.conversation.gateway import Gateway
 from npcvoice.conversation.memory import check_id
 from npcvoice.conversation.session import Session
 from npcvoice.runtime.server import Context
-from npcvoice.runtime.streams import open_stream
+from npcvoice.runtime.streams import open_stream, read_in_background
 
 
 class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
@@ -55,14 +53,9 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
         first, requests = await open_stream(request_iterator)
         session = Session(self._gateway, convert.config_from_proto(first.config))
         yield await session.start()
-        reader = asyncio.create_task(session.read(requests))
         try:
-            while (event := await session.out.get()) is not None:
-                if isinstance(event, BaseException):
-                    raise event
-                yield event
+            async with read_in_background(session.read(requests), session.out) as events:
+                async for event in events:
+                    yield event
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader  # so the request stream is not being read when gRPC closes it
             await session.interrupt_quietly()

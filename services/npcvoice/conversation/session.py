@@ -25,8 +25,8 @@ from npcvoice.runtime.errors import FailedPrecondition, InvalidArgument
 
 MAX_AUDIO_CHUNK_BYTES = 1 << 20
 
-# What the session puts on its output queue: an event for the client, an error that ends the stream, or
-# None when the conversation is over.
+# What goes on the session's output queue: an event for the client, an error that ends the stream, or
+# None when the conversation is over (see runtime.streams.read_in_background).
 Outgoing = conversation_pb2.ConverseResponse | BaseException | None
 
 
@@ -51,25 +51,22 @@ class Session:
         return convert.session_started(persona, len(memory.turns))
 
     async def read(self, requests: AsyncIterator[conversation_pb2.ConverseRequest]) -> None:
-        """Handle the client's messages until it closes its side; then finish the turn in progress."""
-        try:
-            async for request in requests:
-                kind = request.WhichOneof("request")
-                if kind == "text":
-                    await self._typed(request.text)
-                elif kind == "audio":
-                    self._audio(request.audio)
-                elif kind == "end_of_speech":
-                    self.listener.end_of_speech()
-                elif kind == "playback":
-                    self._playback[request.playback.turn_index] = request.playback.played_samples
-            self.listener.end_of_speech()
-            await self.listener.finished()
-            if self._turn is not None and not self._turn.done():
-                await self._turn  # (a turn that failed has already put its error on the queue)
-            self.out.put_nowait(None)
-        except Exception as error:
-            self.out.put_nowait(error)
+        """Handle the client's messages until it closes its side; then finish the turn in progress. (The
+        servicer reads in the background: an error raised here ends the stream with its status.)"""
+        async for request in requests:
+            kind = request.WhichOneof("request")
+            if kind == "text":
+                await self._typed(request.text)
+            elif kind == "audio":
+                self._audio(request.audio)
+            elif kind == "end_of_speech":
+                self.listener.end_of_speech()
+            elif kind == "playback":
+                self._playback[request.playback.turn_index] = request.playback.played_samples
+        self.listener.end_of_speech()
+        await self.listener.finished()
+        if self._turn is not None and not self._turn.done():
+            await self._turn  # (a turn that failed has already put its error on the queue)
 
     async def _typed(self, text: str) -> None:
         if not text.strip():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from npcvoice.dialogue.prompt import private_text
 from npcvoice.personas.schema import Persona
-from npcvoice.voice.text import SentenceBuffer
+from npcvoice.text import SentenceBuffer
 
 _TAG_RE = re.compile(r"\[\s*(emotion|action)\s*[:=]\s*([^\]]*)\]", re.IGNORECASE)
 _BRACKETS_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|(?<!\*)\*(?!\*)[^*]+\*(?!\*)")

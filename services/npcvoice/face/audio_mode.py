@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from npcvoice.audio import resample
-from npcvoice.face.engine import Animation, arkit_weights, frame_count
+from npcvoice.audio import Encoding, decode, resample
+from npcvoice.face.engine import Animation, arkit_weights, check_clip, frame_count
 from npcvoice.face.visemes import OVR_VISEMES
 
 ANALYSIS_RATE = 16000
@@ -64,3 +64,11 @@ def animate_audio(samples: np.ndarray, sample_rate: int, frame_rate: int = 30, e
     ovr[:, OVR_VISEMES.index("aa")] = openness * (1 - closure) * (1 - sibilance)
     ovr[:, OVR_VISEMES.index("sil")] = np.where(speaking, 0.0, 1.0) * (1 - closure)
     return Animation(frame_rate, len(samples) / sample_rate, ovr, arkit_weights(ovr, emotion, intensity), [])
+
+
+def animate_clip(audio: bytes, encoding: Encoding, sample_rate: int, frame_rate: int, emotion: str,
+                 intensity: float) -> Animation:  # fmt: skip
+    """Frames for a client's encoded clip, checked."""
+    samples = decode(audio, encoding, "audio.audio")
+    check_clip(samples, sample_rate)
+    return animate_audio(np.asarray(samples), sample_rate, frame_rate, emotion, intensity)

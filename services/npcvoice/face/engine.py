@@ -13,11 +13,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Re-exported (the "as") only until conversation/session.py imports FRAME_RATES from npcvoice.catalog.
+from npcvoice.audio import check_sample_rate
+from npcvoice.catalog import FRAME_RATES
 from npcvoice.face.visemes import OVR_VISEMES, Phoneme, Segment, timeline
 from npcvoice.runtime.errors import InvalidArgument
 
-FRAME_RATES = (24, 30, 60)
 DEFAULT_RAMP_S = 0.035
+MAX_PHONEMES = 20_000
+MAX_SECONDS = 600.0
 CONTACT_VISEMES = ("PP", "FF")
 
 ARKIT_SHAPES = (
@@ -108,6 +112,35 @@ def check_emotion(emotion: str, intensity: float | None) -> tuple[str, float]:
     return emotion or "neutral", value
 
 
+def check_phonemes(phonemes: list[Phoneme], sample_rate: int) -> None:
+    """Phonemes must tile their audio in order, from wherever the first one starts, within the limits."""
+    if len(phonemes) > MAX_PHONEMES:
+        raise InvalidArgument("phonemes.phonemes", f"at most {MAX_PHONEMES} phonemes, got {len(phonemes)}")
+    check_sample_rate(sample_rate, "phonemes.sample_rate_hz")
+    expected_start = phonemes[0].start if phonemes else 0
+    for index, phoneme in enumerate(phonemes):
+        where = f"phonemes.phonemes[{index}]"
+        if phoneme.length < 0 or phoneme.start < 0:
+            raise InvalidArgument(where, "start_sample and num_samples must not be negative")
+        if phoneme.start != expected_start:
+            raise InvalidArgument(
+                where,
+                f"start_sample {phoneme.start} leaves a gap or overlap; expected {expected_start} "
+                "(phonemes must tile the audio in order)",
+            )
+        expected_start = phoneme.start + phoneme.length
+    if expected_start / sample_rate > MAX_SECONDS:
+        raise InvalidArgument("phonemes", f"at most {MAX_SECONDS:.0f} s of audio per request")
+
+
+def check_clip(samples: np.ndarray, sample_rate: int) -> None:
+    """Audio to animate without phonemes: something, and within the length limit."""
+    if len(samples) == 0:
+        raise InvalidArgument("audio.audio", "is empty")
+    if len(samples) / sample_rate > MAX_SECONDS:
+        raise InvalidArgument("audio.audio", f"at most {MAX_SECONDS:.0f} s of audio per request")
+
+
 def frame_count(num_samples: int, sample_rate: int, frame_rate: int) -> int:
     """Frames that cover the audio: ceil(duration × frame rate), computed exactly in integers."""
     return -(-num_samples * frame_rate // sample_rate)
@@ -165,3 +198,13 @@ def animate_phonemes(
     ovr = ovr_weights(segments, sample_rate, frame_rate, frames, ramp_s)
     return Animation(frame_rate, num_samples / sample_rate, ovr, arkit_weights(ovr, emotion, intensity),
                      events_from(segments, sample_rate))  # fmt: skip
+
+
+def animate_track(
+    phonemes: list[Phoneme], sample_rate: int, frame_rate: int, emotion: str, intensity: float
+) -> Animation:
+    """Frames and events for a client's phoneme track, checked; times count from its first phoneme."""
+    check_phonemes(phonemes, sample_rate)
+    origin = phonemes[0].start if phonemes else 0
+    relative = [Phoneme(p.symbol, p.start - origin, p.length) for p in phonemes]
+    return animate_phonemes(relative, sample_rate, frame_rate, emotion, intensity)

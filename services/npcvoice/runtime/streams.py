@@ -1,13 +1,21 @@
-"""The contracts' convention for client streams: the first message, and only the first, is a config."""
+"""Helpers for client streams.
+
+The contracts' convention: the first message of a client stream, and only the first, is a config
+(``open_stream``). A bidirectional call that must keep reading the client while it answers reads in a
+background task (``read_in_background``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 from npcvoice.runtime.errors import InvalidArgument
 
 M = TypeVar("M", bound=Any)
+T = TypeVar("T")
 
 
 async def open_stream(requests: AsyncIterator[M], config_field: str = "config") -> tuple[M, AsyncIterator[M]]:
@@ -23,3 +31,47 @@ async def _after_config(requests: AsyncIterator[M], config_field: str) -> AsyncI
         if request.HasField(config_field):
             raise InvalidArgument(config_field, "only the first message of the stream may be a config")
         yield request
+
+
+@contextlib.asynccontextmanager
+async def read_in_background(
+    read: Coroutine[Any, Any, None], queue: asyncio.Queue[T | BaseException | None]
+) -> AsyncIterator[AsyncIterator[T]]:
+    """Run ``read`` in a task while the block sends what it puts on ``queue``.
+
+    ``read`` consumes the client's requests and puts its results on ``queue``. When it returns, None
+    marks the end of the queue; if it raises, the exception goes on the queue instead (so ``read`` need
+    neither catch its errors nor mark its end, though doing so is harmless). Other tasks may put results,
+    or an exception, on the same queue. The block iterates over the queue's items up to the end, and an
+    exception found there is raised in the block. Leaving the block (at the end, on an error or because
+    the client went away) cancels the reader and waits for it, so that the request stream is no longer
+    being read when gRPC closes it.
+
+    A servicer that answers a client stream as it reads it::
+
+        first, requests = await open_stream(request_iterator)
+        session = Session(settings_from_proto(first.config))  # session.out: the queue
+        async with read_in_background(session.read(requests), session.out) as events:
+            async for event in events:
+                yield event_to_proto(event)
+    """
+    reader = asyncio.ensure_future(read)
+    reader.add_done_callback(lambda task: _mark_end(task, queue))
+    try:
+        yield _until_end(queue)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+def _mark_end(reader: asyncio.Future[None], queue: asyncio.Queue[Any]) -> None:
+    if not reader.cancelled():
+        queue.put_nowait(reader.exception())  # None when the reader finished
+
+
+async def _until_end(queue: asyncio.Queue[T | BaseException | None]) -> AsyncIterator[T]:
+    while (item := await queue.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item

@@ -81,10 +81,6 @@ class UtteranceDetector:
         self._last_interim_samples = 0
         self.utterance_index = 0
 
-    @property
-    def in_speech(self) -> bool:
-        return self._in_speech
-
     def feed(self, samples: np.ndarray) -> list[Event]:
         """Take 16 kHz float32 samples; return what they caused, in order."""
         data = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])

@@ -17,8 +17,8 @@ from prometheus_client import Counter
 from npcvoice.audio import check_sample_rate, resample, rescale_durations
 from npcvoice.runtime.errors import InvalidArgument, NotFound
 from npcvoice.runtime.providers import choose_providers
+from npcvoice.text import clean_for_speech
 from npcvoice.voice.options import VoiceOptions
-from npcvoice.voice.text import clean_for_speech
 
 log = logging.getLogger("npcvoice.voice")
 

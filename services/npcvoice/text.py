@@ -4,6 +4,9 @@ What reaches the synthesizer is something a person would say aloud: no control c
 markdown symbols; abbreviations and currency written out (espeak reads "Dr." as a sentence end and "$5" as
 "dollar five"); an ellipsis as a pause. Splitting is ours, not piper's, so that first audio can start on the
 first sentence, or on its first clause, while the rest is still being written.
+
+Shared by the dialogue service, which streams its replies sentence by sentence already cleaned this way,
+and the voice service, which cleans and splits what it is asked to say.
 """
 
 from __future__ import annotations
