@@ -34,6 +34,7 @@ from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher, c
 from npcvoice.personas.loader import PersonaStore
 from npcvoice.personas.schema import Persona
 from npcvoice.runtime.errors import InvalidArgument, NotFound
+from npcvoice.runtime.providers import Device, pick_device
 from npcvoice.turns import Turn, player_facts
 
 log = logging.getLogger("npcvoice.dialogue")
@@ -127,20 +128,12 @@ class LoadedModel:
         return og.Generator(self.model, params)
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str) -> Device:
     """ "cpu" or "cuda" for the configured device; "cuda" insists on a CUDA build of onnxruntime-genai."""
     import onnxruntime_genai as og
 
-    if device == "cpu":
-        return "cpu"
-    if og.is_cuda_available():
-        return "cuda"
-    if device == "cuda":
-        raise RuntimeError(
-            "device 'cuda' was asked for, but this onnxruntime-genai has no CUDA support: "
-            "install onnxruntime-genai-cuda (./dev install-gpu)"
-        )
-    return "cpu"
+    lacking = "this onnxruntime-genai has no CUDA support: install onnxruntime-genai-cuda"
+    return pick_device(device, og.is_cuda_available, lacking)
 
 
 def bundled_model_folder(models_dir: Path, device: str) -> Path:
