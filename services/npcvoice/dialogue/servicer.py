@@ -12,15 +12,10 @@ import logging
 from collections.abc import AsyncIterator
 
 from npcvoice.api.npc.dialogue.v1 import dialogue_pb2, dialogue_pb2_grpc
-from npcvoice.dialogue.engine import (
-    FINISH_LENGTH,
-    DialogueEngine,
-    GenerationSummary,
-    SamplingOverrides,
-    TurnRequest,
-)
+from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.prompt import MemoryView
 from npcvoice.dialogue.reply import Action, Emotion, ReplyEvent, Sentence, TextDelta
+from npcvoice.dialogue.types import FINISH_LENGTH, GenerationSummary, SamplingOverrides, TurnRequest
 from npcvoice.runtime.errors import InvalidArgument, ResourceExhausted, ServiceError
 from npcvoice.runtime.server import Context
 from npcvoice.runtime.workers import WorkerPool

@@ -1,0 +1,48 @@
+"""What a reply request carries and what its summary reports: domain types, no protobuf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from npcvoice.dialogue.prompt import MemoryView
+
+FINISH_STOP = "stop"
+FINISH_LENGTH = "length"
+
+
+@dataclass(frozen=True)
+class SamplingOverrides:
+    """What a request changes of the persona's sampling; None keeps the persona's value."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    persona_id: str
+    player_text: str
+    conversation_id: str = ""
+    memory: MemoryView = field(default_factory=MemoryView)
+    sampling: SamplingOverrides = field(default_factory=SamplingOverrides)
+    player_name: str = ""
+    first_clause: bool = False  # release the first clause as its own sentence (for early speech)
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    completion_tokens: int
+    time_to_first_token_s: float
+    total_s: float
+    decode_tokens_per_s: float
+    dropped_events: int
+    execution_provider: str
