@@ -193,7 +193,7 @@ def main() -> None:
     cached = [t["cached"] / t["prompt"] for c in ours for t in c[1:]]
 
     if args.llama_python:
-        from npcvoice.dialogue.prepare import bundled_gguf
+        from npcvoice.dialogue.model import bundled_gguf
 
         worker = subprocess.Popen(
             [args.llama_python, "-c", LLAMA_WORKER, str(bundled_gguf()), str(args.threads)],

