@@ -1,8 +1,8 @@
 """The dialogue model: where the prepared bundled model lives, on which device it runs, and loading it.
 
 The small helpers that name the prepared folder (``bundled_gguf``, ``file_hash``, ``model_folder``,
-``MANIFEST``) are here, in serving code, because serving looks for what ``npcvoice prepare-model`` wrote;
-the build tool imports them from here, never the reverse.
+``MANIFEST``) are here, in serving code, because serving looks for what ``npcvoice prepare-model``
+(``npcvoice.devtools.prepare_model``) wrote; the build tool imports them from here, never the reverse.
 """
 
 from __future__ import annotations
