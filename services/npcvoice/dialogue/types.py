@@ -1,10 +1,11 @@
-"""What a reply request carries and what its summary reports: domain types, no protobuf."""
+"""What the dialogue's requests carry and what a reply's summary reports: domain types, no protobuf."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from npcvoice.dialogue.prompt import MemoryView
+from npcvoice.turns import Turn
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
@@ -46,3 +47,10 @@ class GenerationSummary:
     decode_tokens_per_s: float
     dropped_events: int
     execution_provider: str
+
+
+@dataclass(frozen=True)
+class SummaryRequest:
+    persona_id: str
+    previous_summary: str  # the summary so far, which the new one extends
+    turns: list[Turn]
