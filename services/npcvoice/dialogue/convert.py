@@ -8,6 +8,7 @@ from npcvoice.dialogue.reply import Action, Emotion, ReplyEvent, Sentence, TextD
 from npcvoice.dialogue.types import (
     FINISH_LENGTH,
     GenerationSummary,
+    ReplyOutput,
     SamplingOverrides,
     SummaryRequest,
     TurnRequest,
@@ -73,6 +74,12 @@ def summary_request_from_proto(request: dialogue_pb2.SummarizeRequest) -> Summar
 
 def summary_response_to_proto(summary: str, player_facts: list[str]) -> dialogue_pb2.SummarizeResponse:
     return dialogue_pb2.SummarizeResponse(summary=summary, player_facts=player_facts)
+
+
+def output_to_proto(output: ReplyOutput) -> dialogue_pb2.GenerateResponse:
+    if isinstance(output, GenerationSummary):
+        return summary_to_proto(output)
+    return event_to_proto(output)
 
 
 def event_to_proto(event: ReplyEvent) -> dialogue_pb2.GenerateResponse:

@@ -1,10 +1,12 @@
-"""What the dialogue's requests carry and what a reply's summary reports: domain types, no protobuf."""
+"""What the dialogue's requests carry and what a reply streams back: domain types, no protobuf."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from npcvoice.dialogue.prompt import MemoryView
+from npcvoice.dialogue.reply import ReplyEvent
 from npcvoice.turns import Turn
 
 FINISH_STOP = "stop"
@@ -47,6 +49,10 @@ class GenerationSummary:
     decode_tokens_per_s: float
     dropped_events: int
     execution_provider: str
+
+
+# What a reply streams: its events as they are decoded, then one GenerationSummary.
+ReplyOutput: TypeAlias = ReplyEvent | GenerationSummary
 
 
 @dataclass(frozen=True)
