@@ -46,6 +46,17 @@ def prefill(generator: Any, pending: list[int], size: int, held: list[int] | Non
     return pending[size:]
 
 
+def new_conversation(model: LoadedModel, key: str, max_length: int) -> Conversation:
+    """A conversation on a fresh generator that holds up to ``max_length`` tokens (counted in its size)."""
+    return Conversation(
+        key=key,
+        model_id=model.model_id,
+        generator=model.new_generator(max_length),
+        max_length=max_length,
+        nbytes=max_length * model.bytes_per_token,
+    )
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     for i in range(n):
@@ -209,13 +220,7 @@ class Generation:
             # A conversation that will come back gets the whole context at once: a later turn that
             # outgrew a smaller buffer would need a new generator and a full prefill.
             max_length = limit if key else min(limit, len(ids) + max_tokens)
-            conversation = Conversation(
-                key=key,
-                model_id=model.model_id,
-                generator=model.new_generator(max_length),
-                max_length=max_length,
-                nbytes=max_length * model.bytes_per_token,
-            )
+            conversation = new_conversation(model, key, max_length)
             conversation.busy.acquire()
         self._conversation = conversation
         self._cached_tokens = shared

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from npcvoice.dialogue.cache import Conversation
-from npcvoice.dialogue.generation import prefill
+from npcvoice.dialogue.generation import new_conversation, prefill
 from npcvoice.dialogue.metrics import WARM_PREFIXES
 from npcvoice.dialogue.model import LoadedModel
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings
@@ -39,13 +39,7 @@ class WarmJob:
             options = self._engine.options
             if self._conversation is None:
                 max_length = min(options.context_tokens, self._model.context_length)
-                self._conversation = Conversation(
-                    key=self.key,
-                    model_id=self._model.model_id,
-                    generator=self._model.new_generator(max_length),
-                    max_length=max_length,
-                    nbytes=max_length * self._model.bytes_per_token,
-                )
+                self._conversation = new_conversation(self._model, self.key, max_length)
             # Small chunks: a reply that arrives meanwhile waits for one chunk at most.
             size = min(options.prefill_chunk, WARM_CHUNK)
             self._pending = prefill(
