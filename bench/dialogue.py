@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import machine, p50, percentile, service_process, table
-from npcvoice.dialogue.engine import DialogueEngine, SamplingOverrides, TurnRequest
+from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.prompt import MemoryView, build_messages
+from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
 from npcvoice.turns import Turn
 
 PERSONA = "blacksmith_hilda"
@@ -192,7 +193,7 @@ def main() -> None:
     cached = [t["cached"] / t["prompt"] for c in ours for t in c[1:]]
 
     if args.llama_python:
-        from npcvoice.dialogue.prepare import bundled_gguf
+        from npcvoice.dialogue.model import bundled_gguf
 
         worker = subprocess.Popen(
             [args.llama_python, "-c", LLAMA_WORKER, str(bundled_gguf()), str(args.threads)],

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import machine, table
-from npcvoice.dialogue.prepare import bundled_gguf, gguf_to_hf, prepare
+from npcvoice.devtools.prepare_model import gguf_to_hf, prepare
+from npcvoice.dialogue.model import bundled_gguf
 
 TEXT = (
     "The history of metalworking begins in the ancient Near East, where people first learned to hammer "

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from npcvoice.dialogue.cache import Conversation, ConversationCache
-from npcvoice.dialogue.engine import common_prefix
+from npcvoice.dialogue.generation import common_prefix
 from npcvoice.dialogue.prompt import MemoryView, build_messages
 from npcvoice.dialogue.reply import ReplyFilter, secret_words
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher, check_sampling

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return talk_main(argv[1:], demo=argv[0] == "demo")
     if argv[:1] == ["prepare-model"]:
-        from npcvoice.dialogue.prepare import main as prepare_main
+        from npcvoice.devtools.prepare_model import main as prepare_main
 
         return prepare_main(argv[1:])
     if len(argv) >= 2 and argv[0] == "serve":  # the service parses its own flags

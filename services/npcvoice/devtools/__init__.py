@@ -1,1 +1,1 @@
-"""Tools for developing npcvoice itself (code generation, checks); not used when serving."""
+"""Tools for developing npcvoice (code generation, model preparation, checks); not used when serving."""

@@ -9,9 +9,9 @@ import grpc
 from npcvoice.api.npc.dialogue.v1 import dialogue_pb2, dialogue_pb2_grpc
 from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
+from npcvoice.dialogue.scheduler import DialogueScheduler
 from npcvoice.dialogue.servicer import DialogueServicer
 from npcvoice.runtime.server import Cleanup, Health, Registration
-from npcvoice.runtime.workers import WorkerPool
 
 GRPC_SERVICE = dialogue_pb2.DESCRIPTOR.services_by_name["DialogueService"].full_name
 
@@ -20,15 +20,12 @@ async def register(server: grpc.aio.Server, engine_options: dict[str, Any], heal
     options = DialogueOptions(**engine_options)
     engine = DialogueEngine(options)
     engine.model(BUNDLED_MODEL_ID)  # load before SERVING, so the first request is not slow
-    # Every active reply or summary has at most one step waiting, and so has each persona being
-    # prefilled ahead, so the pool's queue does not refuse a reply that was admitted.
-    workers = WorkerPool("dialogue", options.workers, options.max_active + len(engine.personas.all()) + 8)
-    servicer = DialogueServicer(engine, workers)
-    dialogue_pb2_grpc.add_DialogueServiceServicer_to_server(servicer, server)
+    scheduler = DialogueScheduler(engine)
+    dialogue_pb2_grpc.add_DialogueServiceServicer_to_server(DialogueServicer(scheduler), server)
     if options.prewarm:
         for persona in engine.personas.all():
-            servicer.warm(persona.id)
-    return servicer.aclose
+            scheduler.warm(persona.id)
+    return scheduler.aclose
 
 
 REGISTRATION = Registration(grpc_service=GRPC_SERVICE, register=register)

