@@ -47,7 +47,9 @@ def _unary(behaviour: Any) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(behaviour)
 
 
-async def register(server: grpc.aio.Server, options: dict[str, Any], health: Health) -> Cleanup | None:
+async def register(
+    server: grpc.aio.Server, options: dict[str, Any], health: Health, settings: ServerSettings
+) -> Cleanup | None:
     handlers = {
         "Echo": _unary(echo),
         "Slow": _unary(slow),

@@ -22,6 +22,7 @@ from npcvoice.api.npc.face.v1 import face_pb2, face_pb2_grpc
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
 from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
 from npcvoice.conversation.options import GatewayOptions
+from npcvoice.runtime.channels import InternalCredentials, internal_channel
 from npcvoice.runtime.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -51,7 +52,7 @@ R = TypeVar("R")
 
 
 class Downstream:
-    def __init__(self, options: GatewayOptions) -> None:
+    def __init__(self, options: GatewayOptions, credentials: InternalCredentials | None = None) -> None:
         self.options = options
         self.addresses = {
             "speech": options.speech_address,
@@ -59,8 +60,9 @@ class Downstream:
             "voice": options.voice_address,
             "face": options.face_address,
         }
+        self.credentials = credentials or InternalCredentials()
         self._channels = {
-            name: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            name: internal_channel(address, self.credentials, CHANNEL_OPTIONS)
             for name, address in self.addresses.items()
         }
         self._speech = speech_pb2_grpc.SpeechServiceStub(self._channels["speech"])
@@ -140,9 +142,11 @@ class Downstream:
             refused = passed_on.__new__(passed_on)
             ServiceError.__init__(refused, f"{service} service: {details}")
             return refused
-        return Unavailable(
-            f"{service} service at {self.addresses[service]} failed: {error.code().name}: {details}"
-        )
+        hop = f"{service} service at {self.addresses[service]}"
+        if error.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            fix = "set the gateway's internal_api_key to one of that service's api_keys"
+            return Unavailable(f"{hop} refused the gateway: {error.code().name}: {details} ({fix})")
+        return Unavailable(f"{hop} failed: {error.code().name}: {details}")
 
     async def aclose(self) -> None:
         for channel in self._channels.values():

@@ -21,6 +21,7 @@ from npcvoice.conversation.memory import Memory, MemoryStore, TurnRecord, check_
 from npcvoice.conversation.options import GatewayOptions
 from npcvoice.conversation.replay import ReplayQueue
 from npcvoice.personas import Persona, PersonaStore
+from npcvoice.runtime.channels import InternalCredentials
 from npcvoice.runtime.errors import NotFound, ServiceError, Unavailable
 from npcvoice.runtime.server import Health
 
@@ -32,12 +33,17 @@ SECONDS_PER_DAY = 86400.0
 
 class Gateway:
     def __init__(
-        self, options: GatewayOptions, personas: PersonaStore, memory: MemoryStore, health: Health | None
+        self,
+        options: GatewayOptions,
+        personas: PersonaStore,
+        memory: MemoryStore,
+        health: Health | None,
+        credentials: InternalCredentials | None = None,
     ) -> None:
         self.options = options
         self.personas = personas
         self.memory = memory
-        self.downstream = Downstream(options)
+        self.downstream = Downstream(options, credentials)
         self._health = health
         self.replay = ReplayQueue(
             memory,

@@ -15,6 +15,8 @@ from npcvoice.conversation.memory import MemoryStore
 from npcvoice.conversation.options import GatewayOptions
 from npcvoice.conversation.servicer import ConversationServicer
 from npcvoice.personas import PersonaStore
+from npcvoice.runtime.channels import InternalCredentials
+from npcvoice.runtime.config import ServerSettings
 from npcvoice.runtime.server import Cleanup, Health, Registration
 
 GRPC_SERVICE = conversation_pb2.DESCRIPTOR.services_by_name["ConversationService"].full_name
@@ -22,7 +24,9 @@ GRPC_SERVICE = conversation_pb2.DESCRIPTOR.services_by_name["ConversationService
 log = logging.getLogger("npcvoice.conversation")
 
 
-async def register(server: grpc.aio.Server, engine_options: dict[str, Any], health: Health) -> Cleanup | None:
+async def register(
+    server: grpc.aio.Server, engine_options: dict[str, Any], health: Health, settings: ServerSettings
+) -> Cleanup | None:
     options = GatewayOptions(**engine_options)
     personas = PersonaStore(options.persona_dir)
     log.info("%d personas in %s", len(personas.all()), options.persona_dir)
@@ -32,7 +36,9 @@ async def register(server: grpc.aio.Server, engine_options: dict[str, Any], heal
         log.info("memory store reachable at %s", options.redis_url)
     except RedisError as exc:
         log.warning("memory store at %s not reachable yet: %s", options.redis_url, exc)
-    gateway = Gateway(options, personas, MemoryStore(memory), health)
+    credentials = InternalCredentials.from_settings(settings)
+    gateway = Gateway(options, personas, MemoryStore(memory), health, credentials)
+    log.info("calls to the other services: %s", credentials.describe())
     await gateway.start()
     conversation_pb2_grpc.add_ConversationServiceServicer_to_server(ConversationServicer(gateway), server)
 

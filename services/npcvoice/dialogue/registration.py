@@ -11,12 +11,15 @@ from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.scheduler import DialogueScheduler
 from npcvoice.dialogue.servicer import DialogueServicer
+from npcvoice.runtime.config import ServerSettings
 from npcvoice.runtime.server import Cleanup, Health, Registration
 
 GRPC_SERVICE = dialogue_pb2.DESCRIPTOR.services_by_name["DialogueService"].full_name
 
 
-async def register(server: grpc.aio.Server, engine_options: dict[str, Any], health: Health) -> Cleanup | None:
+async def register(
+    server: grpc.aio.Server, engine_options: dict[str, Any], health: Health, settings: ServerSettings
+) -> Cleanup | None:
     options = DialogueOptions(**engine_options)
     engine = DialogueEngine(options)
     engine.model(BUNDLED_MODEL_ID)  # load before SERVING, so the first request is not slow

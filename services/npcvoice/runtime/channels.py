@@ -42,6 +42,11 @@ class InternalCredentials:
     def tls(self) -> bool:
         return self.ca_file is not None
 
+    def describe(self) -> str:
+        """For the start-up log: how the hop is protected (never the key itself)."""
+        transport = ("mTLS" if self.cert_file else "TLS") if self.tls else "plaintext"
+        return f"{transport}, {'with' if self.api_key else 'no'} API key"
+
 
 def internal_channel(
     address: str, credentials: InternalCredentials, options: Sequence[tuple[str, Any]] = ()

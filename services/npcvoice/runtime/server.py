@@ -27,8 +27,10 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 Cleanup = Callable[[], Awaitable[None]]
 # The standard health servicer; a service may report extra names on it (e.g. a degraded dependency).
 Health: TypeAlias = health.aio.HealthServicer
-# Adds the service's servicers to the server (loading models as needed) and returns its cleanup.
-Registrar = Callable[[grpc.aio.Server, dict[str, Any], Health], Awaitable[Cleanup | None]]
+# Adds the service's servicers to the server (loading models as needed) and returns its cleanup. It gets
+# the server, its engine options, the health servicer and the server settings (for calls it makes to
+# other services: runtime.channels).
+Registrar = Callable[[grpc.aio.Server, dict[str, Any], Health, ServerSettings], Awaitable[Cleanup | None]]
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,9 @@ class ServiceHost:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         # grpc.aio takes handlers only before start, so the engine loads before the port opens;
         # until then an orchestrator's health probe sees the port closed, i.e. not ready.
-        self._cleanup = await self.registration.register(server, self.engine_options, self.health)
+        self._cleanup = await self.registration.register(
+            server, self.engine_options, self.health, self.settings
+        )
         reflection.enable_server_reflection(
             (self.registration.grpc_service, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
         )

@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
+from npcvoice.runtime.config import ServerSettings
 from npcvoice.runtime.server import Cleanup, Health, Registration
 from npcvoice.runtime.workers import WorkerPool
 from npcvoice.speech.engine import SpeechEngine
@@ -17,7 +18,9 @@ from npcvoice.speech.vad import SileroStream
 GRPC_SERVICE = speech_pb2.DESCRIPTOR.services_by_name["SpeechService"].full_name
 
 
-async def register(server: grpc.aio.Server, engine_options: dict[str, Any], health: Health) -> Cleanup | None:
+async def register(
+    server: grpc.aio.Server, engine_options: dict[str, Any], health: Health, settings: ServerSettings
+) -> Cleanup | None:
     options = SpeechOptions(**engine_options)
     engine = SpeechEngine(options)
     SileroStream()  # load the voice-activity model before SERVING

@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 
 from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
+from npcvoice.runtime.config import ServerSettings
 from npcvoice.runtime.server import Cleanup, Health, Registration
 from npcvoice.runtime.workers import WorkerPool
 from npcvoice.voice.engine import VoiceEngine
@@ -16,7 +17,9 @@ from npcvoice.voice.servicer import VoiceServicer
 GRPC_SERVICE = voice_pb2.DESCRIPTOR.services_by_name["VoiceService"].full_name
 
 
-async def register(server: grpc.aio.Server, engine_options: dict[str, Any], health: Health) -> Cleanup | None:
+async def register(
+    server: grpc.aio.Server, engine_options: dict[str, Any], health: Health, settings: ServerSettings
+) -> Cleanup | None:
     options = VoiceOptions(**engine_options)
     engine = VoiceEngine(options)
     engine.load(engine.default_voice)  # load before SERVING, so the first request is not slow
