@@ -147,12 +147,13 @@ async def test_turns_finished_at_once_by_several_sessions_are_each_stored_once(s
 
 
 async def test_a_turn_that_never_read_memory_does_not_overwrite_the_relationship(store):
-    from npcvoice.conversation.memory import TurnRecord
+    from npcvoice.conversation.memory import Retention, TurnRecord
 
     player = "player-relationship"
-    await store.record_turn(TurnRecord(NPC, player, [Turn("player", "Hi.")], [], 0.6, 0.4), 3600)
+    retention = Retention.of(None)
+    await store.record_turn(TurnRecord(NPC, player, [Turn("player", "Hi.")], [], 0.6, 0.4), retention)
     blind = TurnRecord(NPC, player, [Turn("player", "Hello again.")], [], 0.0, 0.0, relationship_known=False)
-    await store.record_turn(blind, 3600)
+    await store.record_turn(blind, retention)
     memory = await store.load(NPC, player)
     assert (memory.affinity, memory.trust) == pytest.approx((0.6, 0.4))
     assert [t.text for t in memory.turns] == ["Hi.", "Hello again."]

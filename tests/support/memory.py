@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from npcvoice.conversation.memory import MemoryStore, TurnRecord
+from npcvoice.conversation.memory import MAX_STORED_TURNS, MemoryStore, Retention, TurnRecord
 from npcvoice.turns import Turn
 
 
@@ -11,4 +11,4 @@ async def append_turns(
 ) -> None:
     """Append ``turns`` (trimmed and with the TTL refreshed, in one transaction, like a real turn)."""
     record = TurnRecord(npc_id, player_id, turns, [], 0.0, 0.0, relationship_known=False)
-    await store.record_turn(record, ttl_s)
+    await store.record_turn(record, Retention(ttl_s, max_turns=MAX_STORED_TURNS, max_facts=100))

@@ -240,7 +240,7 @@ def generate_request(
         memory=dialogue_pb2.Memory(
             recent_turns=dialogue_turns(recent),
             summary=memory.summary,
-            player_facts=memory.player_facts,
+            player_facts=memory.player_facts[-persona.memory.max_facts :],
             relationship=dialogue_pb2.Relationship(affinity=memory.affinity, trust=memory.trust),
         ),
     )

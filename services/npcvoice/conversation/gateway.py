@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2
 
 from npcvoice.conversation import convert
 from npcvoice.conversation.downstream import Downstream
-from npcvoice.conversation.memory import Memory, MemoryStore, TurnRecord, check_id
+from npcvoice.conversation.memory import Memory, MemoryStore, Retention, TurnRecord, check_id
 from npcvoice.conversation.options import GatewayOptions
 from npcvoice.conversation.replay import ReplayQueue
 from npcvoice.personas import Persona, PersonaStore
@@ -28,7 +28,6 @@ from npcvoice.runtime.server import Health
 log = logging.getLogger("npcvoice.conversation")
 
 MEMORY_HEALTH = "npcvoice.conversation.memory"
-SECONDS_PER_DAY = 86400.0
 
 
 class Gateway:
@@ -47,7 +46,7 @@ class Gateway:
         self._health = health
         self.replay = ReplayQueue(
             memory,
-            self._ttl_of,
+            self.retention,
             limit=options.max_pending_turns,
             spool_file=options.spool_file,
             retry_interval_s=options.replay_interval_s,
@@ -63,13 +62,10 @@ class Gateway:
             raise NotFound("NPC", npc_id, [p.id for p in self.personas.all()])
         return persona
 
-    @staticmethod
-    def ttl_s(persona: Persona) -> float:
-        return persona.memory.ttl_days * SECONDS_PER_DAY
-
-    def _ttl_of(self, npc_id: str) -> float:
+    def retention(self, npc_id: str) -> Retention:
+        """How much the NPC keeps of a player (the defaults if its persona is gone)."""
         persona = self.personas.get(npc_id)
-        return self.ttl_s(persona) if persona else 30 * SECONDS_PER_DAY
+        return Retention.of(persona.memory if persona else None)
 
     # --- memory ------------------------------------------------------------------------------------------
 
@@ -129,9 +125,10 @@ class Gateway:
             response = await self.downstream.summarize(
                 convert.summarize_request(persona, memory.summary, folded)
             )
-            new_facts = [f for f in response.player_facts if f not in memory.player_facts]
+            # The facts the summary lists were stored with each turn already (the same rule finds them), and
+            # adding them again would bring back those the fact limit dropped.
             await self.memory.fold_summary(
-                persona.id, player_id, len(folded), response.summary, new_facts, self.ttl_s(persona)
+                persona.id, player_id, len(folded), response.summary, Retention.of(persona.memory)
             )
             log.info("summarized %d old turns of %s/%s", len(folded), persona.id, player_id)
         except ServiceError as error:

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from npcvoice.personas.schema import MemoryPolicy
 from npcvoice.runtime.errors import InvalidArgument, Unavailable
 from npcvoice.turns import Turn, player_facts
 
@@ -29,6 +30,43 @@ MAX_TURN_CHARS = 4000
 MAX_FACTS = 200
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 PARTS = ("turns", "summary", "facts", "relationship")
+
+
+SECONDS_PER_DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How much of a player one NPC keeps, from its persona's ``memory`` policy."""
+
+    ttl_s: float
+    max_turns: int  # stored turns; more means summaries fell behind, and the oldest go
+    max_facts: int  # the newest facts the player told
+
+    @classmethod
+    def of(cls, policy: MemoryPolicy | None) -> Retention:
+        policy = policy or MemoryPolicy()
+        return cls(
+            ttl_s=policy.ttl_days * SECONDS_PER_DAY,
+            max_turns=min(MAX_STORED_TURNS, 2 * policy.summarize_after),
+            max_facts=policy.max_facts,
+        )
+
+
+def fact_key(fact: str) -> str:
+    """What makes two facts the same: their words, whatever the case and punctuation."""
+    return " ".join(re.findall(r"\w+", fact.casefold()))
+
+
+def unknown_facts(candidates: list[str], known: list[str]) -> list[str]:
+    """``candidates`` not in ``known`` (nor twice among themselves), compared by ``fact_key``."""
+    seen = {fact_key(f) for f in known}
+    fresh: list[str] = []
+    for fact in candidates:
+        if fact_key(fact) not in seen:
+            seen.add(fact_key(fact))
+            fresh.append(fact)
+    return fresh
 
 
 @dataclass
@@ -46,7 +84,7 @@ class Memory:
 
     def new_facts(self, player_line: str) -> list[str]:
         """First-person statements in ``player_line`` this memory does not hold yet."""
-        return [f for f in player_facts([Turn("player", player_line)]) if f not in self.player_facts]
+        return unknown_facts(player_facts([Turn("player", player_line)]), self.player_facts)
 
 
 @dataclass(frozen=True)
@@ -141,34 +179,36 @@ class MemoryStore:
         )
 
     @_redis_call
-    async def record_turn(self, record: TurnRecord, ttl_s: float) -> None:
+    async def record_turn(self, record: TurnRecord, retention: Retention) -> None:
         """One finished turn: its lines appended (and trimmed), new facts, the relationship, the TTL, in
         one transaction: a turn is stored whole or not at all."""
         turns_key, _, facts_key, relationship_key = self._keys(record.npc_id, record.player_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(turns_key, *[json.dumps(asdict(t)) for t in record.turns])
-            pipe.ltrim(turns_key, -MAX_STORED_TURNS, -1)
+            pipe.ltrim(turns_key, -retention.max_turns, -1)
             if record.new_facts:
                 pipe.rpush(facts_key, *record.new_facts)
-                pipe.ltrim(facts_key, -MAX_FACTS, -1)
+                pipe.ltrim(facts_key, -retention.max_facts, -1)
             if record.relationship_known:
                 pipe.hset(relationship_key, mapping={"affinity": record.affinity, "trust": record.trust})
-            self._expire(pipe, record.npc_id, record.player_id, ttl_s)
+            self._expire(pipe, record.npc_id, record.player_id, retention.ttl_s)
             await pipe.execute()
 
     @_redis_call
     async def fold_summary(
-        self, npc_id: str, player_id: str, folded_turns: int, summary: str, new_facts: list[str], ttl_s: float
+        self,
+        npc_id: str,
+        player_id: str,
+        folded_turns: int,
+        summary: str,
+        retention: Retention,
     ) -> None:
         """Replace the oldest ``folded_turns`` turns by ``summary`` (turns appended meanwhile stay)."""
-        turns_key, summary_key, facts_key, _ = self._keys(npc_id, player_id)
+        turns_key, summary_key, _, _ = self._keys(npc_id, player_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.ltrim(turns_key, folded_turns, -1)
             pipe.set(summary_key, summary)
-            if new_facts:
-                pipe.rpush(facts_key, *new_facts)
-                pipe.ltrim(facts_key, -MAX_FACTS, -1)
-            self._expire(pipe, npc_id, player_id, ttl_s)
+            self._expire(pipe, npc_id, player_id, retention.ttl_s)
             await pipe.execute()
 
     @_redis_call

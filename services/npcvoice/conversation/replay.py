@@ -21,7 +21,7 @@ from pathlib import Path
 
 from prometheus_client import Counter
 
-from npcvoice.conversation.memory import MemoryStore, TurnRecord
+from npcvoice.conversation.memory import MemoryStore, Retention, TurnRecord
 from npcvoice.conversation.metrics import PENDING_WRITES
 from npcvoice.runtime.errors import ResourceExhausted, Unavailable
 from npcvoice.turns import Turn
@@ -97,7 +97,7 @@ class ReplayQueue:
     def __init__(
         self,
         store: MemoryStore,
-        ttl_s: Callable[[str], float],
+        retention: Callable[[str], Retention],
         *,
         limit: int,
         spool_file: Path | None,
@@ -106,7 +106,7 @@ class ReplayQueue:
         on_degraded: Callable[[bool], Awaitable[None]],
     ) -> None:
         self._store = store
-        self._ttl_s = ttl_s  # an NPC id's memory time to live
+        self._retention = retention  # what an NPC keeps, by its id
         self._limit = limit
         self._spool = Spool(spool_file) if spool_file else None
         self._retry_interval_s = retry_interval_s
@@ -170,7 +170,7 @@ class ReplayQueue:
             while self._queue:
                 queued = self._queue[0]
                 try:
-                    await self._store.record_turn(queued.record, self._ttl_s(queued.record.npc_id))
+                    await self._store.record_turn(queued.record, self._retention(queued.record.npc_id))
                 except Unavailable:
                     return
                 self._queue.popleft()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from npcvoice.conversation import convert
 from npcvoice.conversation.gateway import Gateway
-from npcvoice.conversation.memory import check_id
+from npcvoice.conversation.memory import Retention, check_id
 from npcvoice.conversation.session import Session
 from npcvoice.runtime.server import Context
 from npcvoice.runtime.streams import open_stream, read_in_background
@@ -37,7 +37,7 @@ class ConversationServicer(conversation_pb2_grpc.ConversationServiceServicer):
     ) -> conversation_pb2.ImportMemoryResponse:
         memory = convert.memory_from_proto(request.snapshot)
         persona = self._gateway.persona(memory.npc_id, "snapshot.npc_id")
-        await self._memory.replace(memory, self._gateway.ttl_s(persona))
+        await self._memory.replace(memory, Retention.of(persona.memory).ttl_s)
         return conversation_pb2.ImportMemoryResponse()
 
     async def ResetMemory(

@@ -14,10 +14,10 @@ from typing import Any
 
 from npcvoice.dialogue.cache import ConversationCache
 from npcvoice.dialogue.generation import Generation
-from npcvoice.dialogue.jobs import SUMMARY_TOKENS, SummaryJob, WarmJob
+from npcvoice.dialogue.jobs import SummaryJob, WarmJob
 from npcvoice.dialogue.model import LoadedModel, bundled_model_folder, load_model, resolve_device
 from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
-from npcvoice.dialogue.prompt import Message, persona_core
+from npcvoice.dialogue.prompt import persona_core
 from npcvoice.dialogue.sampling import SamplingSettings, check_sampling
 from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
 from npcvoice.personas.loader import PersonaStore
@@ -27,7 +27,7 @@ from npcvoice.turns import Turn
 
 MAX_CONVERSATION_ID_CHARS = 256
 MAX_PLAYER_NAME_CHARS = 80
-MAX_MEMORY_TURNS = 200
+MAX_MEMORY_TURNS = 300  # a persona keeps up to 200 recent turns, and the window is up to 1.5 times that
 MAX_PLAYER_FACTS = 100
 
 
@@ -154,11 +154,15 @@ class DialogueEngine:
         request = (
             f"Earlier summary: {previous}\n" if previous else ""
         ) + f"Conversation:\n{transcript}\n\nSummarize this conversation in one or two sentences."
-        messages: list[Message] = [
-            {"role": "system", "content": "You write short, factual summaries of conversations."},
-            {"role": "user", "content": request},
-        ]
-        ids = model.prompt_ids(messages)
-        if len(ids) + SUMMARY_TOKENS > self.options.context_tokens:
+
+        def prompt(text: str) -> list[int]:
+            system = "You write short, factual summaries of conversations."
+            return model.prompt_ids(
+                [{"role": "system", "content": system}, {"role": "user", "content": text}]
+            )
+
+        budget = self.options.summary_tokens
+        ids = prompt(request)
+        if len(ids) + budget // 2 > self.options.context_tokens:
             raise InvalidArgument("turns", f"the turns need more than {self.options.context_tokens} tokens")
-        return SummaryJob(model, ids, self.options.prefill_chunk, previous, turns)
+        return SummaryJob(model, prompt, ids, self.options.prefill_chunk, budget, previous, turns)

@@ -5,6 +5,8 @@ Both run a prompt chunk or a token per step, like a reply, so replies keep flowi
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from npcvoice.dialogue.cache import Conversation
@@ -17,7 +19,6 @@ from npcvoice.turns import Turn, player_facts
 if TYPE_CHECKING:
     from npcvoice.dialogue.engine import DialogueEngine
 
-SUMMARY_TOKENS = 96
 WARM_CHUNK = 32
 
 
@@ -56,45 +57,99 @@ class WarmJob:
         return True
 
 
-class SummaryJob:
-    """Greedy decoding of a summary, a prompt chunk or a token per step (so replies keep flowing)."""
+class _Decode:
+    """Greedy decoding of one prompt, a prompt chunk or a token per step, to at most ``max_tokens``."""
 
-    def __init__(
-        self, model: LoadedModel, ids: list[int], chunk: int, previous: str, turns: list[Turn]
-    ) -> None:
+    def __init__(self, model: LoadedModel, ids: list[int], chunk: int, max_tokens: int) -> None:
         self._model = model
         self._pending = ids
         self._chunk = chunk
-        self._previous = previous
-        self._turns = turns
-        self._generator: Any = None
-        self._max_length = len(ids) + SUMMARY_TOKENS
+        self._max_tokens = max_tokens
+        self._generator: Any = None  # made in the first step, in a worker thread
         self._sampler = Sampler(SamplingSettings(temperature=0.0, repetition_penalty=1.1))
         self._stream = model.tokenizer.create_stream()
         self._output: list[int] = []
         self._text = ""
 
     def step(self) -> bool:
-        """One prompt chunk or one token; True when the summary is complete."""
+        """One prompt chunk or one token; True when the text is complete."""
         if self._generator is None:
-            self._generator = self._model.new_generator(self._max_length)
+            self._generator = self._model.new_generator(len(self._pending) + self._max_tokens)
         if self._pending:
             self._pending = prefill(self._generator, self._pending, self._chunk)
             return False
         token = self._sampler.pick(self._generator.get_logits()[0, -1], self._output)
-        if token in self._model.end_ids or len(self._output) + 1 >= SUMMARY_TOKENS:
+        if token in self._model.end_ids or len(self._output) + 1 >= self._max_tokens:
             return True
         self._output.append(token)
         self._text += self._stream.decode(token)
         self._generator.append_tokens([token])
         return False
 
+    def text(self) -> str:
+        text = " ".join(self._text.split())
+        if len(self._output) + 1 >= self._max_tokens and "." in text:
+            text = text[: text.rfind(".") + 1]  # cut the unfinished sentence
+        return text
+
+
+class SummaryJob:
+    """A conversation's rolling summary: the earlier summary, then a summary of the new turns, within
+    ``budget`` tokens. When the two together are too long, the earlier part is condensed by the model
+    (the newest part is never rewritten, so the latest events survive), and if that is still too long its
+    oldest sentences go. Steps like a reply, so replies keep flowing while it runs."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        prompt: Callable[[str], list[int]],
+        first_ids: list[int],
+        chunk: int,
+        budget: int,
+        previous: str,
+        turns: list[Turn],
+    ) -> None:
+        self._model = model
+        self._prompt = prompt  # the token ids of a summarising request
+        self._chunk = chunk
+        self._budget = budget
+        self._previous = previous
+        self._turns = turns
+        self._new = ""
+        self._condensed: str | None = None
+        self._decode = _Decode(model, first_ids, chunk, budget // 2)
+
+    def step(self) -> bool:
+        """One prompt chunk or one token; True when the summary is complete."""
+        if not self._decode.step():
+            return False
+        if self._condensing:
+            self._condensed = self._decode.text()
+            return True
+        self._new = self._decode.text()
+        if not self._previous or self._tokens(self._joined(self._previous)) <= self._budget:
+            return True
+        words = max(8, (self._budget - self._tokens(self._new)) * 3 // 5)
+        request = f"Notes:\n{self._previous}\n\nRewrite these notes in at most {words} words. Keep the names."
+        self._decode = _Decode(self._model, self._prompt(request), self._chunk, self._budget // 2)
+        self._condensed = ""  # condensing from now on
+        return False
+
+    @property
+    def _condensing(self) -> bool:
+        return self._condensed is not None
+
+    def _joined(self, earlier: str) -> str:
+        return f"{earlier} {self._new}".strip()
+
+    def _tokens(self, text: str) -> int:
+        return len(self._model.tokenizer.encode(text)) if text else 0
+
     def result(self) -> tuple[str, list[str]]:
-        """The summary (the earlier one with this one appended) and the facts the player told."""
-        summary = " ".join(self._text.split())
-        if len(self._output) + 1 >= SUMMARY_TOKENS and "." in summary:
-            summary = summary[: summary.rfind(".") + 1]  # cut the unfinished sentence
-        joined = (
-            f"{self._previous} {summary}".strip() if self._previous and summary else summary or self._previous
-        )
-        return joined, player_facts(self._turns)
+        """The rolling summary, at most ``budget`` tokens, and the facts the player told."""
+        summary = self._joined(self._previous if self._condensed is None else self._condensed)
+        while self._tokens(summary) > self._budget:
+            sentences = re.split(r"(?<=[.!?])\s+", summary, maxsplit=1)
+            # the oldest sentence goes; a single sentence too long loses its first word
+            summary = sentences[1] if len(sentences) > 1 else summary.split(" ", 1)[-1]
+        return summary, player_facts(self._turns)

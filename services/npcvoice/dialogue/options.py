@@ -47,6 +47,13 @@ class DialogueOptions(BaseModel):
     max_memory_chars: int = Field(
         32000, ge=1, description="Most text (turns, summary, facts) a request's memory may carry."
     )
+    summary_tokens: int = Field(
+        192,
+        ge=48,
+        le=1024,
+        description="Longest rolling summary of a conversation; past it the older part is condensed again "
+        "(the newest part is kept as written) and, if need be, its oldest sentences dropped.",
+    )
     workers: int = Field(1, ge=1, description="Model steps run at once (one token or prompt chunk each).")
     max_active: int = Field(
         16,

@@ -96,6 +96,9 @@ class MemoryPolicy(_Strict):
         24, ge=2, le=1000, description="Once this many turns are stored, older ones are summarised."
     )
     ttl_days: float = Field(30.0, gt=0, description="Memory of a player is forgotten after this long unused.")
+    max_facts: int = Field(
+        40, ge=1, le=100, description="Facts about the player kept (the newest); older ones are forgotten."
+    )
 
     @model_validator(mode="after")
     def _summary_after_recent(self) -> MemoryPolicy:
