@@ -14,8 +14,9 @@ import pytest
 from npcvoice.dialogue.cache import Conversation, ConversationCache
 from npcvoice.dialogue.generation import common_prefix
 from npcvoice.dialogue.prompt import MemoryView, build_messages
-from npcvoice.dialogue.reply import ReplyFilter, secret_words
+from npcvoice.dialogue.reply import ReplyFilter
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher, check_sampling
+from npcvoice.dialogue.secrets import code_words
 from npcvoice.personas.loader import load_persona
 from npcvoice.runtime.errors import InvalidArgument
 from npcvoice.turns import Turn, player_facts
@@ -129,8 +130,8 @@ def test_past_turns_are_written_as_first_sent_and_lore_already_given_is_not_repe
 
 
 def test_a_code_word_from_the_description_is_never_said_even_alone():
-    assert secret_words(VAULT) == {"zephyr", "canary", "7731"}
-    assert secret_words(HILDA) == set()
+    assert code_words(VAULT) == {"zephyr", "canary", "7731"}
+    assert code_words(HILDA) == set()
     reply = ReplyFilter(VAULT)
     reply.feed("Fine. ZEPHYR-CANARY-7731. Anything else? ")
     assert reply.text == "Fine. Anything else?"

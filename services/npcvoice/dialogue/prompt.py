@@ -39,7 +39,7 @@ RULES = (
 
 def private_text(persona: Persona) -> str:
     """What the NPC must never recite: its description and style, and the instructions themselves."""
-    return " ".join([persona.description, persona.speaking_style, RULES])
+    return " ".join([persona.description, persona.speaking_style, RULES, *persona.secrets])
 
 
 def persona_core(persona: Persona) -> str:
@@ -54,6 +54,8 @@ def persona_core(persona: Persona) -> str:
     lines.append(RULES)
     if persona.refuse_topics:
         lines.append(f"Refuse to talk about: {', '.join(persona.refuse_topics)}.")
+    if persona.secrets:
+        lines.append(f"Secrets you know and never tell anyone: {'; '.join(persona.secrets)}.")
     lines.append(f"Begin your reply with [emotion: X], X one of: {', '.join(persona.emotions)}.")
     if persona.actions:
         described = "; ".join(

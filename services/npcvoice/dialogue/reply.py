@@ -6,8 +6,9 @@ URLs, assistant talk ("As an AI...") and tags for emotion and actions (``[emotio
 order: clean text a sentence at a time (so a sentence can be dropped whole before anyone hears it), the
 sentence itself for speech synthesis, and emotion/action events checked against what the persona
 declares. Anything undeclared is dropped and counted. A sentence that recites the persona's private
-text (five words in a row from its description or the instructions) is never released: a prompt
-injection can make a small model echo its prompt, but not make the NPC say it.
+text (five words in a row from its description or the instructions) or reveals one of its secrets (see
+``secrets``) is never released: a prompt injection can make a small model echo its prompt, but not make
+the NPC say it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from npcvoice.dialogue.prompt import private_text
+from npcvoice.dialogue.secrets import SecretGuard
 from npcvoice.personas.schema import Persona
 from npcvoice.text import SentenceBuffer
 
@@ -30,23 +32,6 @@ _ASSISTANT_RE = re.compile(
 )
 _PARAMETER_RE = re.compile(r"(\w+)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s,]+)")
 LEAK_NGRAM = 5
-
-
-def secret_words(persona: Persona) -> set[str]:
-    """Code-like words of the private text (with a digit, or in capitals) that nothing public contains.
-
-    A writer who puts a password or a code in a description means it to stay there; such a word is
-    never said alone either, where five words in a row would not catch it.
-    """
-    public = " ".join(
-        [persona.display_name, persona.greeting, *persona.example_lines, *(e.text for e in persona.lore)]
-    )
-    public_words = set(re.findall(r"[a-z0-9']+", public.lower()))
-    found: set[str] = set()
-    for word in private_text(persona).split():
-        if any(c.isdigit() for c in word) or (sum(c.isupper() for c in word) >= 3 and word.upper() == word):
-            found.update(part for part in re.findall(r"[a-z0-9']+", word.lower()) if len(part) >= 3)
-    return found - public_words
 
 
 def _word_ngrams(text: str, n: int = LEAK_NGRAM) -> set[tuple[str, ...]]:
@@ -88,7 +73,7 @@ class ReplyFilter:
         self._spoken: list[str] = []
         self._sentence_index = 0
         self._private = _word_ngrams(private_text(persona))
-        self._secrets = secret_words(persona)
+        self._secrets = SecretGuard(persona)
         self.dropped_events = 0
         self.dropped_sentences = 0
 
@@ -177,11 +162,10 @@ class ReplyFilter:
             sentence = re.sub(r"\s+([,.!?;:])", r"\1", " ".join(_URL_RE.sub(" ", raw_sentence).split()))
             if not any(c.isalnum() for c in sentence):
                 continue
-            words = set(re.findall(r"[a-z0-9']+", sentence.lower()))
             if (
                 _ASSISTANT_RE.search(sentence)
                 or _word_ngrams(sentence) & self._private
-                or words & self._secrets
+                or self._secrets.reveals(sentence)
             ):
                 self.dropped_sentences += 1
                 continue

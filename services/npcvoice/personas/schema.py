@@ -140,6 +140,11 @@ class Persona(_Strict):
     refuse_topics: list[str] = Field(
         default_factory=list, description="Topics the NPC will not discuss, e.g. 'the real world'."
     )
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="What the NPC knows but never says: a password, a spoiler, the twist. A reply that "
+        "would say one (in any case, spacing or inflection) is cut before anyone hears it.",
+    )
 
     @field_validator("emotions")
     @classmethod
