@@ -191,7 +191,7 @@ async def test_bad_conversations_get_the_right_status(gateway):
         async def stream(requests=requests):
             for request in requests:
                 yield request
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(60)  # the stream stays open: the server's error is what ends it
 
         got, details = await status_of(stub(gateway).Converse(stream()))
         assert (got, details[: len(message)]) == (code, message)
@@ -259,3 +259,58 @@ async def test_the_cli_talks_by_text_and_wav_and_writes_the_reply_audio_and_vise
             seconds = reply.getnframes() / reply.getframerate()
         frames = json.loads((tmp_path / "out" / f"turn-{index}.visemes.json").read_text())["frames"]
         assert seconds > 0.3 and abs(len(frames) / 30 - seconds) < 0.2  # 30 frames a second cover the audio
+
+
+async def test_several_conversations_at_once_each_keep_their_own_memory(gateway):
+    players = [f"player-crowd-{n}" for n in range(3)]
+
+    async def talk(player: str) -> list[str]:
+        conversation = Conversation(
+            gateway, config(player, "courier_quick_test", reply_mode=conversation_pb2.REPLY_MODE_TEXT)
+        )
+        said = []
+        for line in (f"I am {player}.", "Any letters for me?"):
+            conversation.send(text=line)
+            said.append((await conversation.turn()).end.player_text)
+        await conversation.close()
+        return said
+
+    said = await asyncio.gather(*(talk(player) for player in players))
+    for player, lines in zip(players, said, strict=True):
+        stored = await export(gateway, player, "courier_quick_test")
+        assert [t.text for t in stored.turns if t.role == "player"] == lines
+        assert stored.player_facts == [f"I am {player}."]
+
+
+async def test_a_typed_line_while_the_npc_speaks_interrupts_it_and_becomes_the_next_turn(gateway):
+    player = "player-typed-barge-in"
+    conversation = Conversation(gateway, config(player))
+    # The model decides how long its reply is: if one is over before the typed line arrives, the test
+    # tries again (a reply that ended was not interrupted, and that is right too).
+    for attempt in range(3):
+        interruption_line = f"Wait, stop. ({attempt})"
+        conversation.send(text="Tell me the whole story of the dragon and your father, please.")
+        out = TurnOutput()
+        while not out.audio:
+            response = await conversation.next()
+            if response.WhichOneof("event") == "audio":
+                out.audio.append(response.audio)
+        conversation.send(text=interruption_line)
+        first = await conversation.turn(out)
+        second = await conversation.turn()
+        if first.interruption is not None:
+            break
+    await conversation.close()
+    assert first.interruption is not None and first.end.interrupted
+    assert first.interruption.turn_index == first.end.turn_index
+    # No playback reported: what was heard is the audio delivered before the typed line.
+    assert first.interruption.heard_samples == sum(chunk.num_samples for chunk in first.audio)
+    assert "audio" not in first.events[first.events.index("interruption") :]
+    assert second.end.player_text == interruption_line and second.end.turn_index == first.end.turn_index + 1
+    stored = [(t.role, t.text, t.interrupted) for t in (await export(gateway, player)).turns]
+    before = stored[: next(i for i, line in enumerate(stored) if line[1] == interruption_line)]
+    heard = first.interruption.heard_text
+    if heard:  # memory keeps what was heard of the cut reply, marked interrupted, before the typed line
+        before, last = before[:-1], before[-1]
+        assert last == ("npc", heard, True)
+    assert before[-1] == ("player", first.end.player_text, False)

@@ -4,12 +4,10 @@ acknowledged turn ends up in Redis; every failure gets a status that says what f
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import grpc
 import pytest
@@ -22,6 +20,7 @@ from npcvoice.redis_server import RedisServer, free_port
 from npcvoice.runtime.health_client import wait_until_serving
 from tests.conftest import REPO_ROOT, HostedService, start_service
 from tests.support.conversation import Conversation, config, export, gateway_options
+from tests.support.waiting import eventually
 
 TEXT = conversation_pb2.REPLY_MODE_TEXT
 COURIER = "courier_quick_test"
@@ -49,14 +48,6 @@ async def memory_health(service: HostedService | grpc.aio.Channel) -> int:
     channel = service.channel if isinstance(service, HostedService) else service
     request = health_pb2.HealthCheckRequest(service=MEMORY_HEALTH)
     return (await health_pb2_grpc.HealthStub(channel).Check(request)).status
-
-
-async def eventually(condition, timeout_s: float = 30.0) -> None:
-    """Poll ``condition`` (an async callable) until it holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_kill_9_of_the_voice_service_mid_turn_gives_unavailable_and_a_later_turn_works(
@@ -215,6 +206,43 @@ async def test_while_the_replay_queue_is_full_new_turns_get_resource_exhausted_a
         await eventually(written, 10)
         stored = await export(service, player, COURIER)
         assert [t.text for t in stored.turns if t.role == "player"] == [kept]
+    finally:
+        await service.channel.close()
+        await service.host.stop(grace=0)
+        redis.stop()
+
+
+async def test_a_session_that_starts_while_redis_is_away_talks_and_its_turns_reach_redis_later(
+    tmp_path, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
+):
+    redis = RedisServer(tmp_path / "redis", free_port())  # not started yet
+    options = gateway_options(
+        test_persona_dir, redis, speech_service, dialogue_service, voice_service, face_service
+    )
+    options["memory_timeout_s"] = 1.0
+    service = await start_service("conversation", REGISTRATION, options)
+    try:
+        player = "player-no-redis"
+        conversation = Conversation(service, config(player, COURIER, reply_mode=TEXT))
+        conversation.send(text="Hello, is anyone there?")
+        out = await conversation.turn()
+        assert out.started is not None and out.started.remembered_turns == 0
+        assert out.end.reply_text  # the NPC answers without its memory store
+        assert await memory_health(service) == health_pb2.HealthCheckResponse.NOT_SERVING
+        redis.start()
+
+        async def serving() -> bool:
+            return await memory_health(service) == health_pb2.HealthCheckResponse.SERVING
+
+        await eventually(serving, 10)
+        conversation.send(text="Good, now you remember.")
+        await conversation.turn()
+        await conversation.close()
+        stored = await export(service, player, COURIER)
+        assert [t.text for t in stored.turns if t.role == "player"] == [
+            out.end.player_text,
+            "Good, now you remember.",
+        ]
     finally:
         await service.channel.close()
         await service.host.stop(grace=0)

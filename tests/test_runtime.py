@@ -17,6 +17,7 @@ from npcvoice.runtime.channels import InternalCredentials, internal_channel
 from npcvoice.runtime.config import ServerSettings
 from tests.support import probe
 from tests.support.certs import make_certificate
+from tests.support.waiting import eventually
 
 
 async def test_a_handler_exception_becomes_internal_with_a_message_and_no_traceback(hosted):
@@ -77,7 +78,7 @@ async def test_health_checks_need_no_key_so_orchestrators_can_probe(hosted):
 async def test_calls_over_the_concurrency_limit_get_resource_exhausted(hosted):
     service = await hosted("probe", probe.REGISTRATION, max_concurrent_rpcs=1)
     first = asyncio.ensure_future(service.unary(probe.method("Slow"))(b"0.5"))
-    await asyncio.sleep(0.15)
+    await eventually(lambda: service.host.interceptor.in_flight == 1, 5)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await service.unary(probe.method("Echo"))(b"hi")
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -18,6 +18,13 @@ from tests.conftest import REPO_ROOT
 from tests.support import probe
 
 
+def poll_until(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
 def test_sigterm_lets_in_flight_calls_finish_refuses_new_ones_and_exits_cleanly():
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -40,16 +47,22 @@ def test_sigterm_lets_in_flight_calls_finish_refuses_new_ones_and_exits_cleanly(
 
         caller = threading.Thread(target=slow_call)
         caller.start()
-        time.sleep(0.4)
-        process.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-
         with grpc.insecure_channel(address) as channel:
-            try:
-                status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-                health_during_drain = status.status
-            except grpc.RpcError:
-                health_during_drain = None  # already refusing: also not serving
+            running = channel.unary_unary(probe.method("Running"))
+            poll_until(lambda: running(b"", timeout=1) == b"1")  # the slow call is in the server
+        process.send_signal(signal.SIGTERM)
+
+        def health() -> int | None:
+            with grpc.insecure_channel(address) as channel:
+                try:
+                    request = health_pb2.HealthCheckRequest()
+                    return int(health_pb2_grpc.HealthStub(channel).Check(request, timeout=1).status)
+                except grpc.RpcError:
+                    return None  # already refusing: also not serving
+
+        poll_until(lambda: health() != health_pb2.HealthCheckResponse.SERVING)
+        draining_before_the_call_ended = "slow" not in results
+        with grpc.insecure_channel(address) as channel:
             try:
                 channel.unary_unary(probe.method("Echo"))(b"late", timeout=1)
                 late_call = "accepted"
@@ -58,7 +71,7 @@ def test_sigterm_lets_in_flight_calls_finish_refuses_new_ones_and_exits_cleanly(
 
         caller.join(15)
         assert results["slow"] == b"finished", results["slow"]
-        assert health_during_drain in (health_pb2.HealthCheckResponse.NOT_SERVING, None)
+        assert draining_before_the_call_ended  # health said NOT_SERVING while the call still ran
         assert late_call in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
         assert process.wait(15) == 0
         assert b"Traceback" not in process.stderr.read()  # type: ignore[union-attr]

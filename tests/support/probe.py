@@ -25,9 +25,21 @@ async def echo(request: bytes, context: Any) -> bytes:
     return request
 
 
+_running = {"Slow": 0}
+
+
 async def slow(request: bytes, context: Any) -> bytes:
-    await asyncio.sleep(float(request.decode() or "1"))
+    _running["Slow"] += 1
+    try:
+        await asyncio.sleep(float(request.decode() or "1"))
+    finally:
+        _running["Slow"] -= 1
     return b"finished"
+
+
+async def running(request: bytes, context: Any) -> bytes:
+    """How many Slow calls are in progress (so a test waits for one to start instead of sleeping)."""
+    return str(_running["Slow"]).encode()
 
 
 async def explode(request: bytes, context: Any) -> bytes:
@@ -53,6 +65,7 @@ async def register(
     handlers = {
         "Echo": _unary(echo),
         "Slow": _unary(slow),
+        "Running": _unary(running),
         "Explode": _unary(explode),
         "Reject": _unary(reject),
         "ExplodeWhileStreaming": grpc.unary_stream_rpc_method_handler(explode_while_streaming),
