@@ -22,13 +22,35 @@ from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
 from npcvoice.runtime.config import ConfigError, add_server_flags, load_service_config
 from npcvoice.runtime.errors import ServiceError
 from npcvoice.runtime.logs import configure_logging
+from npcvoice.runtime.server import ServiceHost, StartupError
 
 SCHEMA_PATH = Path("npc_personas") / "persona.schema.json"
 
 
+def one_line(text: object) -> str:
+    """A message that may span lines (YAML errors do), as one log line."""
+    return " ".join(str(text).split())
+
+
+def failure_line(name: str, error: Exception, started: bool) -> tuple[str, int]:
+    """The one line that says why ``name`` stopped, and the exit code: 2 for what the configuration or
+    the installation can fix, 1 for anything unexpected."""
+    if isinstance(error, ValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return f"{name}: bad engine option: {problems} (fix its `engine:` section or --option)", 2
+    if isinstance(error, StartupError):
+        return f"{name} cannot start: {error}", 2
+    if isinstance(error, ServiceError):  # e.g. a configured model or voice that is not there
+        return f"{name} cannot start: {error.message}", 2
+    stage = "failed" if started else "cannot start"
+    # A plain RuntimeError is raised on purpose, with a message that says it all.
+    kind = "" if type(error) is RuntimeError else f"{type(error).__name__}: "
+    detail = f"{kind}{one_line(error)}"
+    return f"{name} {stage}: {detail} (--log-level debug shows the traceback)", 1
+
+
 def serve(name: str, argv: list[str]) -> int:
     from npcvoice.runtime.providers import log_providers
-    from npcvoice.runtime.server import ServiceHost
 
     entry = SERVICES[name]
     parser = argparse.ArgumentParser(prog=f"npcvoice serve {name}", description=f"Run the {name} service.")
@@ -37,7 +59,7 @@ def serve(name: str, argv: list[str]) -> int:
     try:
         config = load_service_config(name, default_port=entry.port, args=args)
     except ConfigError as exc:
-        print(f"npcvoice serve {name}: {exc}", file=sys.stderr)
+        print(f"npcvoice serve {name}: {one_line(exc)}", file=sys.stderr)
         return 2
     configure_logging(name, config.server.log_level, config.server.log_format)
     log_providers(name)
@@ -45,16 +67,12 @@ def serve(name: str, argv: list[str]) -> int:
     log = logging.getLogger("npcvoice")
     try:
         asyncio.run(host.serve_until_signalled())
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        log.error("%s: bad engine option: %s", name, problems)
-        return 2
-    except ServiceError as exc:  # e.g. a configured model or voice that is not there
-        log.error("%s cannot start: %s", name, exc.message)
-        return 2
-    except Exception:
-        log.exception("%s failed", name)
-        return 1
+    except Exception as exc:
+        message, code = failure_line(name, exc, host.started)
+        log.error("%s", message)
+        # The traceback is for whoever debugs the service, not for someone starting the suite.
+        log.debug("%s: traceback of the failure", name, exc_info=exc)
+        return code
     return 0
 
 
