@@ -76,6 +76,25 @@ def serve(name: str, argv: list[str]) -> int:
     return 0
 
 
+def up(args: argparse.Namespace) -> int:
+    from npcvoice.launcher import Launcher, run_up
+
+    configure_logging("launcher", "info", "text")
+    try:
+        launcher = Launcher(
+            [s.strip() for s in args.services.split(",") if s.strip()],
+            config_file=args.config,
+            data_dir=args.data_dir,
+            redis_port=args.redis_port,
+            redis_url=args.redis_url,
+            persona_dir=args.personas,
+        )
+    except (ValueError, ConfigError) as exc:
+        print(f"npcvoice up: {one_line(exc)}", file=sys.stderr)
+        return 2
+    return run_up(launcher)
+
+
 def validate(paths: list[Path]) -> int:
     from npcvoice.personas.loader import PersonaError, load_persona, persona_files
 
@@ -132,12 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="npcvoice", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="run Redis and every service until Ctrl-C")
-    up.add_argument("--config", type=Path, help="YAML configuration file")
-    up.add_argument("--services", default=",".join(START_ORDER), help="comma-separated subset to run")
-    up.add_argument("--data-dir", type=Path, default=Path(".data"), help="Redis data (AOF) lives here")
-    up.add_argument("--redis-port", type=int, default=REDIS_PORT)
-    up.add_argument("--personas", type=Path, default=Path("npc_personas"), help="persona directory")
+    up_cmd = commands.add_parser("up", help="run Redis and every service until Ctrl-C")
+    up_cmd.add_argument("--config", type=Path, help="YAML configuration file")
+    up_cmd.add_argument("--services", default=",".join(START_ORDER), help="comma-separated subset to run")
+    up_cmd.add_argument("--data-dir", type=Path, default=Path(".data"), help="Redis data (AOF) lives here")
+    redis = up_cmd.add_mutually_exclusive_group()
+    redis.add_argument("--redis-port", type=int, default=REDIS_PORT, help="port of npcvoice's own Redis")
+    redis.add_argument("--redis-url", help="use this existing Redis instead of starting one (redis://...)")
+    up_cmd.add_argument("--personas", type=Path, default=Path("npc_personas"), help="persona directory")
     commands.add_parser("serve", help="run one service: npcvoice serve SERVICE [flags]")
     commands.add_parser("prepare-model", help="convert the bundled GGUF dialogue model to ONNX (once)")
     commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")
@@ -153,21 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "up":
-        from npcvoice.launcher import Launcher, run_up
-
-        configure_logging("launcher", "info", "text")
-        try:
-            launcher = Launcher(
-                [s.strip() for s in args.services.split(",") if s.strip()],
-                config_file=args.config,
-                data_dir=args.data_dir,
-                redis_port=args.redis_port,
-                persona_dir=args.personas,
-            )
-        except (ValueError, ConfigError) as exc:
-            print(f"npcvoice up: {exc}", file=sys.stderr)
-            return 2
-        return run_up(launcher)
+        return up(args)
     if args.command == "serve":
         parser.error("serve needs a service name: " + ", ".join(START_ORDER))
     if args.command == "validate":
