@@ -22,13 +22,35 @@ from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
 from npcvoice.runtime.config import ConfigError, add_server_flags, load_service_config
 from npcvoice.runtime.errors import ServiceError
 from npcvoice.runtime.logs import configure_logging
+from npcvoice.runtime.server import ServiceHost, StartupError
 
 SCHEMA_PATH = Path("npc_personas") / "persona.schema.json"
 
 
+def one_line(text: object) -> str:
+    """A message that may span lines (YAML errors do), as one log line."""
+    return " ".join(str(text).split())
+
+
+def failure_line(name: str, error: Exception, started: bool) -> tuple[str, int]:
+    """The one line that says why ``name`` stopped, and the exit code: 2 for what the configuration or
+    the installation can fix, 1 for anything unexpected."""
+    if isinstance(error, ValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        return f"{name}: bad engine option: {problems} (fix its `engine:` section or --option)", 2
+    if isinstance(error, StartupError):
+        return f"{name} cannot start: {error}", 2
+    if isinstance(error, ServiceError):  # e.g. a configured model or voice that is not there
+        return f"{name} cannot start: {error.message}", 2
+    stage = "failed" if started else "cannot start"
+    # A plain RuntimeError is raised on purpose, with a message that says it all.
+    kind = "" if type(error) is RuntimeError else f"{type(error).__name__}: "
+    detail = f"{kind}{one_line(error)}"
+    return f"{name} {stage}: {detail} (--log-level debug shows the traceback)", 1
+
+
 def serve(name: str, argv: list[str]) -> int:
     from npcvoice.runtime.providers import log_providers
-    from npcvoice.runtime.server import ServiceHost
 
     entry = SERVICES[name]
     parser = argparse.ArgumentParser(prog=f"npcvoice serve {name}", description=f"Run the {name} service.")
@@ -37,7 +59,7 @@ def serve(name: str, argv: list[str]) -> int:
     try:
         config = load_service_config(name, default_port=entry.port, args=args)
     except ConfigError as exc:
-        print(f"npcvoice serve {name}: {exc}", file=sys.stderr)
+        print(f"npcvoice serve {name}: {one_line(exc)}", file=sys.stderr)
         return 2
     configure_logging(name, config.server.log_level, config.server.log_format)
     log_providers(name)
@@ -45,17 +67,32 @@ def serve(name: str, argv: list[str]) -> int:
     log = logging.getLogger("npcvoice")
     try:
         asyncio.run(host.serve_until_signalled())
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        log.error("%s: bad engine option: %s", name, problems)
-        return 2
-    except ServiceError as exc:  # e.g. a configured model or voice that is not there
-        log.error("%s cannot start: %s", name, exc.message)
-        return 2
-    except Exception:
-        log.exception("%s failed", name)
-        return 1
+    except Exception as exc:
+        message, code = failure_line(name, exc, host.started)
+        log.error("%s", message)
+        # The traceback is for whoever debugs the service, not for someone starting the suite.
+        log.debug("%s: traceback of the failure", name, exc_info=exc)
+        return code
     return 0
+
+
+def up(args: argparse.Namespace) -> int:
+    from npcvoice.launcher import Launcher, run_up
+
+    configure_logging("launcher", "info", "text")
+    try:
+        launcher = Launcher(
+            [s.strip() for s in args.services.split(",") if s.strip()],
+            config_file=args.config,
+            data_dir=args.data_dir,
+            redis_port=args.redis_port,
+            redis_url=args.redis_url,
+            persona_dir=args.personas,
+        )
+    except (ValueError, ConfigError) as exc:
+        print(f"npcvoice up: {one_line(exc)}", file=sys.stderr)
+        return 2
+    return run_up(launcher)
 
 
 def validate(paths: list[Path]) -> int:
@@ -114,12 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="npcvoice", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="run Redis and every service until Ctrl-C")
-    up.add_argument("--config", type=Path, help="YAML configuration file")
-    up.add_argument("--services", default=",".join(START_ORDER), help="comma-separated subset to run")
-    up.add_argument("--data-dir", type=Path, default=Path(".data"), help="Redis data (AOF) lives here")
-    up.add_argument("--redis-port", type=int, default=REDIS_PORT)
-    up.add_argument("--personas", type=Path, default=Path("npc_personas"), help="persona directory")
+    up_cmd = commands.add_parser("up", help="run Redis and every service until Ctrl-C")
+    up_cmd.add_argument("--config", type=Path, help="YAML configuration file")
+    up_cmd.add_argument("--services", default=",".join(START_ORDER), help="comma-separated subset to run")
+    up_cmd.add_argument("--data-dir", type=Path, default=Path(".data"), help="Redis data (AOF) lives here")
+    redis = up_cmd.add_mutually_exclusive_group()
+    redis.add_argument("--redis-port", type=int, default=REDIS_PORT, help="port of npcvoice's own Redis")
+    redis.add_argument("--redis-url", help="use this existing Redis instead of starting one (redis://...)")
+    up_cmd.add_argument("--personas", type=Path, default=Path("npc_personas"), help="persona directory")
     commands.add_parser("serve", help="run one service: npcvoice serve SERVICE [flags]")
     commands.add_parser("prepare-model", help="convert the bundled GGUF dialogue model to ONNX (once)")
     commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")
@@ -135,21 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "up":
-        from npcvoice.launcher import Launcher, run_up
-
-        configure_logging("launcher", "info", "text")
-        try:
-            launcher = Launcher(
-                [s.strip() for s in args.services.split(",") if s.strip()],
-                config_file=args.config,
-                data_dir=args.data_dir,
-                redis_port=args.redis_port,
-                persona_dir=args.personas,
-            )
-        except (ValueError, ConfigError) as exc:
-            print(f"npcvoice up: {exc}", file=sys.stderr)
-            return 2
-        return run_up(launcher)
+        return up(args)
     if args.command == "serve":
         parser.error("serve needs a service name: " + ", ".join(START_ORDER))
     if args.command == "validate":

