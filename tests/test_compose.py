@@ -67,6 +67,8 @@ def test_the_gateway_waits_for_healthy_dependencies_and_is_pointed_at_them():
     for name in ("speech", "dialogue", "voice", "face"):
         assert options[f"{name}_address"] == f"{name}:{SERVICES[name].port}"
     assert options["redis_url"] == "redis://redis:6379/0"
+    spool = options["spool_file"]  # turns held while Redis is away outlive the container
+    assert any(volume.endswith(":" + spool.rsplit("/", 1)[0]) for volume in gateway["volumes"])
     assert "appendonly" in " ".join(COMPOSE["redis"]["command"])
 
 

@@ -112,6 +112,8 @@ class Launcher:
             self.redis = RedisServer(data_dir / "redis", redis_port)
             self.redis_url = self.redis.url
         self.persona_dir = persona_dir.resolve()
+        # Turns the gateway holds while Redis is away, on disk, so a gateway restarted meanwhile keeps them.
+        self.spool_file = (data_dir / "conversation" / "replay-spool.jsonl").resolve()
         self.extra_args = list(extra_args or [])
         # Built now, so that a bad configuration stops the launch before anything has started.
         self.services = [self._service(name) for name in START_ORDER if name in services]
@@ -133,6 +135,7 @@ class Launcher:
             options["persona_dir"] = str(self.persona_dir)
         if name == "conversation":
             options["redis_url"] = self.redis_url
+            options["spool_file"] = str(self.spool_file)
             for downstream in ("speech", "dialogue", "voice", "face"):
                 downstream_port = load_service_config(
                     downstream, default_port=SERVICES[downstream].port, args=args
