@@ -50,6 +50,20 @@ async def memory_health(service: HostedService | grpc.aio.Channel) -> int:
     return (await health_pb2_grpc.HealthStub(channel).Check(request)).status
 
 
+async def until_memory_serving(service: HostedService) -> None:
+    """Until the gateway reports its memory store back (everything it held is written)."""
+
+    async def serving() -> bool:
+        return await memory_health(service) == health_pb2.HealthCheckResponse.SERVING
+
+    await eventually(serving, 10)
+
+
+async def player_lines(service: HostedService, player: str, npc: str) -> list[str]:
+    """The player's lines of this conversation, as stored in Redis."""
+    return [t.text for t in (await export(service, player, npc)).turns if t.role == "player"]
+
+
 async def test_kill_9_of_the_voice_service_mid_turn_gives_unavailable_and_a_later_turn_works(
     test_persona_dir, redis_server, speech_service, dialogue_service, face_service
 ):
@@ -112,16 +126,11 @@ async def test_redis_restarted_mid_conversation_loses_no_acknowledged_turn(
         assert await memory_health(service) == health_pb2.HealthCheckResponse.NOT_SERVING
         redis.start()
 
-        async def serving() -> bool:
-            return await memory_health(service) == health_pb2.HealthCheckResponse.SERVING
-
-        await eventually(serving, 10)
+        await until_memory_serving(service)
         conversation.send(text="Fourth, Redis is back.")
         acknowledged.append((await conversation.turn()).end)
         await conversation.close()
-        stored = await export(service, player, npc)
-        players = [t.text for t in stored.turns if t.role == "player"]
-        assert players == [end.player_text for end in acknowledged]
+        assert await player_lines(service, player, npc) == [end.player_text for end in acknowledged]
     finally:
         await service.channel.close()
         await service.host.stop(grace=0)
@@ -200,12 +209,8 @@ async def test_while_the_replay_queue_is_full_new_turns_get_resource_exhausted_a
 
         redis.start()
 
-        async def written() -> bool:
-            return await memory_health(service) == health_pb2.HealthCheckResponse.SERVING
-
-        await eventually(written, 10)
-        stored = await export(service, player, COURIER)
-        assert [t.text for t in stored.turns if t.role == "player"] == [kept]
+        await until_memory_serving(service)
+        assert await player_lines(service, player, COURIER) == [kept]
     finally:
         await service.channel.close()
         await service.host.stop(grace=0)
@@ -231,15 +236,11 @@ async def test_a_session_that_starts_while_redis_is_away_talks_and_its_turns_rea
         assert await memory_health(service) == health_pb2.HealthCheckResponse.NOT_SERVING
         redis.start()
 
-        async def serving() -> bool:
-            return await memory_health(service) == health_pb2.HealthCheckResponse.SERVING
-
-        await eventually(serving, 10)
+        await until_memory_serving(service)
         conversation.send(text="Good, now you remember.")
         await conversation.turn()
         await conversation.close()
-        stored = await export(service, player, COURIER)
-        assert [t.text for t in stored.turns if t.role == "player"] == [
+        assert await player_lines(service, player, COURIER) == [
             out.end.player_text,
             "Good, now you remember.",
         ]
