@@ -32,7 +32,9 @@ def test_sigterm_lets_in_flight_calls_finish_refuses_new_ones_and_exits_cleanly(
         [sys.executable, "-m", "tests.support.probe", "--port", str(port), "--grace", "10"],
         cwd=REPO_ROOT,
         stderr=subprocess.PIPE,
-        env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
+        # the repo root, for tests.support; whatever PYTHONPATH already holds stays after it
+        env=os.environ
+        | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))},
     )
     try:
         wait_until_serving(address, process, name="probe service", timeout_s=20)
