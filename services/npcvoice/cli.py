@@ -5,6 +5,7 @@ npcvoice serve SERVICE [flags]    one service (flags: npcvoice serve SERVICE --h
 npcvoice validate [PATH ...]      check persona files; prints file:line:column: message
 npcvoice schema [--check]         rewrite (or check) npc_personas/persona.schema.json
 npcvoice health ADDRESS           print a service's gRPC health status (exit 0 when SERVING)
+npcvoice eval SCRIPT.yaml ...     run conversation scripts against the suite (exit 1 on a failed line)
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         from npcvoice.talk import main as talk_main
 
         return talk_main(argv[1:], demo=argv[0] == "demo")
+    if argv[:1] == ["eval"]:
+        from npcvoice.evaluation.cli import main as eval_main
+
+        return eval_main(argv[1:])
     if argv[:1] == ["prepare-model"]:
         from npcvoice.devtools.prepare_model import main as prepare_main
 
@@ -163,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("prepare-model", help="convert the bundled GGUF dialogue model to ONNX (once)")
     commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")
     commands.add_parser("demo", help="a scripted conversation with Hilda the blacksmith")
+    commands.add_parser("eval", help="run conversation scripts: npcvoice eval npc_personas/evals/*.yaml")
     check = commands.add_parser("validate", help="check persona files")
     check.add_argument("paths", nargs="*", type=Path)
     schema_cmd = commands.add_parser("schema", help="write the persona JSON Schema")

@@ -189,7 +189,9 @@ class NpcClient:
         input_sample_rate: int = 16000,
         output_sample_rate: int = 0,
         frame_rate: int = 0,
+        seed: int | None = None,
     ) -> NpcConversation:
+        """Open a conversation (``seed``: every reply sampled with it, for replies that replay)."""
         config = conversation_pb2.ConverseConfig(
             npc_id=npc_id,
             player_id=player_id,
@@ -202,12 +204,18 @@ class NpcClient:
                 encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=output_sample_rate
             ),
             visemes=conversation_pb2.VisemeOptions(frame_rate=frame_rate),
+            seed=seed,
         )
         return await NpcConversation(self.stub, config, self._metadata).open()
 
     async def list_npcs(self) -> list[conversation_pb2.NpcInfo]:
         response = await self.stub.ListNpcs(conversation_pb2.ListNpcsRequest(), metadata=self._metadata)
         return list(response.npcs)
+
+    async def reset_memory(self, npc_id: str, player_id: str) -> None:
+        """Make the NPC forget the player."""
+        request = conversation_pb2.ResetMemoryRequest(npc_id=npc_id, player_id=player_id)
+        await self.stub.ResetMemory(request, metadata=self._metadata)
 
     async def close(self) -> None:
         await self._channel.close()

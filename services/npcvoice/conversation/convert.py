@@ -56,6 +56,7 @@ def config_from_proto(config: conversation_pb2.ConverseConfig) -> SessionConfig:
         frame_set=config.visemes.frame_set or face_pb2.FRAME_SET_BOTH,
         viseme_events=config.visemes.include_events,
         interim_transcripts=config.interim_transcripts,
+        seed=config.seed if config.HasField("seed") else None,
     )
 
 
@@ -237,6 +238,7 @@ def generate_request(
         player_text=player_text,
         player_name=config.player_name,
         first_clause=config.voice_reply,  # speech starts on the first clause
+        sampling=dialogue_pb2.Sampling(seed=config.seed) if config.seed is not None else None,
         memory=dialogue_pb2.Memory(
             recent_turns=dialogue_turns(recent),
             summary=memory.summary,

@@ -64,3 +64,4 @@ class SessionConfig:
     frame_set: int  # a face FrameSet value, passed on to the face service
     viseme_events: bool
     interim_transcripts: bool
+    seed: int | None = None  # every reply's sampling seed (None: the persona's)

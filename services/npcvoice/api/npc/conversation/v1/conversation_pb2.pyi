@@ -83,6 +83,7 @@ class ConverseConfig(_message.Message):
     OUTPUT_AUDIO_FIELD_NUMBER: _builtins.int
     VISEMES_FIELD_NUMBER: _builtins.int
     INTERIM_TRANSCRIPTS_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
     npc_id: _builtins.str
     player_id: _builtins.str
     session_id: _builtins.str
@@ -91,6 +92,10 @@ class ConverseConfig(_message.Message):
     reply_mode: Global___ReplyMode.ValueType
     interim_transcripts: _builtins.bool
     """Send interim transcripts while the player talks."""
+    seed: _builtins.int
+    """Sampling seed for every reply of this conversation: the same lines from the same memory give the
+    same replies (conversation tests, replays). Unset: the persona's seed, if any.
+    """
     @_builtins.property
     def input_audio(self) -> _audio_pb2.AudioFormat:
         """Format of the player's audio (when the player speaks)."""
@@ -113,12 +118,15 @@ class ConverseConfig(_message.Message):
         output_audio: _audio_pb2.AudioFormat | None = ...,
         visemes: Global___VisemeOptions | None = ...,
         interim_transcripts: _builtins.bool = ...,
+        seed: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["input_audio", b"input_audio", "output_audio", b"output_audio", "visemes", b"visemes"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "input_audio", b"input_audio", "output_audio", b"output_audio", "seed", b"seed", "visemes", b"visemes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_audio", b"input_audio", "interim_transcripts", b"interim_transcripts", "npc_id", b"npc_id", "output_audio", b"output_audio", "player_id", b"player_id", "player_name", b"player_name", "reply_mode", b"reply_mode", "session_id", b"session_id", "visemes", b"visemes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "input_audio", b"input_audio", "interim_transcripts", b"interim_transcripts", "npc_id", b"npc_id", "output_audio", b"output_audio", "player_id", b"player_id", "player_name", b"player_name", "reply_mode", b"reply_mode", "seed", b"seed", "session_id", b"session_id", "visemes", b"visemes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
 
 Global___ConverseConfig: _TypeAlias = ConverseConfig  # noqa: Y015
 

@@ -1,0 +1,44 @@
+"""Running a script through the real gateway, and keeping what the NPC said."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from npcvoice.client import NpcClient
+from npcvoice.evaluation.checks import Check, check_reply
+from npcvoice.evaluation.script import Line, Script
+
+
+@dataclass
+class LineResult:
+    line: Line
+    reply: str
+    emotions: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def said(self) -> dict[str, Any]:
+        """What the NPC said and did on this line (a transcript entry)."""
+        return {"say": self.line.say, "reply": self.reply, "emotions": self.emotions, "actions": self.actions}
+
+
+async def run_script(script: Script, client: NpcClient, voice: bool = False) -> list[LineResult]:
+    """Play ``script`` from a fresh memory: the player's memory is reset first."""
+    await client.reset_memory(script.npc, script.player)
+    npc = await client.conversation(
+        script.npc, script.player, voice_reply=voice, player_name=script.player_name, seed=script.seed
+    )
+    results: list[LineResult] = []
+    async with npc:
+        for line in script.lines:
+            reply = await npc.say(line.say)
+            actions = [action["name"] for action in reply.actions]
+            earlier = [result.reply for result in results]
+            checks = check_reply(reply.text, reply.emotions, actions, line.expect, earlier)
+            results.append(LineResult(line, reply.text, reply.emotions, actions, checks))
+    return results

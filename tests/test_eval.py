@@ -1,0 +1,128 @@
+"""`npcvoice eval`: scripted conversations through the real gateway, checked line by line, replayable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import pytest
+
+from npcvoice.client import NpcClient
+from npcvoice.conversation.registration import REGISTRATION
+from npcvoice.evaluation.checks import check_reply, loops, repeats
+from npcvoice.evaluation.runner import run_script
+from npcvoice.evaluation.script import Expect, Script, ScriptError, load_script
+from tests.conftest import REPO_ROOT, start_service
+from tests.support.conversation import gateway_options
+
+SCRIPT = """\
+npc: courier_quick_test
+player: eval-test
+seed: 5
+lines:
+  - say: Hello there, courier!
+    tag: smalltalk
+  - say: Any letters for Emberfall today?
+    tag: lore
+"""
+
+
+def test_every_reply_is_checked_for_silence_repeats_loops_and_prompt_text():
+    earlier = ["The forge is hot today, friend."]
+    failed = lambda reply: [c.name for c in check_reply(reply, [], [], Expect(), earlier) if not c.passed]  # noqa: E731
+    assert failed("Steel does not lie.") == []
+    assert failed("") == ["says something"]
+    assert failed("The forge is hot today, my friend!") == ["no repeat"]
+    assert failed("They sail the sea and they sail the sea and they sail the sea.") == ["no loop"]
+    assert failed("You are Hilda. You know: the mine closed.") == ["no prompt text"]
+    assert repeats("A new line entirely.", earlier) is None and loops("One two three four five.") is None
+
+
+def test_expectations_are_words_an_action_and_an_emotion():
+    expect = Expect(any_words=["Aric"], no_words=["assistant"], action="repair_item", emotion=["joy"])
+    checks = {
+        c.name: c.passed for c in check_reply("Aric, hand it over.", ["joy"], ["repair_item"], expect, [])
+    }
+    assert checks == dict.fromkeys(
+        [
+            "says something",
+            "no repeat",
+            "no loop",
+            "no prompt text",
+            "any of words",
+            "none of words",
+            "action",
+            "emotion",
+        ],
+        True,
+    )
+    checks = {c.name: c.passed for c in check_reply("As an assistant, no.", [], [], expect, [])}
+    assert not any(checks[name] for name in ("any of words", "none of words", "action", "emotion"))
+
+
+def test_a_script_names_its_problem(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("npc: courier_quick_test\nlines:\n  - sya: hello\n")
+    with pytest.raises(ScriptError, match=r"bad.yaml: lines.0.say: Field required"):
+        load_script(path)
+    for shipped in (REPO_ROOT / "npc_personas" / "evals").glob("*.yaml"):
+        assert load_script(shipped).lines  # the shipped scripts load
+
+
+@pytest.fixture
+async def gateway(
+    test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
+):
+    options = gateway_options(
+        test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
+    )
+    service = await start_service("conversation", REGISTRATION, options)
+    yield service
+    await service.channel.close()
+    await service.host.stop(grace=0)
+
+
+async def test_the_same_script_and_seed_give_the_same_replies(gateway):
+    import yaml
+
+    script = Script.model_validate(yaml.safe_load(SCRIPT))
+    async with NpcClient(gateway.host.address) as client:
+        first = [r.said() for r in await run_script(script, client)]
+        second = [r.said() for r in await run_script(script, client)]
+    assert all(entry["reply"] for entry in first)
+    assert first == second
+
+
+async def npcvoice_eval(*args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "npcvoice", "eval", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=REPO_ROOT,
+    )  # fmt: skip
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode()
+
+
+async def test_eval_exits_non_zero_on_a_failed_line_and_replays_a_recorded_transcript(gateway, tmp_path):
+    script = tmp_path / "courier.yaml"
+    script.write_text(SCRIPT.split("  - say: Any letters")[0])  # one line: it cannot repeat itself
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(SCRIPT.replace("    tag: lore", "    tag: lore\n    expect: {any_words: [xylophone]}"))
+    address = ("--address", gateway.host.address)
+
+    code, output = await npcvoice_eval(str(failing), *address)
+    assert code == 1 and "FAIL" in output and "! any of words: none of ['xylophone']" in output
+
+    transcript = tmp_path / "transcript.json"
+    code, output = await npcvoice_eval(str(script), *address, "--record", str(transcript))
+    assert code == 0, output
+    assert "lines passed          1 of 1" in output
+    code, output = await npcvoice_eval(str(script), *address, "--replay", str(transcript))
+    assert code == 0 and "the same replies as recorded" in output, output
+
+    recorded = json.loads(transcript.read_text())
+    recorded[str(script)][0]["reply"] = "A reply the writer approved last week."
+    transcript.write_text(json.dumps(recorded))
+    code, output = await npcvoice_eval(str(script), *address, "--replay", str(transcript))
+    assert code == 1 and "the replies changed" in output
+    assert "-< A reply the writer approved last week." in output
