@@ -104,3 +104,15 @@ def test_the_system_message_is_the_same_every_turn_so_the_cache_prefix_holds():
     later = build_messages(HILDA, MemoryView(recent_turns=[Turn("player", "Hello."), Turn("npc", "Hi.")],
                                              summary="x", player_facts=["y"]), "Bye.", count_words, 1000)  # fmt: skip
     assert first[0] == later[0]
+
+
+def test_world_context_and_game_events_are_in_the_prompt_without_moving_its_cached_start():
+    plain = build_messages(HILDA, MemoryView(), "What is the weather like?", count_words, 1000)
+    event = Turn("event", "The player gave you a dragon scale.")
+    memory = MemoryView(recent_turns=[event], world={"weather": "heavy rain", "time_of_day": "evening"})
+    messages = build_messages(HILDA, memory, "What is the weather like?", count_words, 1000)
+    assert messages[0] == plain[0]  # the system prompt, the cached prefix, is the same
+    assert messages[1] == {"role": "user", "content": "[The player gave you a dragon scale.]"}
+    assert messages[-1]["content"].endswith(
+        "Right now the weather is heavy rain, the time of day is evening.\nWhat is the weather like?"
+    )

@@ -64,7 +64,7 @@ def test_expectations_are_words_an_action_and_an_emotion():
 def test_a_script_names_its_problem(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("npc: courier_quick_test\nlines:\n  - sya: hello\n")
-    with pytest.raises(ScriptError, match=r"bad.yaml: lines.0.say: Field required"):
+    with pytest.raises(ScriptError, match=r"bad.yaml: lines.0.sya: Extra inputs are not permitted"):
         load_script(path)
     for shipped in (REPO_ROOT / "npc_personas" / "evals").glob("*.yaml"):
         assert load_script(shipped).lines  # the shipped scripts load
@@ -126,3 +126,25 @@ async def test_eval_exits_non_zero_on_a_failed_line_and_replays_a_recorded_trans
     code, output = await npcvoice_eval(str(script), *address, "--replay", str(transcript))
     assert code == 1 and "the replies changed" in output
     assert "-< A reply the writer approved last week." in output
+
+
+def test_a_line_is_a_player_line_a_cue_or_events_whose_trigger_speaks(tmp_path):
+    path = tmp_path / "scene.yaml"
+    path.write_text(
+        "npc: blacksmith_hilda\nlines:\n"
+        "  - {context: {weather: snow}, say: Cold today}\n"
+        "  - {speak: Greet the player.}\n"
+        "  - {events: [{name: item_given, description: The player gave you a ring.}]}\n"
+    )
+    lines = load_script(path).lines
+    assert [line.shown for line in lines] == [
+        "Cold today",
+        "(speak: Greet the player.)",
+        "(event: item_given)",
+    ]
+    path.write_text("npc: blacksmith_hilda\nlines:\n  - {say: Hi, speak: Greet them.}\n")
+    with pytest.raises(ScriptError, match="give say or speak, not both"):
+        load_script(path)
+    path.write_text("npc: blacksmith_hilda\nlines:\n  - {context: {weather: snow}}\n")
+    with pytest.raises(ScriptError, match="give say, speak, or events"):
+        load_script(path)

@@ -48,6 +48,7 @@ class Reply:
     actions: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     heard_text: str = ""
+    cue: str = ""  # when the NPC spoke first: what prompted it
     latency: dict[str, float] = field(default_factory=dict)
     first_audio_at: float = 0.0  # event-loop time the first audio arrived (for measurements)
 
@@ -102,6 +103,20 @@ class NpcConversation:
         self.send(conversation_pb2.ConverseRequest(text=text))
         return await self.reply()
 
+    def set_context(self, values: dict[str, str]) -> None:
+        """Tell the NPC about the world now (an empty value removes a key)."""
+        self.send(conversation_pb2.ConverseRequest(context=conversation_pb2.WorldContext(values=values)))
+
+    def tell(self, name: str, description: str = "", parameters: dict[str, str] | None = None) -> None:
+        """Report a game event; if the NPC's persona has a trigger that speaks, ``reply()`` gets its words."""
+        event = conversation_pb2.GameEvent(name=name, description=description, parameters=parameters or {})
+        self.send(conversation_pb2.ConverseRequest(event=event))
+
+    async def speak_first(self, instruction: str) -> Reply:
+        """Ask the NPC to speak without the player saying anything (a scripted scene, a greeting)."""
+        self.send(conversation_pb2.ConverseRequest(speak=conversation_pb2.NpcSpeak(instruction=instruction)))
+        return await self.reply()
+
     async def speak(
         self, samples: np.ndarray, sample_rate: int, realtime: bool = False, end_of_speech: bool = True
     ) -> Reply:
@@ -145,7 +160,7 @@ class NpcConversation:
                 reply.interrupted, reply.heard_text = True, response.interruption.heard_text
             elif kind == "turn_end":
                 end = response.turn_end
-                reply.turn_index, reply.player_text = end.turn_index, end.player_text
+                reply.turn_index, reply.player_text, reply.cue = end.turn_index, end.player_text, end.cue
                 reply.interrupted = end.interrupted
                 reply.latency = {
                     "transcript_s": end.latency.transcript_seconds,

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-Role = Literal["player", "npc"]
+Role = Literal["player", "npc", "event"]  # event: something that happened in the game
 
 
 @dataclass(frozen=True)

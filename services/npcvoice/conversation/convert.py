@@ -4,6 +4,8 @@ save-game snapshots, and the requests the gateway sends to the speech, dialogue,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.api.npc.dialogue.v1 import dialogue_pb2
@@ -18,8 +20,14 @@ from npcvoice.converters import encoding_from_proto, encoding_to_proto, input_fo
 from npcvoice.personas import Persona
 from npcvoice.runtime.errors import InvalidArgument
 from npcvoice.turns import Turn
+from npcvoice.world import MAX_EVENT_CHARS, GameEvent, check_event, updated
 
 MAX_PLAYER_NAME_CHARS = 80
+_DIALOGUE_ROLES = {
+    "player": dialogue_pb2.ROLE_PLAYER,
+    "npc": dialogue_pb2.ROLE_NPC,
+    "event": dialogue_pb2.ROLE_EVENT,
+}
 
 Response = conversation_pb2.ConverseResponse
 
@@ -57,7 +65,25 @@ def config_from_proto(config: conversation_pb2.ConverseConfig) -> SessionConfig:
         viseme_events=config.visemes.include_events,
         interim_transcripts=config.interim_transcripts,
         seed=config.seed if config.HasField("seed") else None,
+        context=updated({}, dict(config.context.values), "config.context.values"),
     )
+
+
+def context_update(context: dict[str, str], update: conversation_pb2.WorldContext) -> dict[str, str]:
+    return updated(context, dict(update.values), "context.values")
+
+
+def event_from_proto(event: conversation_pb2.GameEvent) -> GameEvent:
+    return check_event(GameEvent(event.name, event.description.strip(), dict(event.parameters)))
+
+
+def speak_instruction(speak: conversation_pb2.NpcSpeak) -> str:
+    instruction = speak.instruction.strip()
+    if not instruction:
+        raise InvalidArgument("speak.instruction", "must not be empty")
+    if len(instruction) > MAX_EVENT_CHARS:
+        raise InvalidArgument("speak.instruction", f"at most {MAX_EVENT_CHARS} characters")
+    return instruction
 
 
 def session_started(persona: Persona, remembered_turns: int) -> Response:
@@ -137,7 +163,7 @@ def interruption(turn_index: int, heard_text: str, heard_samples: int) -> Respon
 
 
 def turn_end(
-    turn_index: int, player_text: str, reply: str, interrupted: bool, latency: dict[str, float]
+    turn_index: int, player_text: str, reply: str, interrupted: bool, latency: dict[str, float], cue: str
 ) -> Response:
     return Response(
         turn_end=conversation_pb2.TurnEnd(
@@ -151,6 +177,7 @@ def turn_end(
                 first_audio_seconds=latency["first_audio"],
                 total_seconds=latency["total"],
             ),
+            cue=cue,
         )
     )
 
@@ -220,18 +247,22 @@ def speech_config(persona: Persona, config: SessionConfig) -> speech_pb2.Streami
 
 def dialogue_turns(turns: list[Turn]) -> list[dialogue_pb2.Turn]:
     return [
-        dialogue_pb2.Turn(
-            role=dialogue_pb2.ROLE_PLAYER if t.role == "player" else dialogue_pb2.ROLE_NPC,
-            text=t.text,
-            interrupted=t.interrupted,
-        )
-        for t in turns
+        dialogue_pb2.Turn(role=_DIALOGUE_ROLES[t.role], text=t.text, interrupted=t.interrupted) for t in turns
     ]
 
 
 def generate_request(
-    persona: Persona, config: SessionConfig, player_text: str, memory: Memory, recent: list[Turn]
+    persona: Persona,
+    config: SessionConfig,
+    player_text: str,
+    memory: Memory,
+    recent: list[Turn],
+    world: Mapping[str, str],
+    cue: str = "",
 ) -> dialogue_pb2.GenerateRequest:
+    """The dialogue's request for a turn: the player's line (or, when the NPC speaks first, the cue), the
+    memory, and the world context keys the persona pays attention to."""
+    keys = persona.context_keys
     return dialogue_pb2.GenerateRequest(
         persona_id=persona.id,
         conversation_id=f"{persona.id}:{config.player_id}",
@@ -239,6 +270,8 @@ def generate_request(
         player_name=config.player_name,
         first_clause=config.voice_reply,  # speech starts on the first clause
         sampling=dialogue_pb2.Sampling(seed=config.seed) if config.seed is not None else None,
+        world={key: value for key, value in world.items() if not keys or key in keys},
+        cue=cue,
         memory=dialogue_pb2.Memory(
             recent_turns=dialogue_turns(recent),
             summary=memory.summary,

@@ -118,9 +118,9 @@ def check_memory(memory: Memory) -> Memory:
     if len(memory.turns) > MAX_STORED_TURNS:
         raise InvalidArgument("snapshot.turns", f"at most {MAX_STORED_TURNS} turns, got {len(memory.turns)}")
     for index, turn in enumerate(memory.turns):
-        if turn.role not in ("player", "npc"):
+        if turn.role not in ("player", "npc", "event"):
             raise InvalidArgument(
-                f"snapshot.turns[{index}].role", f"must be 'player' or 'npc', got {turn.role!r}"
+                f"snapshot.turns[{index}].role", f"must be 'player', 'npc' or 'event', got {turn.role!r}"
             )
         if len(turn.text) > MAX_TURN_CHARS:
             raise InvalidArgument(f"snapshot.turns[{index}].text", f"at most {MAX_TURN_CHARS} characters")

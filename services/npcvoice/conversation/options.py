@@ -3,7 +3,8 @@ runs it, and each conversation's config, sent by the client that opens it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,3 +66,4 @@ class SessionConfig:
     viseme_events: bool
     interim_transcripts: bool
     seed: int | None = None  # every reply's sampling seed (None: the persona's)
+    context: Mapping[str, str] = field(default_factory=dict)  # the world context it starts with

@@ -1,13 +1,15 @@
 """What a conversation remembers as it goes: the session's copy of the NPC's memory of the player (read
 from Redis at each turn, and kept going from its own copy while Redis is away) and what each finished turn
-adds to it."""
+and each game event adds to it."""
 
 from __future__ import annotations
 
 from npcvoice.conversation.gateway import Gateway
 from npcvoice.conversation.memory import Memory, TurnRecord
-from npcvoice.conversation.relationship import moved
+from npcvoice.conversation.relationship import moved, nudged
+from npcvoice.personas import Persona
 from npcvoice.turns import Turn
+from npcvoice.world import GameEvent
 
 
 class SessionMemory:
@@ -27,23 +29,38 @@ class SessionMemory:
     async def remember(
         self, player_text: str, npc_text: str, interrupted: bool, emotions: list[str], actions: list[str]
     ) -> None:
-        """Store a finished turn (or queue it while Redis is away); the session's copy follows at once."""
+        """Store a finished turn (or queue it while Redis is away); the session's copy follows at once.
+        ``player_text`` is empty when the NPC spoke first."""
         persona = self._gateway.persona(self.npc_id, "config.npc_id")
-        lines = [Turn("player", player_text)]
+        lines = [Turn("player", player_text)] if player_text else []
         if npc_text:
             lines.append(Turn("npc", npc_text, interrupted=interrupted))
+        if not lines:
+            return
         memory = self.memory
         affinity, trust = moved(memory.affinity, memory.trust, emotions, actions)
+        await self._store(lines, memory.new_facts(player_text), affinity, trust, persona)
+
+    async def remember_event(self, event: GameEvent, affinity_delta: float, trust_delta: float) -> None:
+        """A game event goes into memory as it happens, moving the relationship as its trigger says."""
+        persona = self._gateway.persona(self.npc_id, "config.npc_id")
+        affinity, trust = nudged(self.memory.affinity, self.memory.trust, affinity_delta, trust_delta)
+        await self._store([Turn("event", event.told)], [], affinity, trust, persona)
+
+    async def _store(
+        self, lines: list[Turn], new_facts: list[str], affinity: float, trust: float, persona: Persona
+    ) -> None:
         record = TurnRecord(
             npc_id=self.npc_id,
             player_id=self.player_id,
             turns=lines,
-            new_facts=memory.new_facts(player_text),
+            new_facts=new_facts,
             affinity=affinity,
             trust=trust,
             relationship_known=self._read,
         )
+        memory = self.memory
         memory.turns += lines
-        memory.player_facts += record.new_facts
+        memory.player_facts += new_facts
         memory.affinity, memory.trust = affinity, trust
         await self._gateway.record(record, persona)

@@ -1,4 +1,5 @@
-"""How a reply's emotions and actions move what the NPC feels about the player (affinity and trust).
+"""How a reply's emotions and actions, and game events, move what the NPC feels about the player (affinity
+and trust).
 
 Both stay within -1 and 1. Emotions the table does not name (neutral, surprise...) move nothing; every
 action the NPC takes for the player adds a little trust.
@@ -28,4 +29,12 @@ def moved(
         affinity, trust = affinity + delta[0], trust + delta[1]
     for _ in actions:
         affinity, trust = affinity + ACTION_EFFECT[0], trust + ACTION_EFFECT[1]
-    return max(-1.0, min(1.0, affinity)), max(-1.0, min(1.0, trust))
+    return nudged(affinity, trust, 0.0, 0.0)
+
+
+def nudged(affinity: float, trust: float, affinity_delta: float, trust_delta: float) -> tuple[float, float]:
+    """Affinity and trust moved by the deltas (a game event's trigger), kept within -1 and 1."""
+    return (
+        max(-1.0, min(1.0, affinity + affinity_delta)),
+        max(-1.0, min(1.0, trust + trust_delta)),
+    )

@@ -22,6 +22,7 @@ from npcvoice.conversation.options import SessionConfig
 from npcvoice.conversation.recording import SessionMemory
 from npcvoice.conversation.turn import TurnPipeline, TurnState, heard_text
 from npcvoice.runtime.errors import FailedPrecondition, InvalidArgument
+from npcvoice.world import GameEvent
 
 MAX_AUDIO_CHUNK_BYTES = 1 << 20
 
@@ -36,7 +37,8 @@ class Session:
         self.config = config
         self.out: asyncio.Queue[Outgoing] = asyncio.Queue()
         self.memory = SessionMemory(gateway, config.npc_id, config.player_id)
-        self.turns = TurnPipeline(gateway, config, self.memory, self.out.put_nowait)
+        self.world = dict(config.context)  # what the game says about the world now
+        self.turns = TurnPipeline(gateway, config, self.memory, self.out.put_nowait, self.world)
         self.listener = Listener(
             gateway, config, on_speech=self.interrupt, on_interim=self._interim, on_final=self._heard
         )
@@ -63,6 +65,14 @@ class Session:
                 self.listener.end_of_speech()
             elif kind == "playback":
                 self._playback[request.playback.turn_index] = request.playback.played_samples
+            elif kind == "context":
+                update = convert.context_update(self.world, request.context)
+                self.world.clear()
+                self.world.update(update)
+            elif kind == "event":
+                await self._event(convert.event_from_proto(request.event))
+            elif kind == "speak":
+                await self._speak_first(convert.speak_instruction(request.speak))
         self.listener.end_of_speech()
         await self.listener.finished()
         if self._turn is not None and not self._turn.done():
@@ -76,6 +86,19 @@ class Session:
             raise InvalidArgument("text", f"at most {limit} characters, got {len(text)}")
         await self.interrupt()
         self._start_turn(text.strip(), time.perf_counter(), 0.0)
+
+    async def _event(self, event: GameEvent) -> None:
+        """Remember what happened; if the persona has a trigger that speaks, the NPC reacts aloud."""
+        trigger = self.gateway.persona(self.config.npc_id, "config.npc_id").trigger_for(event.name)
+        affinity, trust = (trigger.affinity, trigger.trust) if trigger else (0.0, 0.0)
+        await self.memory.remember_event(event, affinity, trust)
+        if trigger is not None and trigger.say:
+            await self._speak_first(f"{event.told} {trigger.say}")
+
+    async def _speak_first(self, cue: str) -> None:
+        """The NPC speaks without the player having said anything (it replaces a reply going on)."""
+        await self.interrupt()
+        self._start_turn("", time.perf_counter(), 0.0, cue)
 
     def _audio(self, chunk: bytes) -> None:
         if self.config.input_encoding is None:
@@ -96,8 +119,8 @@ class Session:
         await self.interrupt()
         self._start_turn(text, speech_end, transcript_s)
 
-    def _start_turn(self, player_text: str, origin: float, transcript_s: float) -> None:
-        state = TurnState(self._turn_index, player_text, origin, transcript_s)
+    def _start_turn(self, player_text: str, origin: float, transcript_s: float, cue: str = "") -> None:
+        state = TurnState(self._turn_index, player_text, origin, transcript_s, cue=cue)
         self._turn_index += 1
         if transcript_s:
             self.out.put_nowait(convert.transcript(state.index, player_text, is_final=True))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
@@ -70,23 +70,34 @@ class TurnState:
     first_token_s: float = 0.0
     first_audio_s: float = 0.0
     interrupted: bool = False
+    cue: str = ""  # when the NPC speaks first (player_text empty): what prompts it
 
 
 class TurnPipeline:
     """Runs a conversation's turns: dialogue → voice → face, then memory and ``TurnEnd``."""
 
-    def __init__(self, gateway: Gateway, config: SessionConfig, memory: SessionMemory, emit: Emit) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        config: SessionConfig,
+        memory: SessionMemory,
+        emit: Emit,
+        world: Mapping[str, str],
+    ) -> None:
         self._gateway = gateway
         self._config = config
         self._memory = memory
         self._emit = emit
+        self._world = world  # the session's world context, as the game keeps updating it
 
     async def run(self, state: TurnState) -> None:
         self._gateway.replay.check_room()  # back-pressure while Redis is away too long
         persona = self._gateway.persona(self._config.npc_id, "config.npc_id")  # this turn's snapshot
         memory = await self._memory.refresh()
         recent = recent_window(memory.turns, persona.memory.recent_turns)
-        request = convert.generate_request(persona, self._config, state.player_text, memory, recent)
+        request = convert.generate_request(
+            persona, self._config, state.player_text, memory, recent, self._world, state.cue
+        )
         sentences: asyncio.Queue[dialogue_pb2.Sentence | None] = asyncio.Queue()
         speaker = (
             asyncio.create_task(self._speak(state, persona, sentences)) if self._config.voice_reply else None
@@ -167,4 +178,6 @@ class TurnPipeline:
         for stage, value in latency.items():
             if value:
                 LATENCY.labels(stage).observe(value)
-        self._emit(convert.turn_end(state.index, state.player_text, reply, state.interrupted, latency))
+        self._emit(
+            convert.turn_end(state.index, state.player_text, reply, state.interrupted, latency, state.cue)
+        )

@@ -19,12 +19,17 @@ from npcvoice.turns import Role, Turn
 MAX_SUMMARIZE_TURNS = 200
 
 
+_ROLES: dict[int, Role] = {
+    dialogue_pb2.ROLE_PLAYER: "player",
+    dialogue_pb2.ROLE_NPC: "npc",
+    dialogue_pb2.ROLE_EVENT: "event",
+}
+
+
 def _role(value: int, field: str) -> Role:
-    if value == dialogue_pb2.ROLE_PLAYER:
-        return "player"
-    if value == dialogue_pb2.ROLE_NPC:
-        return "npc"
-    raise InvalidArgument(field, "must be ROLE_PLAYER or ROLE_NPC")
+    if value not in _ROLES:
+        raise InvalidArgument(field, "must be ROLE_PLAYER, ROLE_NPC or ROLE_EVENT")
+    return _ROLES[value]
 
 
 def turns_from_proto(turns: list[dialogue_pb2.Turn], field: str) -> list[Turn]:
@@ -44,6 +49,7 @@ def request_from_proto(request: dialogue_pb2.GenerateRequest) -> TurnRequest:
             player_facts=list(memory.player_facts),
             affinity=memory.relationship.affinity,
             trust=memory.relationship.trust,
+            world=dict(request.world),
         ),
         sampling=SamplingOverrides(
             temperature=sampling.temperature if sampling.HasField("temperature") else None,
@@ -58,6 +64,7 @@ def request_from_proto(request: dialogue_pb2.GenerateRequest) -> TurnRequest:
         ),
         player_name=request.player_name,
         first_clause=request.first_clause,
+        cue=request.cue,
     )
 
 

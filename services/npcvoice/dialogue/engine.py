@@ -24,6 +24,7 @@ from npcvoice.personas.loader import PersonaStore
 from npcvoice.personas.schema import Persona
 from npcvoice.runtime.errors import InvalidArgument, NotFound
 from npcvoice.turns import Turn
+from npcvoice.world import check_world
 
 MAX_CONVERSATION_ID_CHARS = 256
 MAX_PLAYER_NAME_CHARS = 80
@@ -33,11 +34,11 @@ MAX_PLAYER_FACTS = 100
 
 def check_turn(request: TurnRequest, options: DialogueOptions) -> None:
     """INVALID_ARGUMENT, naming the field and the limit, for anything a request must not carry."""
-    text = request.player_text.strip()
-    if not text:
-        raise InvalidArgument("player_text", "must not be empty")
-    if len(request.player_text) > options.max_player_chars:
-        raise InvalidArgument("player_text", f"at most {options.max_player_chars} characters")
+    if not request.player_text.strip() and not request.cue.strip():
+        raise InvalidArgument("player_text", "must not be empty (or give a cue: the NPC speaks first)")
+    for name, text in (("player_text", request.player_text), ("cue", request.cue)):
+        if len(text) > options.max_player_chars:
+            raise InvalidArgument(name, f"at most {options.max_player_chars} characters")
     if len(request.conversation_id) > MAX_CONVERSATION_ID_CHARS:
         raise InvalidArgument("conversation_id", f"at most {MAX_CONVERSATION_ID_CHARS} characters")
     if len(request.player_name) > MAX_PLAYER_NAME_CHARS:
@@ -54,6 +55,7 @@ def check_turn(request: TurnRequest, options: DialogueOptions) -> None:
     )
     if size > options.max_memory_chars:
         raise InvalidArgument("memory", f"at most {options.max_memory_chars} characters of text in all")
+    check_world(memory.world)
     for name, value in (("affinity", memory.affinity), ("trust", memory.trust)):
         if not -1.0 <= value <= 1.0:
             raise InvalidArgument(f"memory.relationship.{name}", "must be between -1 and 1")
@@ -150,7 +152,8 @@ class DialogueEngine:
         persona = self.persona(persona_id)
         model = self.model(persona.dialogue.model)
         name = persona.display_name
-        transcript = "\n".join(f"{'Player' if t.role == 'player' else name}: {t.text}" for t in turns)
+        speakers = {"player": "Player", "npc": name, "event": "Event"}
+        transcript = "\n".join(f"{speakers[t.role]}: {t.text}" for t in turns)
         request = (
             f"Earlier summary: {previous}\n" if previous else ""
         ) + f"Conversation:\n{transcript}\n\nSummarize this conversation in one or two sentences."

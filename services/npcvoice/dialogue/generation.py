@@ -197,7 +197,7 @@ class Generation:
         self._messages = build_messages(
             self.persona,
             self.request.memory,
-            self.request.player_text,
+            self.request.line,
             count,
             limit - max_tokens,
             self.request.player_name,
@@ -277,7 +277,8 @@ class Generation:
         turns = self.request.memory.recent_turns[-len(history) :] if history else []
         for turn, message in zip(turns, history, strict=False):
             rendered[(turn.role, turn.text)] = message["content"]
-        rendered[("player", self.request.player_text)] = self._messages[-1]["content"]
+        if self.request.player_text.strip():
+            rendered[("player", self.request.player_text)] = self._messages[-1]["content"]
         if self.filter.text:
             raw = self._raw.strip()
             end = max(raw.rfind(mark) for mark in ".!?")

@@ -24,6 +24,7 @@ class MemoryView:
     player_facts: list[str] = field(default_factory=list)
     affinity: float = 0.0
     trust: float = 0.0
+    world: Mapping[str, str] = field(default_factory=dict)  # what the game says about the world now
 
 
 Message = dict[str, str]
@@ -113,13 +114,22 @@ def build_messages(
             context.append(_relationship(memory))
         if lore:
             context.append("You know: " + " ".join(lore))
+
         messages = [{"role": "system", "content": persona_core(persona)}]
         for turn in turns:
             text = (rendered or {}).get((turn.role, turn.text)) if not turn.interrupted else None
             if text is None:
                 text = turn.text + (" [interrupted]" if turn.interrupted else "")
-            messages.append({"role": "user" if turn.role == "player" else "assistant", "content": text})
-        line = f"({' '.join(context)})\n{player_text}" if context else player_text
+            if turn.role == "event":  # something that happened in the game, told to the NPC
+                messages.append({"role": "user", "content": f"[{text}]"})
+            else:
+                messages.append({"role": "user" if turn.role == "player" else "assistant", "content": text})
+        if memory.world:
+            now = ", ".join(f"the {key.replace('_', ' ')} is {value}" for key, value in memory.world.items())
+            player_line = f"Right now {now}.\n{player_text}"
+        else:
+            player_line = player_text
+        line = f"({' '.join(context)})\n{player_line}" if context else player_line
         messages.append({"role": "user", "content": line})
         return messages
 

@@ -18,7 +18,7 @@ def script_table(name: str, results: list[LineResult]) -> str:
     for index, result in enumerate(results, 1):
         tags = "".join(f" [{e}]" for e in result.emotions) + "".join(f" {{{a}}}" for a in result.actions)
         verdict = "pass" if result.passed else "FAIL"
-        rows.append(f"{index:>3}  {result.line.tag or '-':<10} {verdict:<6} > {result.line.say}")
+        rows.append(f"{index:>3}  {result.line.tag or '-':<10} {verdict:<6} > {result.line.shown}")
         for text in textwrap.wrap(f"< {result.reply}{tags}", 96) or ["< (nothing)"]:
             rows.append(f"{'':<22}{text}")
         rows += [f"{'':<22}! {c.name}: {c.detail}" for c in result.checks if not c.passed]

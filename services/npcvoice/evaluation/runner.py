@@ -24,7 +24,12 @@ class LineResult:
 
     def said(self) -> dict[str, Any]:
         """What the NPC said and did on this line (a transcript entry)."""
-        return {"say": self.line.say, "reply": self.reply, "emotions": self.emotions, "actions": self.actions}
+        return {
+            "say": self.line.shown,
+            "reply": self.reply,
+            "emotions": self.emotions,
+            "actions": self.actions,
+        }
 
 
 async def run_script(script: Script, client: NpcClient, voice: bool = False) -> list[LineResult]:
@@ -36,7 +41,16 @@ async def run_script(script: Script, client: NpcClient, voice: bool = False) -> 
     results: list[LineResult] = []
     async with npc:
         for line in script.lines:
-            reply = await npc.say(line.say)
+            if line.context:
+                npc.set_context(line.context)
+            for event in line.events:
+                npc.tell(event.name, event.description, event.parameters)
+            if line.say is not None:
+                reply = await npc.say(line.say)
+            elif line.speak is not None:
+                reply = await npc.speak_first(line.speak)
+            else:
+                reply = await npc.reply()  # the persona's trigger for the events speaks
             actions = [action["name"] for action in reply.actions]
             earlier = [result.reply for result in results]
             checks = check_reply(reply.text, reply.emotions, actions, line.expect, earlier)

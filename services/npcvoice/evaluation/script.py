@@ -12,6 +12,11 @@
         tag: memory
         expect: {any_words: [Aric]}
 
+A line may also set world context (``context: {weather: heavy rain}``), report game events
+(``events: [{name: item_given, description: The player gave you a ring.}]``) or, instead of ``say``, ask the
+NPC to speak first (``speak: Greet the player.``); a line with events and neither ``say`` nor ``speak`` waits
+for the reply the NPC's trigger for the event makes.
+
 Every reply is also checked, without being asked, for what no NPC may do: stay silent, repeat an earlier
 reply, loop inside itself, or speak its prompt's scaffolding.
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from npcvoice.conversation.memory import check_id
 from npcvoice.runtime.errors import InvalidArgument
@@ -38,12 +43,41 @@ class Expect(_Strict):
     emotion: list[str] = Field(default_factory=list, description="The reply shows one of these emotions.")
 
 
+class Event(_Strict):
+    name: str = Field(description="The game event, snake_case: item_given, quest_completed...")
+    description: str = Field("", description="One sentence for the NPC: 'The player gave you a ring.'")
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
 class Line(_Strict):
-    say: str = Field(min_length=1, max_length=1000, description="What the player says.")
-    tag: str = Field(
-        "", description="What the line tests (memory, lore, action...); the summary counts by tag."
+    """One NPC reply: to what the player says, to an instruction to speak first (``speak``), or to the
+    line's ``events`` when the persona has a trigger that speaks. ``context`` and ``events`` go first."""
+
+    say: str | None = Field(None, min_length=1, max_length=1000, description="What the player says.")
+    speak: str | None = Field(
+        None, min_length=1, max_length=300, description="The NPC speaks first, told this."
     )
+    context: dict[str, str] = Field(default_factory=dict, description="World context the game sets first.")
+    events: list[Event] = Field(default_factory=list, description="Game events reported first.")
+    tag: str = Field("", description="What the line tests (memory, lore, action...): counted by tag.")
     expect: Expect = Field(default_factory=Expect)
+
+    @model_validator(mode="after")
+    def _one_reply(self) -> Line:
+        if self.say is not None and self.speak is not None:
+            raise ValueError("give say or speak, not both")
+        if self.say is None and self.speak is None and not self.events:
+            raise ValueError("give say, speak, or events whose trigger makes the NPC speak")
+        return self
+
+    @property
+    def shown(self) -> str:
+        """The line as the report shows it."""
+        if self.say is not None:
+            return self.say
+        if self.speak is not None:
+            return f"(speak: {self.speak})"
+        return f"(event: {', '.join(e.name for e in self.events)})"
 
 
 class Script(_Strict):

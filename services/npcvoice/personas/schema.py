@@ -83,6 +83,18 @@ class Action(_Strict):
         return parameters
 
 
+class Trigger(_Strict):
+    """What a game event does to this NPC: it always goes into memory; a trigger can also move the
+    relationship and make the NPC speak first."""
+
+    event: str = Field(pattern=NAME_PATTERN, description="The game event's name, snake_case.")
+    say: str = Field(
+        "", max_length=300, description="If set, the NPC speaks first: what it should do, e.g. 'Thank them.'"
+    )
+    affinity: float = Field(0.0, ge=-1, le=1, description="How much the event moves the NPC's liking.")
+    trust: float = Field(0.0, ge=-1, le=1, description="How much the event moves the NPC's trust.")
+
+
 class SpeechSettings(_Strict):
     language: str = Field("en", pattern=r"^[a-z]{2,3}$", description="Language the player speaks.")
     hotwords: list[str] = Field(
@@ -140,6 +152,11 @@ class Persona(_Strict):
     refuse_topics: list[str] = Field(
         default_factory=list, description="Topics the NPC will not discuss, e.g. 'the real world'."
     )
+    context_keys: list[str] = Field(
+        default_factory=list,
+        description="World context keys the NPC pays attention to (location, weather...); empty: all.",
+    )
+    triggers: list[Trigger] = Field(default_factory=list, description="How the NPC reacts to game events.")
     secrets: list[str] = Field(
         default_factory=list,
         description="What the NPC knows but never says: a password, a spoiler, the twist. A reply that "
@@ -160,6 +177,15 @@ class Persona(_Strict):
     def _unique_actions(cls, actions: list[Action]) -> list[Action]:
         _reject_duplicates([a.name for a in actions], "action")
         return actions
+
+    @field_validator("triggers")
+    @classmethod
+    def _one_trigger_per_event(cls, triggers: list[Trigger]) -> list[Trigger]:
+        _reject_duplicates([t.event for t in triggers], "trigger event")
+        return triggers
+
+    def trigger_for(self, event: str) -> Trigger | None:
+        return next((t for t in self.triggers if t.event == event), None)
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)

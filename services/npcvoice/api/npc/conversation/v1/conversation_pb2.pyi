@@ -84,6 +84,7 @@ class ConverseConfig(_message.Message):
     VISEMES_FIELD_NUMBER: _builtins.int
     INTERIM_TRANSCRIPTS_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
     npc_id: _builtins.str
     player_id: _builtins.str
     session_id: _builtins.str
@@ -106,6 +107,10 @@ class ConverseConfig(_message.Message):
 
     @_builtins.property
     def visemes(self) -> Global___VisemeOptions: ...
+    @_builtins.property
+    def context(self) -> Global___WorldContext:
+        """What the game tells the NPC about the world when the conversation starts (see WorldContext)."""
+
     def __init__(
         self,
         *,
@@ -119,16 +124,137 @@ class ConverseConfig(_message.Message):
         visemes: Global___VisemeOptions | None = ...,
         interim_transcripts: _builtins.bool = ...,
         seed: _builtins.int | None = ...,
+        context: Global___WorldContext | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "input_audio", b"input_audio", "output_audio", b"output_audio", "seed", b"seed", "visemes", b"visemes"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "context", b"context", "input_audio", b"input_audio", "output_audio", b"output_audio", "seed", b"seed", "visemes", b"visemes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "input_audio", b"input_audio", "interim_transcripts", b"interim_transcripts", "npc_id", b"npc_id", "output_audio", b"output_audio", "player_id", b"player_id", "player_name", b"player_name", "reply_mode", b"reply_mode", "seed", b"seed", "session_id", b"session_id", "visemes", b"visemes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "context", b"context", "input_audio", b"input_audio", "interim_transcripts", b"interim_transcripts", "npc_id", b"npc_id", "output_audio", b"output_audio", "player_id", b"player_id", "player_name", b"player_name", "reply_mode", b"reply_mode", "seed", b"seed", "session_id", b"session_id", "visemes", b"visemes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
 
 Global___ConverseConfig: _TypeAlias = ConverseConfig  # noqa: Y015
+
+@_typing.final
+class WorldContext(_message.Message):
+    """What the game knows that the NPC should too: key-value pairs such as location, time_of_day, weather,
+    carrying, quest states. Keys are lower_snake_case. An update replaces the values of its keys; an empty
+    value removes a key. The NPC uses the keys its persona lists in context_keys (all if it lists none).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ValuesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        values: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorldContext: _TypeAlias = WorldContext  # noqa: Y015
+
+@_typing.final
+class GameEvent(_message.Message):
+    """Something that happened in the game: the NPC remembers it (it is in its memory of the player, and in
+    save games), its persona's trigger for the event may move the relationship, and may make it speak.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParametersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """lower_snake_case, e.g. "item_given", "quest_completed", "player_attacked_guard"."""
+    description: _builtins.str
+    """One sentence from the NPC's point of view, e.g. "The player gave you a dragon scale." """
+    @_builtins.property
+    def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        parameters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "parameters", b"parameters"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GameEvent: _TypeAlias = GameEvent  # noqa: Y015
+
+@_typing.final
+class NpcSpeak(_message.Message):
+    """Ask the NPC to speak first (a scripted scene, a greeting): the instruction is what prompts it, and is
+    not said itself.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTRUCTION_FIELD_NUMBER: _builtins.int
+    instruction: _builtins.str
+    def __init__(
+        self,
+        *,
+        instruction: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instruction", b"instruction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NpcSpeak: _TypeAlias = NpcSpeak  # noqa: Y015
 
 @_typing.final
 class PlaybackPosition(_message.Message):
@@ -182,6 +308,9 @@ class ConverseRequest(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     PLAYBACK_FIELD_NUMBER: _builtins.int
     END_OF_SPEECH_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    SPEAK_FIELD_NUMBER: _builtins.int
     audio: _builtins.bytes
     text: _builtins.str
     @_builtins.property
@@ -192,6 +321,14 @@ class ConverseRequest(_message.Message):
     def playback(self) -> Global___PlaybackPosition: ...
     @_builtins.property
     def end_of_speech(self) -> Global___EndOfSpeech: ...
+    @_builtins.property
+    def context(self) -> Global___WorldContext:
+        """Context updates, events and requests to speak first may come at any time."""
+
+    @_builtins.property
+    def event(self) -> Global___GameEvent: ...
+    @_builtins.property
+    def speak(self) -> Global___NpcSpeak: ...
     def __init__(
         self,
         *,
@@ -200,12 +337,15 @@ class ConverseRequest(_message.Message):
         text: _builtins.str = ...,
         playback: Global___PlaybackPosition | None = ...,
         end_of_speech: Global___EndOfSpeech | None = ...,
+        context: Global___WorldContext | None = ...,
+        event: Global___GameEvent | None = ...,
+        speak: Global___NpcSpeak | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "config", b"config", "end_of_speech", b"end_of_speech", "playback", b"playback", "request", b"request", "text", b"text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "config", b"config", "context", b"context", "end_of_speech", b"end_of_speech", "event", b"event", "playback", b"playback", "request", b"request", "speak", b"speak", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "config", b"config", "end_of_speech", b"end_of_speech", "playback", b"playback", "request", b"request", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "config", b"config", "context", b"context", "end_of_speech", b"end_of_speech", "event", b"event", "playback", b"playback", "request", b"request", "speak", b"speak", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "audio", "text", "playback", "end_of_speech"]  # noqa: Y015
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "audio", "text", "playback", "end_of_speech", "context", "event", "speak"]  # noqa: Y015
     _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
 
@@ -475,10 +615,14 @@ class TurnEnd(_message.Message):
     REPLY_TEXT_FIELD_NUMBER: _builtins.int
     INTERRUPTED_FIELD_NUMBER: _builtins.int
     LATENCY_FIELD_NUMBER: _builtins.int
+    CUE_FIELD_NUMBER: _builtins.int
     turn_index: _builtins.int
     player_text: _builtins.str
+    """Empty when the NPC spoke first (see cue)."""
     reply_text: _builtins.str
     interrupted: _builtins.bool
+    cue: _builtins.str
+    """When the NPC spoke first: what prompted it (an NpcSpeak instruction, or the event and its trigger)."""
     @_builtins.property
     def latency(self) -> Global___LatencyBreakdown: ...
     def __init__(
@@ -489,10 +633,11 @@ class TurnEnd(_message.Message):
         reply_text: _builtins.str = ...,
         interrupted: _builtins.bool = ...,
         latency: Global___LatencyBreakdown | None = ...,
+        cue: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["latency", b"latency"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["interrupted", b"interrupted", "latency", b"latency", "player_text", b"player_text", "reply_text", b"reply_text", "turn_index", b"turn_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cue", b"cue", "interrupted", b"interrupted", "latency", b"latency", "player_text", b"player_text", "reply_text", b"reply_text", "turn_index", b"turn_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -620,7 +765,7 @@ class MemoryTurn(_message.Message):
     INTERRUPTED_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
     role: _builtins.str
-    """"player" or "npc"."""
+    """"player", "npc" or "event" (a GameEvent's description)."""
     text: _builtins.str
     interrupted: _builtins.bool
     time: _builtins.float

@@ -28,12 +28,16 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     ROLE_UNSPECIFIED: _Role.ValueType  # 0
     ROLE_PLAYER: _Role.ValueType  # 1
     ROLE_NPC: _Role.ValueType  # 2
+    ROLE_EVENT: _Role.ValueType  # 3
+    """Something that happened in the game (its description)."""
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper): ...
 
 ROLE_UNSPECIFIED: Role.ValueType  # 0
 ROLE_PLAYER: Role.ValueType  # 1
 ROLE_NPC: Role.ValueType  # 2
+ROLE_EVENT: Role.ValueType  # 3
+"""Something that happened in the game (its description)."""
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 class _FinishReason:
@@ -210,6 +214,26 @@ Global___Sampling: _TypeAlias = Sampling  # noqa: Y015
 class GenerateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class WorldEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     PERSONA_ID_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     PLAYER_TEXT_FIELD_NUMBER: _builtins.int
@@ -217,6 +241,8 @@ class GenerateRequest(_message.Message):
     SAMPLING_FIELD_NUMBER: _builtins.int
     PLAYER_NAME_FIELD_NUMBER: _builtins.int
     FIRST_CLAUSE_FIELD_NUMBER: _builtins.int
+    WORLD_FIELD_NUMBER: _builtins.int
+    CUE_FIELD_NUMBER: _builtins.int
     persona_id: _builtins.str
     conversation_id: _builtins.str
     """Identifies the conversation so its cached prompt state can be reused on the next turn."""
@@ -226,10 +252,18 @@ class GenerateRequest(_message.Message):
     """Release the reply's first clause ("Well met, traveller,") as its own Sentence, so that speech can
     start before the whole first sentence is written. The gateway sets it for spoken replies.
     """
+    cue: _builtins.str
+    """When the NPC speaks first, what prompts it ("The player walked in. Greet them."); player_text is then
+    empty.
+    """
     @_builtins.property
     def memory(self) -> Global___Memory: ...
     @_builtins.property
     def sampling(self) -> Global___Sampling: ...
+    @_builtins.property
+    def world(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """What the game says about the world now (location, weather...), as key-value pairs."""
+
     def __init__(
         self,
         *,
@@ -240,10 +274,12 @@ class GenerateRequest(_message.Message):
         sampling: Global___Sampling | None = ...,
         player_name: _builtins.str = ...,
         first_clause: _builtins.bool = ...,
+        world: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cue: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["memory", b"memory", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "first_clause", b"first_clause", "memory", b"memory", "persona_id", b"persona_id", "player_name", b"player_name", "player_text", b"player_text", "sampling", b"sampling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "cue", b"cue", "first_clause", b"first_clause", "memory", b"memory", "persona_id", b"persona_id", "player_name", b"player_name", "player_text", b"player_text", "sampling", b"sampling", "world", b"world"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
