@@ -246,7 +246,8 @@ async def test_the_cli_talks_by_text_and_wav_and_writes_the_reply_audio_and_vise
     assert process.returncode == 0, output
     assert "[0] player: Hello there!" in output
     heard = next(line for line in output.splitlines() if line.startswith("[1] player:"))
-    assert "letter" in heard.lower(), output  # the WAV's transcript
+    # the WAV's transcript ("letter" is sometimes heard as "lighter": piper's delivery varies)
+    assert "do you have a" in heard.lower(), output
     assert output.count("npc:") == 2 and "first audio" in output
     for index in (0, 1):
         with wave.open(str(tmp_path / "out" / f"turn-{index}.wav")) as reply:

@@ -93,7 +93,7 @@ async def test_memory_of_one_player_is_not_anothers(store):
          grpc.StatusCode.INVALID_ARGUMENT, "snapshot.version: must be 1, got 2"),
         ("ImportMemory", conversation_pb2.ImportMemoryRequest(snapshot=conversation_pb2.MemorySnapshot(
             version=1, npc_id=NPC, player_id="p", turns=[conversation_pb2.MemoryTurn(role="narrator", text="x")])),
-         grpc.StatusCode.INVALID_ARGUMENT, "snapshot.turns[0].role: must be 'player' or 'npc', got 'narrator'"),
+         grpc.StatusCode.INVALID_ARGUMENT, "snapshot.turns[0].role: must be 'player', 'npc' or 'event', got 'narrator'"),
         ("ImportMemory", conversation_pb2.ImportMemoryRequest(snapshot=conversation_pb2.MemorySnapshot(version=1, npc_id=NPC, player_id="p", trust=3)),
          grpc.StatusCode.INVALID_ARGUMENT, "snapshot.trust: must be between -1 and 1, got 3.0"),
     ],
