@@ -139,3 +139,42 @@ async def dialogue_service(test_persona_dir: Path) -> AsyncIterator[HostedServic
     }
     async for service in _serve_for_session("dialogue", options):
         yield service
+
+
+@pytest.fixture
+async def gateway(
+    test_persona_dir: Path,
+    redis_server: RedisServer,
+    speech_service: HostedService,
+    dialogue_service: HostedService,
+    voice_service: HostedService,
+    face_service: HostedService,
+) -> AsyncIterator[HostedService]:
+    """The real conversation gateway composing the session's real services, with the test personas."""
+    from npcvoice.conversation.registration import REGISTRATION
+    from tests.support.conversation import gateway_options
+
+    options = gateway_options(
+        test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
+    )
+    service = await start_service("conversation", REGISTRATION, options)
+    yield service
+    await service.channel.close()
+    await service.host.stop(grace=0)
+
+
+@pytest.fixture
+def dialogue_requests(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every request the dialogue engine is asked to answer, as seen by a spy on the real engine (it records
+    each request and calls through)."""
+    from npcvoice.dialogue.engine import DialogueEngine
+
+    seen: list[Any] = []
+    begin = DialogueEngine.begin
+
+    def spy(self: DialogueEngine, request: Any) -> Any:
+        seen.append(request)
+        return begin(self, request)
+
+    monkeypatch.setattr(DialogueEngine, "begin", spy)
+    return seen

@@ -26,19 +26,6 @@ from tests.support.conversation import (
 from tests.support.grpc_status import status_of
 
 
-@pytest.fixture
-async def gateway(
-    test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
-):
-    options = gateway_options(
-        test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
-    )
-    service = await start_service("conversation", REGISTRATION, options)
-    yield service
-    await service.channel.close()
-    await service.host.stop(grace=0)
-
-
 async def test_a_text_turn_returns_text_audio_and_visemes_covering_the_audio(gateway):
     conversation = Conversation(gateway, config("player-text"))
     conversation.send(text="Good morning! What do you make here?")
@@ -84,20 +71,15 @@ async def test_a_voice_turn_is_transcribed_and_answered(gateway, speak):
 
 
 async def test_a_fact_told_in_turn_one_reaches_the_prompt_of_turn_eight_after_a_gateway_restart(
-    test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service, monkeypatch
+    test_persona_dir,
+    redis_server,
+    speech_service,
+    dialogue_service,
+    voice_service,
+    face_service,
+    dialogue_requests,
 ):
-    # A spy on the real dialogue engine (it records each request and calls through) shows what the
-    # model was given.
-    from npcvoice.dialogue.engine import DialogueEngine
-
-    seen = []
-    begin = DialogueEngine.begin
-
-    def spy(self, request):
-        seen.append(request)
-        return begin(self, request)
-
-    monkeypatch.setattr(DialogueEngine, "begin", spy)
+    seen = dialogue_requests  # what the model was given
     options = gateway_options(
         test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
     )

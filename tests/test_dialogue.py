@@ -146,8 +146,12 @@ async def test_the_same_seed_gives_the_same_reply(dialogue_service, test_persona
 
     await generate(dialogue_service, request("Good morning.", persona=persona))
     replies = []
-    for wanted in (1, 2):
-        await eventually(lambda wanted=wanted: built() >= wanted)
+    for wanted in (1.0, 2.0):
+
+        def prefilled(wanted: float = wanted) -> bool:
+            return built() >= wanted
+
+        await eventually(prefilled)
         replies.append(
             await generate(
                 dialogue_service, request("Tell me about the mountains.", persona=persona, seed=42)

@@ -9,12 +9,10 @@ import sys
 import pytest
 
 from npcvoice.client import NpcClient
-from npcvoice.conversation.registration import REGISTRATION
 from npcvoice.evaluation.checks import check_reply, loops, repeats
 from npcvoice.evaluation.runner import run_script
 from npcvoice.evaluation.script import Expect, Script, ScriptError, load_script
-from tests.conftest import REPO_ROOT, start_service
-from tests.support.conversation import gateway_options
+from tests.conftest import REPO_ROOT
 
 SCRIPT = """\
 npc: courier_quick_test
@@ -68,19 +66,6 @@ def test_a_script_names_its_problem(tmp_path):
         load_script(path)
     for shipped in (REPO_ROOT / "npc_personas" / "evals").glob("*.yaml"):
         assert load_script(shipped).lines  # the shipped scripts load
-
-
-@pytest.fixture
-async def gateway(
-    test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
-):
-    options = gateway_options(
-        test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
-    )
-    service = await start_service("conversation", REGISTRATION, options)
-    yield service
-    await service.channel.close()
-    await service.host.stop(grace=0)
 
 
 async def test_the_same_script_and_seed_give_the_same_replies(gateway):

@@ -9,42 +9,11 @@ import grpc
 import pytest
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
-from npcvoice.conversation.registration import REGISTRATION
-from tests.conftest import start_service
-from tests.support.conversation import Conversation, config, export, gateway_options
+from tests.support.conversation import Conversation, config, export
 from tests.support.grpc_status import status_of
 
 NPC = "herbalist_events_test"
 TEXT = conversation_pb2.REPLY_MODE_TEXT
-
-
-@pytest.fixture
-async def gateway(
-    test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
-):
-    options = gateway_options(
-        test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
-    )
-    service = await start_service("conversation", REGISTRATION, options)
-    yield service
-    await service.channel.close()
-    await service.host.stop(grace=0)
-
-
-@pytest.fixture
-def dialogue_requests(monkeypatch):
-    """What the dialogue model is asked, seen by a spy on the real engine (it records and calls through)."""
-    from npcvoice.dialogue.engine import DialogueEngine
-
-    seen = []
-    begin = DialogueEngine.begin
-
-    def spy(self, request):
-        seen.append(request)
-        return begin(self, request)
-
-    monkeypatch.setattr(DialogueEngine, "begin", spy)
-    return seen
 
 
 def context(**values: str) -> conversation_pb2.WorldContext:

@@ -3,19 +3,16 @@ within its token budget, facts de-duplicated and capped, the stored turns trimme
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.api.npc.dialogue.v1 import dialogue_pb2, dialogue_pb2_grpc
 from npcvoice.conversation.memory import Retention, fact_key
-from npcvoice.conversation.registration import REGISTRATION
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.personas.loader import load_persona
-from tests.conftest import REPO_ROOT, start_service
-from tests.support.conversation import Conversation, config, export, gateway_options
+from tests.conftest import REPO_ROOT
+from tests.support.conversation import Conversation, config, export
+from tests.support.waiting import eventually
 
 BUDGET = DialogueOptions().summary_tokens
 
@@ -50,37 +47,25 @@ async def test_the_rolling_summary_is_condensed_back_within_its_token_budget(dia
 
 
 async def test_a_long_relationship_keeps_a_bounded_summary_facts_and_turns(
-    test_persona_dir,
-    redis_server,
-    speech_service,
-    dialogue_service,
-    voice_service,
-    face_service,
-    count_tokens,
+    gateway, test_persona_dir, count_tokens
 ):
     npc, player = "scribe_short_memory_test", "player-long"
     retention = Retention.of(load_persona(test_persona_dir / f"{npc}.yaml").memory)
-    options = gateway_options(
-        test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
-    )
-    service = await start_service("conversation", REGISTRATION, options)
     lines = ["My name is Ada.", "I come from Kharzad.", "my name is ada", "I have a mule.", "I work at the mill.",
              "I live by the river.", "Any news?", "I have two sisters.", "Is the gate open?", "I am tired."]  # fmt: skip
-    try:
-        conversation = Conversation(service, config(player, npc, reply_mode=conversation_pb2.REPLY_MODE_TEXT))
-        for line in lines:
-            conversation.send(text=line)
-            await conversation.turn()
-        await conversation.close()
-        deadline = time.monotonic() + 60
-        while not (stored := await export(service, player, npc)).summary:  # summaries run in the background
-            assert time.monotonic() < deadline, "no summary was made"
-            await asyncio.sleep(0.2)
-        assert count_tokens(stored.summary) <= BUDGET
-        assert len(stored.turns) <= retention.max_turns
-        keys = [fact_key(f) for f in stored.player_facts]
-        assert len(keys) <= retention.max_facts and len(set(keys)) == len(keys)
-        assert stored.player_facts[-1] == "I am tired."  # the newest stay
-    finally:
-        await service.channel.close()
-        await service.host.stop(grace=0)
+    conversation = Conversation(gateway, config(player, npc, reply_mode=conversation_pb2.REPLY_MODE_TEXT))
+    for line in lines:
+        conversation.send(text=line)
+        await conversation.turn()
+    await conversation.close()
+
+    async def summarized() -> bool:  # summaries run in the background
+        return bool((await export(gateway, player, npc)).summary)
+
+    await eventually(summarized, 60)
+    stored = await export(gateway, player, npc)
+    assert count_tokens(stored.summary) <= BUDGET
+    assert len(stored.turns) <= retention.max_turns
+    keys = [fact_key(f) for f in stored.player_facts]
+    assert len(keys) <= retention.max_facts and len(set(keys)) == len(keys)
+    assert stored.player_facts[-1] == "I am tired."  # the newest stay
