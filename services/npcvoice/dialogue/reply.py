@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from npcvoice.dialogue.prompt import private_text
+from npcvoice.dialogue.repetition import word_ngrams
 from npcvoice.dialogue.secrets import SecretGuard
 from npcvoice.personas.schema import Persona
 from npcvoice.text import SentenceBuffer
@@ -31,12 +32,6 @@ _ASSISTANT_RE = re.compile(
     re.IGNORECASE,
 )
 _PARAMETER_RE = re.compile(r"(\w+)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s,]+)")
-LEAK_NGRAM = 5
-
-
-def _word_ngrams(text: str, n: int = LEAK_NGRAM) -> set[tuple[str, ...]]:
-    words = re.findall(r"[a-z0-9']+", text.lower())
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 @dataclass(frozen=True)
@@ -72,7 +67,7 @@ class ReplyFilter:
         self._sentences = SentenceBuffer(first_clause=first_clause)
         self._spoken: list[str] = []
         self._sentence_index = 0
-        self._private = _word_ngrams(private_text(persona))
+        self._private = word_ngrams(private_text(persona))
         self._secrets = SecretGuard(persona)
         self.dropped_events = 0
         self.dropped_sentences = 0
@@ -164,7 +159,7 @@ class ReplyFilter:
                 continue
             if (
                 _ASSISTANT_RE.search(sentence)
-                or _word_ngrams(sentence) & self._private
+                or word_ngrams(sentence) & self._private
                 or self._secrets.reveals(sentence)
             ):
                 self.dropped_sentences += 1
