@@ -163,25 +163,25 @@ async def test_the_same_seed_gives_the_same_reply(dialogue_service, test_persona
     assert first.summary.completion_tokens == second.summary.completion_tokens
 
 
-async def test_an_undeclared_action_never_reaches_the_client(dialogue_service):
-    # Pip's memory shows him juggling (an action his writer has since removed), so the model imitates
-    # "[action: juggle]"; only the declared "bow" may come out, and the rest is counted as dropped.
+async def test_an_undeclared_action_is_never_even_written(dialogue_service):
+    # Pip's memory shows him juggling (an action his writer has since removed), so the model leans to
+    # "[action: juggle]"; the reply's tags are written under the persona's grammar, so only a declared
+    # emotion and, when the player asks for it, the declared "bow" come out, and nothing is dropped.
     history = [
         player_turn("Hello Pip!"),
         npc_turn("[emotion: joy] [action: juggle] Watch the balls fly!"),
         player_turn("Do it again!"),
         npc_turn("[emotion: joy] [action: juggle] Up they go, higher and higher!"),
     ]
-    dropped = 0
     for seed in range(1, 5):
-        req = request("And once more!", persona="jester_test", seed=seed)
-        req.memory.recent_turns.extend(history)
-        reply = await generate(dialogue_service, req)
-        assert set(reply.actions) <= {"bow"}
-        assert set(reply.emotions) <= {"neutral", "joy"}
-        assert "[" not in reply.summary.text
-        dropped += reply.summary.dropped_events
-    assert dropped > 0, "the model never produced an undeclared action, so nothing was tested"
+        for line, actions in (("And once more!", []), ("Bow to me, jester!", ["bow"])):
+            req = request(line, persona="jester_test", seed=seed)
+            req.memory.recent_turns.extend(history)
+            reply = await generate(dialogue_service, req)
+            assert reply.actions == actions
+            assert len(reply.emotions) == 1 and reply.emotions[0] in {"neutral", "joy"}
+            assert "[" not in reply.summary.text
+            assert reply.summary.dropped_events == 0
 
 
 async def test_stage_directions_markdown_and_urls_never_reach_the_spoken_text(dialogue_service):

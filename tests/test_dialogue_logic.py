@@ -11,8 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from npcvoice.dialogue.cache import Conversation, ConversationCache
-from npcvoice.dialogue.generation import common_prefix
+from npcvoice.dialogue.cache import Conversation, ConversationCache, common_prefix
 from npcvoice.dialogue.prompt import MemoryView, build_messages
 from npcvoice.dialogue.reply import ReplyFilter
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher, check_sampling

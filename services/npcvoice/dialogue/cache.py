@@ -12,9 +12,12 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
+
+if TYPE_CHECKING:
+    from npcvoice.dialogue.model import LoadedModel
 
 CACHE_BYTES = Gauge("npcvoice_dialogue_cache_bytes", "Memory held by conversations' KV caches.")
 CACHE_EVICTIONS = Counter("npcvoice_dialogue_cache_evictions_total", "Conversations evicted for memory.")
@@ -105,3 +108,33 @@ class ConversationCache:
 
     def _update_gauge(self) -> None:
         CACHE_BYTES.set(sum(e.nbytes for e in self._entries.values()))
+
+
+def prefill(generator: Any, pending: list[int], size: int, held: list[int] | None = None) -> list[int]:
+    """Run the first ``size`` tokens of ``pending`` through ``generator`` (and note them in ``held``, the
+    generator's token list); returns the tokens still to prefill. One chunk per worker step keeps a long
+    prompt from holding the worker while other replies wait."""
+    chunk = pending[:size]
+    generator.append_tokens(chunk)
+    if held is not None:
+        held.extend(chunk)
+    return pending[size:]
+
+
+def new_conversation(model: LoadedModel, key: str, max_length: int) -> Conversation:
+    """A conversation on a fresh generator that holds up to ``max_length`` tokens (counted in its size)."""
+    return Conversation(
+        key=key,
+        model_id=model.model_id,
+        generator=model.new_generator(max_length),
+        max_length=max_length,
+        nbytes=max_length * model.bytes_per_token,
+    )
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n

@@ -8,6 +8,7 @@ conversations interleave and a cancelled reply stops at the next token.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from npcvoice.dialogue.generation import Generation
 from npcvoice.dialogue.jobs import SummaryJob, WarmJob
 from npcvoice.dialogue.model import LoadedModel, bundled_model_folder, load_model, resolve_device
 from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
-from npcvoice.dialogue.prompt import persona_core
+from npcvoice.dialogue.prompt import fixed_messages
 from npcvoice.dialogue.sampling import SamplingSettings, check_sampling
 from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
+from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.personas.loader import PersonaStore
 from npcvoice.personas.schema import Persona
 from npcvoice.runtime.errors import InvalidArgument, NotFound
@@ -68,6 +70,7 @@ class DialogueEngine:
         self.device = resolve_device(options.device)
         self.cache = ConversationCache(int(options.cache_budget_mb * 1024 * 1024))
         self._models: dict[str, LoadedModel] = {}
+        self._texts: dict[str, TokenTexts] = {}
         self._load_lock = threading.Lock()
         self._warming: set[str] = set()
 
@@ -92,6 +95,13 @@ class DialogueEngine:
                     model_id, Path(folder), self.device, self.options.cuda_graph
                 )
             return self._models[model_id]
+
+    def vocabulary(self, model: LoadedModel) -> TokenTexts:
+        """``model``'s tokens as text, shared by its replies (each token is decoded once)."""
+        texts = self._texts.get(model.model_id)
+        if texts is None:
+            texts = self._texts.setdefault(model.model_id, TokenTexts(model.tokenizer))
+        return texts
 
     def persona(self, persona_id: str) -> Persona:
         persona = self.personas.get(persona_id)
@@ -127,7 +137,7 @@ class DialogueEngine:
     @staticmethod
     def warm_key(model: LoadedModel, persona: Persona) -> str:
         """Cache key of a generator holding only ``persona``'s fixed prompt (changes when it is edited)."""
-        digest = hashlib.sha256(persona_core(persona).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps(fixed_messages(persona)).encode()).hexdigest()[:16]
         return f"~warm:{model.model_id}:{persona.id}:{digest}"
 
     def begin_warm(self, persona_id: str) -> WarmJob | None:
@@ -140,7 +150,7 @@ class DialogueEngine:
             if key in self.cache or key in self._warming:
                 return None
             self._warming.add(key)
-        ids = model.prompt_ids([{"role": "system", "content": persona_core(persona)}], reply_next=False)
+        ids = model.prompt_ids(fixed_messages(persona), reply_next=False)
         return WarmJob(self, model, key, ids, persona.id)
 
     def warm_done(self, key: str) -> None:

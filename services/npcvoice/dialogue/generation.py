@@ -14,20 +14,25 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from copy import copy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from npcvoice.dialogue.cache import Conversation
+from npcvoice.dialogue.cache import Conversation, common_prefix, new_conversation, prefill
 from npcvoice.dialogue.metrics import (
     COMPLETION_TOKENS,
     DROPPED_EVENTS,
+    FALLBACK_REPLIES,
     FIRST_TOKEN,
     PROMPT_TOKENS,
+    RETRIED_SENTENCES,
     WARM_PREFIXES,
 )
 from npcvoice.dialogue.model import LoadedModel
-from npcvoice.dialogue.prompt import Message, build_messages
-from npcvoice.dialogue.reply import ReplyEvent, ReplyFilter
+from npcvoice.dialogue.prompt import Message, build_messages, fixed_messages
+from npcvoice.dialogue.reply import Checkpoint, ReplyEvent, ReplyFilter, Sentence
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher
+from npcvoice.dialogue.steering import MAX_RETRIES, Steering, fallback_line
 from npcvoice.dialogue.types import FINISH_LENGTH, FINISH_STOP, GenerationSummary, TurnRequest
 from npcvoice.personas.schema import Persona
 
@@ -35,34 +40,15 @@ if TYPE_CHECKING:
     from npcvoice.dialogue.engine import DialogueEngine
 
 
-def prefill(generator: Any, pending: list[int], size: int, held: list[int] | None = None) -> list[int]:
-    """Run the first ``size`` tokens of ``pending`` through ``generator`` (and note them in ``held``, the
-    generator's token list); returns the tokens still to prefill. One chunk per worker step keeps a long
-    prompt from holding the worker while other replies wait."""
-    chunk = pending[:size]
-    generator.append_tokens(chunk)
-    if held is not None:
-        held.extend(chunk)
-    return pending[size:]
+@dataclass(frozen=True)
+class Mark:
+    """Where a reply's next sentence begins: what to go back to when it comes out as a repeat."""
 
-
-def new_conversation(model: LoadedModel, key: str, max_length: int) -> Conversation:
-    """A conversation on a fresh generator that holds up to ``max_length`` tokens (counted in its size)."""
-    return Conversation(
-        key=key,
-        model_id=model.model_id,
-        generator=model.new_generator(max_length),
-        max_length=max_length,
-        nbytes=max_length * model.bytes_per_token,
-    )
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
+    tokens: int  # the conversation's tokens (prompt and reply so far)
+    reply: int  # the reply's tokens
+    raw: int  # characters of the model's raw text
+    filter: Checkpoint
+    stop: StopMatcher
 
 
 class Generation:
@@ -85,7 +71,11 @@ class Generation:
         self.persona = persona
         self.request = request
         self.sampling = sampling
-        self.filter = ReplyFilter(persona, request.first_clause)
+        self._steer = Steering(engine.vocabulary(model), persona, request, model.end_ids)
+        self.filter = ReplyFilter(persona, request.first_clause, self._steer.earlier, self._steer.phrases)
+        self._checkpoint: Mark | None = None  # where the sentence being written began
+        self._retries = 0
+        self._repeats = 0  # the filter's count of repeats when last looked at
         # A first clause released on its own counts as a piece of the first sentence, not a sentence.
         self._max_pieces = persona.dialogue.max_sentences + (1 if request.first_clause else 0)
         self._sampler = Sampler(sampling)
@@ -231,7 +221,10 @@ class Generation:
     def _decode_step(self) -> list[ReplyEvent]:
         conversation = self._conversation
         assert conversation is not None and not self._pending
-        token = self._sampler.pick(conversation.generator.get_logits()[0, -1], self._reply_tokens)
+        logits = conversation.generator.get_logits()[0, -1]
+        # The reply may end once it said something and its last sentence is finished.
+        may_end = bool(self.filter.text) and self._raw.rstrip()[-1:] in (".", "!", "?", '"', "'")
+        token = self._steer.choose(self._sampler, logits, self._reply_tokens, may_end)
         if self._first_token_at is None:
             self._first_token_at = time.perf_counter()
             FIRST_TOKEN.labels(str(self._cached_tokens > 0).lower()).observe(
@@ -253,6 +246,11 @@ class Generation:
         conversation.generator.append_tokens([token])
         conversation.tokens.append(token)
         events = self.filter.feed(released)
+        if self._rolled_back(events):
+            return events
+        first = self._checkpoint is None and self._steer.tags.done
+        if first or any(isinstance(e, Sentence) for e in events):
+            self._checkpoint = self._mark()
         if self.filter.sentences >= self._max_pieces:
             self.finish_reason = FINISH_STOP
             self._remember()
@@ -263,9 +261,46 @@ class Generation:
         tail = self._stop.flush()
         self._raw += tail
         events = self.filter.feed(released + tail) + self.filter.finish(complete_only=reason == FINISH_LENGTH)
+        if self._rolled_back(events):
+            self.finish_reason = ""
+            return events
+        if not self.filter.text:  # the last resort: a line the writer gave the NPC, never silence
+            line = fallback_line(self.persona, self._steer.earlier)
+            events += self.filter.fallback(line)
+            self._raw = line
+            FALLBACK_REPLIES.labels(self.persona.id).inc()
         DROPPED_EVENTS.inc(self.filter.dropped_events)
         self._remember()
         return events
+
+    def _mark(self) -> Mark:
+        conversation = self._conversation
+        assert conversation is not None
+        filtered, stop = self.filter.checkpoint(), copy(self._stop)
+        return Mark(len(conversation.tokens), len(self._reply_tokens), len(self._raw), filtered, stop)
+
+    def _rolled_back(self, events: list[ReplyEvent]) -> bool:
+        """If the sentence just finished was dropped as a repeat, go back to where it began (KV cache,
+        tokens, text, filter) and write it again with its first token ruled out; a bounded number of
+        times, and never past a sentence already released."""
+        repeated, self._repeats = self.filter.repeats > self._repeats, self.filter.repeats
+        mark, conversation = self._checkpoint, self._conversation
+        if not repeated or mark is None or conversation is None or self._retries >= MAX_RETRIES:
+            return False
+        if any(isinstance(e, Sentence) for e in events) or len(self._reply_tokens) <= mark.reply:
+            return False
+        self._retries += 1
+        self._steer.retry(mark.reply, self._reply_tokens[mark.reply])
+        # Rewound one token further and that token appended again, so the logits are the ones after it.
+        conversation.generator.rewind_to(mark.tokens - 1)
+        conversation.generator.append_tokens([conversation.tokens[mark.tokens - 1]])
+        del conversation.tokens[mark.tokens :], self._reply_tokens[mark.reply :]
+        self._raw = self._raw[: mark.raw]
+        self._stream = self._model.tokenizer.create_stream()
+        self._stop = copy(mark.stop)
+        self.filter.restore(mark.filter)
+        RETRIED_SENTENCES.labels(self.persona.id).inc()
+        return True
 
     def _remember(self) -> None:
         """Record how this turn's lines were written, for the next prompt to repeat them exactly."""
@@ -273,7 +308,7 @@ class Generation:
         if conversation is None:
             return
         rendered: dict[tuple[str, str], str] = {}
-        history = self._messages[1:-1]
+        history = self._messages[len(fixed_messages(self.persona)) : -1]
         turns = self.request.memory.recent_turns[-len(history) :] if history else []
         for turn, message in zip(turns, history, strict=False):
             rendered[(turn.role, turn.text)] = message["content"]

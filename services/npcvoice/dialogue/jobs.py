@@ -9,8 +9,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from npcvoice.dialogue.cache import Conversation
-from npcvoice.dialogue.generation import new_conversation, prefill
+from npcvoice.dialogue.cache import Conversation, new_conversation, prefill
 from npcvoice.dialogue.metrics import WARM_PREFIXES
 from npcvoice.dialogue.model import LoadedModel
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings

@@ -20,3 +20,13 @@ FIRST_TOKEN = Histogram(
     ["cached"],
     buckets=(0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 1.5, 2.5, 4.0, 8.0),
 )
+RETRIED_SENTENCES = Counter(
+    "npcvoice_dialogue_retried_sentences_total",
+    "Sentences that came out as a repeat or a recital and were written again.",
+    ["persona"],
+)
+FALLBACK_REPLIES = Counter(
+    "npcvoice_dialogue_fallback_replies_total",
+    "Replies that said nothing usable and were replaced by a line of the persona (the last resort).",
+    ["persona"],
+)

@@ -38,6 +38,32 @@ RULES = (
 )
 
 
+# The prompt's own labels: the NPC never says them (see ``steering``).
+LABELS = (
+    "Personality:",
+    "Speaking style:",
+    "Things you might say:",
+    "Refuse to talk about:",
+    "Secrets you know",
+    "Begin your reply with",
+    "If you do something",
+    "Earlier:",
+    "You know:",
+    "told you:",
+)
+
+
+def example_replies(persona: Persona) -> list[str]:
+    """The NPC's lines in the prompt's example exchange (none in this layout)."""
+    del persona
+    return []
+
+
+def fixed_messages(persona: Persona) -> list[Message]:
+    """The prompt's start, the same on every turn: the persona's core."""
+    return [{"role": "system", "content": persona_core(persona)}]
+
+
 def private_text(persona: Persona) -> str:
     """What the NPC must never recite: its description and style, and the instructions themselves."""
     return " ".join([persona.description, persona.speaking_style, RULES, *persona.secrets])
@@ -114,8 +140,7 @@ def build_messages(
             context.append(_relationship(memory))
         if lore:
             context.append("You know: " + " ".join(lore))
-
-        messages = [{"role": "system", "content": persona_core(persona)}]
+        messages = fixed_messages(persona)
         for turn in turns:
             text = (rendered or {}).get((turn.role, turn.text)) if not turn.interrupted else None
             if text is None:

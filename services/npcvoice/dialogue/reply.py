@@ -13,10 +13,14 @@ the NPC say it.
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from npcvoice.dialogue.prompt import private_text
+from npcvoice.dialogue.repetition import loops, near_copy, recites, word_ngrams
+from npcvoice.dialogue.repetition import sentences as split_sentences
 from npcvoice.dialogue.secrets import SecretGuard
 from npcvoice.personas.schema import Persona
 from npcvoice.text import SentenceBuffer
@@ -31,12 +35,6 @@ _ASSISTANT_RE = re.compile(
     re.IGNORECASE,
 )
 _PARAMETER_RE = re.compile(r"(\w+)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s,]+)")
-LEAK_NGRAM = 5
-
-
-def _word_ngrams(text: str, n: int = LEAK_NGRAM) -> set[tuple[str, ...]]:
-    words = re.findall(r"[a-z0-9']+", text.lower())
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 @dataclass(frozen=True)
@@ -65,17 +63,47 @@ class Action:
 ReplyEvent = TextDelta | Sentence | Emotion | Action
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A filter's state between two sentences, to go back to when the next sentence is written again."""
+
+    raw: str
+    sentences: SentenceBuffer
+    spoken: tuple[str, ...]
+    index: int
+
+
 class ReplyFilter:
-    def __init__(self, persona: Persona, first_clause: bool = False) -> None:
+    def __init__(
+        self,
+        persona: Persona,
+        first_clause: bool = False,
+        earlier: Iterable[str] = (),
+        phrases: Iterable[str] = (),
+    ) -> None:
         self._persona = persona
+        self._earlier = [s for line in earlier for s in split_sentences(line)]  # what the NPC said before
+        self._phrases = list(phrases)  # the prompt's scaffolding, never to be said
         self._raw = ""  # model text not yet released (may hold an unfinished tag or direction)
         self._sentences = SentenceBuffer(first_clause=first_clause)
         self._spoken: list[str] = []
         self._sentence_index = 0
-        self._private = _word_ngrams(private_text(persona))
+        self._private = word_ngrams(private_text(persona))
         self._secrets = SecretGuard(persona)
         self.dropped_events = 0
         self.dropped_sentences = 0
+        self.repeats = 0  # sentences dropped for repeating or reciting: worth writing again
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self._raw, copy.copy(self._sentences), tuple(self._spoken), self._sentence_index)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        self._raw, self._sentences = checkpoint.raw, copy.copy(checkpoint.sentences)
+        self._spoken, self._sentence_index = list(checkpoint.spoken), checkpoint.index
+
+    def fallback(self, line: str) -> list[ReplyEvent]:
+        """Say ``line`` (one the writer gave the NPC) as the whole reply: the last resort, never silence."""
+        return self._emit(" ".join(self._strip(line).split()))
 
     @property
     def text(self) -> str:
@@ -162,17 +190,24 @@ class ReplyFilter:
             sentence = re.sub(r"\s+([,.!?;:])", r"\1", " ".join(_URL_RE.sub(" ", raw_sentence).split()))
             if not any(c.isalnum() for c in sentence):
                 continue
-            if (
-                _ASSISTANT_RE.search(sentence)
-                or _word_ngrams(sentence) & self._private
-                or self._secrets.reveals(sentence)
-            ):
+            repeats = (
+                near_copy(sentence, [*self._earlier, *self._spoken])
+                or loops(sentence)
+                or recites(sentence, self._phrases)
+                or word_ngrams(sentence) & self._private
+            )
+            if repeats or _ASSISTANT_RE.search(sentence) or self._secrets.reveals(sentence):
                 self.dropped_sentences += 1
+                self.repeats += bool(repeats)
                 continue
-            events.append(TextDelta(sentence if not self._spoken else " " + sentence))
-            events.append(Sentence(self._sentence_index, sentence))
-            self._spoken.append(sentence)
-            self._sentence_index += 1
+            events += self._emit(sentence)
+        return events
+
+    def _emit(self, sentence: str) -> list[ReplyEvent]:
+        events: list[ReplyEvent] = [TextDelta(sentence if not self._spoken else " " + sentence)]
+        events.append(Sentence(self._sentence_index, sentence))
+        self._spoken.append(sentence)
+        self._sentence_index += 1
         return events
 
 

@@ -8,7 +8,7 @@ Plain numpy: about a millisecond per token against 20 ms for the model step on t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +63,17 @@ class Sampler:
         seed = settings.seed if settings.seed is not None else None
         self._rng = np.random.default_rng(seed)
 
-    def pick(self, logits: np.ndarray, previous: Iterable[int]) -> int:
+    def pick(
+        self,
+        logits: np.ndarray,
+        previous: Iterable[int],
+        allowed: Collection[int] | None = None,
+        banned: Collection[int] = (),
+        penalized: np.ndarray | None = None,
+        presence: float = 0.0,
+    ) -> int:
+        """The next token: only from ``allowed`` (if given), never one of ``banned`` (unless nothing else
+        is left), with ``presence`` taken off the logits of ``penalized``."""
         scores = np.array(logits, dtype=np.float32).reshape(-1)
         penalty = self.settings.repetition_penalty
         if penalty != 1.0:
@@ -71,6 +81,19 @@ class Sampler:
             if seen.size:
                 values = scores[seen]
                 scores[seen] = np.where(values > 0, values / penalty, values * penalty)
+        if penalized is not None and penalized.size and presence:
+            scores[penalized] -= presence
+        if allowed is not None:
+            kept = np.fromiter(allowed, dtype=np.int64)
+            masked = np.full_like(scores, -np.inf)
+            masked[kept] = scores[kept]
+            scores = masked
+        if banned:
+            out = np.fromiter(banned, dtype=np.int64)
+            left = scores.copy()
+            left[out] = -np.inf
+            if np.isfinite(left).any():  # a ban never leaves the reply with nothing to say
+                scores = left
         if self.settings.temperature == 0.0:
             return int(np.argmax(scores))
         k = self.settings.top_k

@@ -29,7 +29,7 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.casefold())
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     for suffix in _SUFFIXES:
         if len(word) - len(suffix) >= 3 and word.endswith(suffix):
             return word[: -len(suffix)]
@@ -39,7 +39,7 @@ def _stem(word: str) -> str:
 def _forms(text: str) -> tuple[str, str]:
     """The text as one run of letters and digits, and as one run of word stems."""
     words = _words(text)
-    return "".join(words), "".join(_stem(w) for w in words)
+    return "".join(words), "".join(stem(w) for w in words)
 
 
 def code_words(persona: Persona) -> set[str]:
@@ -74,7 +74,7 @@ class SecretGuard:
             if len(letters) >= MIN_COMPACT:
                 self._phrases.append((letters, stems))
             elif letters:
-                self._words.add(tuple(_stem(w) for w in _words(phrase)))
+                self._words.add(tuple(stem(w) for w in _words(phrase)))
         self._codes = code_words(persona)
 
     def reveals(self, sentence: str) -> bool:
@@ -84,7 +84,7 @@ class SecretGuard:
         letters, stems = _forms(sentence)
         if any(secret in letters or secret_stems in stems for secret, secret_stems in self._phrases):
             return True
-        stemmed = [_stem(w) for w in words]
+        stemmed = [stem(w) for w in words]
         return any(
             tuple(stemmed[i : i + len(short)]) == short
             for short in self._words

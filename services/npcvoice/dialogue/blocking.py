@@ -1,0 +1,64 @@
+"""Token by token, what the reply may not write next: it never completes a run of tokens that an earlier
+NPC line of this conversation holds, nor one it already wrote itself (a loop), nor the prompt's
+scaffolding or a long run of the persona's private text; and the words of earlier replies are made a
+little less likely (a presence penalty), so that the model says something new rather than the next-best
+copy. Lore is not blocked: the NPC is meant to tell it, in its own words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from npcvoice.dialogue.vocabulary import TokenTexts
+
+# Tokens in a row that may not come again: from an earlier NPC line, or from this reply itself.
+REPEAT_TOKENS = 4
+# Tokens in a row of the persona's private text (its description, style, the rules) that may not come.
+PRIVATE_TOKENS = 6
+# Logit taken off each word an earlier reply used.
+PRESENCE_PENALTY = 1.0
+
+
+class Blocker:
+    def __init__(
+        self,
+        texts: TokenTexts,
+        earlier: Iterable[str],
+        private: Iterable[str],
+        phrases: Iterable[str],
+    ) -> None:
+        self._next: dict[tuple[int, ...], set[int]] = {}
+        said: list[int] = []
+        for line in earlier:
+            tokens = texts.encode(" " + line)
+            said += tokens
+            self._add(tokens, REPEAT_TOKENS)
+        for text in private:
+            for variant in (text, " " + text):
+                self._add(texts.encode(variant), PRIVATE_TOKENS)
+        for phrase in phrases:  # the whole phrase, whatever its length, in the forms a reply may write it
+            for variant in {phrase, " " + phrase, phrase[:1].upper() + phrase[1:], " " + phrase.lower()}:
+                tokens = texts.encode(variant)
+                if len(tokens) >= 2:
+                    self._add(tokens, len(tokens))
+        self._prefixes = sorted({len(key) for key in self._next})
+        self.penalized = np.fromiter(texts.words(sorted(set(said))), dtype=np.int64)
+
+    def _add(self, tokens: list[int], size: int) -> None:
+        for i in range(len(tokens) - size + 1):
+            self._next.setdefault(tuple(tokens[i : i + size - 1]), set()).add(tokens[i + size - 1])
+
+    def banned(self, reply: list[int]) -> set[int]:
+        """Tokens that may not follow ``reply`` (the tokens written so far)."""
+        banned: set[int] = set()
+        for size in self._prefixes:
+            if len(reply) >= size:
+                banned |= self._next.get(tuple(reply[-size:]), set())
+        tail = reply[-(REPEAT_TOKENS - 1) :]
+        if len(tail) == REPEAT_TOKENS - 1:  # the reply's own runs: a loop inside it
+            for i in range(len(reply) - REPEAT_TOKENS + 1):
+                if reply[i : i + REPEAT_TOKENS - 1] == tail:
+                    banned.add(reply[i + REPEAT_TOKENS - 1])
+        return banned

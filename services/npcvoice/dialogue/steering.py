@@ -1,0 +1,69 @@
+"""How each token of a reply is chosen: its tags under constraint first, then free text that keeps away
+from what the NPC said before, from loops and from the prompt, and that does not end before it said
+something. ``Generation`` asks for each token and, when a sentence still comes out as a repeat, rolls back
+to the sentence's start and asks again with the token it took there ruled out (``retry``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+
+from npcvoice.dialogue.blocking import PRESENCE_PENALTY, Blocker
+from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
+from npcvoice.dialogue.repetition import near_copy, scaffolding_phrases
+from npcvoice.dialogue.sampling import Sampler
+from npcvoice.dialogue.tags import TagWriter
+from npcvoice.dialogue.types import TurnRequest
+from npcvoice.dialogue.vocabulary import TokenTexts
+from npcvoice.personas.schema import Persona
+
+# Sentences written again (rolled back and resampled) in one reply before a repeat is just dropped.
+MAX_RETRIES = 4
+
+
+def earlier_lines(persona: Persona, request: TurnRequest) -> list[str]:
+    """What the NPC has said in this conversation (as far as the request's memory shows), and the lines
+    its prompt puts in its mouth as examples."""
+    said = [t.text for t in request.memory.recent_turns if t.role == "npc"]
+    return [*said, *example_replies(persona)]
+
+
+def fallback_line(persona: Persona, earlier: list[str]) -> str:
+    """A line the writer gave the NPC that it has not said yet (its greeting, then its example lines)."""
+    lines = [persona.greeting, *persona.example_lines]
+    return next((line for line in lines if not near_copy(line, earlier)), persona.greeting)
+
+
+class Steering:
+    def __init__(
+        self, texts: TokenTexts, persona: Persona, request: TurnRequest, end_ids: Collection[int]
+    ) -> None:
+        self.earlier = earlier_lines(persona, request)
+        self.phrases = scaffolding_phrases(persona, LABELS)
+        self.tags = TagWriter(texts, persona, request.player_text)
+        self._texts = texts
+        self._blocker = Blocker(texts, self.earlier, [private_text(persona)], self.phrases)
+        self._end_ids = set(end_ids)
+        self._retried: dict[int, set[int]] = {}  # position in the reply -> tokens a retry rules out there
+
+    def choose(self, sampler: Sampler, logits: np.ndarray, reply: list[int], may_end: bool) -> int:
+        """The next token after ``reply``; ``may_end``: a sentence is out and the last one is finished."""
+        allowed = self.tags.allowed(logits)
+        if allowed is not None:
+            token = sampler.pick(logits, reply, allowed=allowed)
+            self.tags.advance(token)
+            return token
+        banned = self._blocker.banned(reply) | self._retried.get(len(reply), set())
+        if not may_end:
+            banned |= self._end_ids
+        # No bracket after the tags: a tag there would be one the grammar did not check.
+        banned.update(self._texts.containing("[", np.asarray(logits).size).tolist())
+        return sampler.pick(
+            logits, reply, banned=banned, penalized=self._blocker.penalized, presence=PRESENCE_PENALTY
+        )
+
+    def retry(self, position: int, token: int) -> None:
+        """Rule out ``token`` at ``position`` of the reply: the sentence it began came out as a repeat."""
+        self._retried.setdefault(position, set()).add(token)

@@ -1,0 +1,47 @@
+"""A model's tokens as text, for the decoding constraints that reason about what a token would write."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+
+class TokenTexts:
+    """Encodes text and decodes single tokens, remembering each token's text (decoding is the slow part)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self._texts: dict[int, str] = {}
+        self._containing: dict[str, np.ndarray] = {}
+
+    def encode(self, text: str) -> list[int]:
+        return [int(t) for t in self._tokenizer.encode(text)]
+
+    def text(self, token: int) -> str:
+        known = self._texts.get(token)
+        if known is None:
+            known = self._texts[token] = str(self._tokenizer.decode(np.array([token], dtype=np.int32)))
+        return known
+
+    def matching(self, logits: np.ndarray, pattern: re.Pattern[str], among: int = 256) -> list[int]:
+        """Tokens whose whole text matches ``pattern``, from the ``among`` likeliest, likeliest first."""
+        scores = np.asarray(logits, dtype=np.float32).reshape(-1)
+        among = min(among, scores.size)
+        best = np.argpartition(scores, -among)[-among:]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [int(t) for t in best if pattern.fullmatch(self.text(int(t)))]
+
+    def words(self, tokens: list[int], min_letters: int = 3) -> set[int]:
+        """Those of ``tokens`` that are (the start of) a word of at least ``min_letters`` letters."""
+        stripped = {t: self.text(t).strip() for t in tokens}
+        return {t for t, text in stripped.items() if len(text) >= min_letters and text.isalpha()}
+
+    def containing(self, char: str, size: int) -> np.ndarray:
+        """Every token of a ``size``-token vocabulary whose text holds ``char`` (found once, then kept)."""
+        found = self._containing.get(char)
+        if found is None:
+            found = np.array([t for t in range(size) if char in self.text(t)], dtype=np.int64)
+            self._containing[char] = found
+        return found

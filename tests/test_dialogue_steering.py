@@ -1,0 +1,115 @@
+"""Decoding constraints on the real bundled model's tokenizer, driven by adversarial logits: the leading
+tags admit only what the persona declares, and blocking never lets a reply complete a run of an earlier
+NPC line, of itself or of the prompt's scaffolding, whatever the logits want."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker
+from npcvoice.dialogue.model import bundled_model_folder, load_model
+from npcvoice.dialogue.reply import Action, Emotion, ReplyFilter
+from npcvoice.dialogue.tags import TagWriter, requested
+from npcvoice.dialogue.vocabulary import TokenTexts
+from npcvoice.personas.loader import load_persona
+from tests.conftest import PERSONA_DIR, REPO_ROOT
+
+PERSONAS = [load_persona(path) for path in sorted(PERSONA_DIR.glob("*.yaml"))]
+JESTER = load_persona(REPO_ROOT / "tests" / "personas" / "jester_test.yaml")
+
+
+@pytest.fixture(scope="module")
+def texts() -> TokenTexts:
+    model = load_model("bundled", bundled_model_folder(REPO_ROOT / ".models", "cpu"), "cpu")
+    return TokenTexts(model.tokenizer)
+
+
+VOCABULARY = 49152  # the bundled model's
+
+
+def adversary(texts: TokenTexts, rng: np.random.Generator, lures: list[str]) -> np.ndarray:
+    """Random logits that lean hard towards the tokens of ``lures`` (undeclared tags, junk)."""
+    logits = rng.normal(scale=3.0, size=VOCABULARY).astype(np.float32)
+    for lure in lures:
+        logits[texts.encode(lure)] += rng.uniform(10, 30)
+    return logits
+
+
+def write_tags(texts: TokenTexts, persona, rng: np.random.Generator, lures: list[str], line: str) -> str:
+    """The tags a TagWriter lets through, the player having said ``line``."""
+    writer = TagWriter(texts, persona, line)
+    tokens: list[int] = []
+    for _ in range(64):
+        logits = adversary(texts, rng, lures)
+        allowed = writer.allowed(logits)
+        if allowed is None:
+            return "".join(texts.text(t) for t in tokens)
+        token = max(allowed, key=lambda t: float(logits[t]) + rng.normal())
+        writer.advance(token)
+        tokens.append(token)
+    raise AssertionError("the tags never ended")
+
+
+@pytest.mark.parametrize("persona", [*PERSONAS, JESTER], ids=lambda p: p.id)
+def test_the_leading_tags_admit_only_declared_emotions_actions_and_typed_parameters(texts, persona):
+    lures = [
+        "[emotion: love]", " [action: juggle]", " [action: steal item=", "price=ten", "]]", "*waves*",
+        " [action: ", " hello there", "[emotion: ", "=", "0",
+    ]  # fmt: skip
+    rng = np.random.default_rng(11)
+    actions = 0
+    for trial in range(40):
+        # Every other player line asks for one of the actions, in the words of its description.
+        line = (
+            persona.actions[trial % len(persona.actions)].description if persona.actions and trial % 2 else ""
+        )
+        written = write_tags(texts, persona, rng, lures, line)
+        if not line:
+            assert "[action" not in written, "an action nobody asked for"
+        assert re.fullmatch(r"\[emotion: \w+\]( \[action: \w+( \w+=\w+)*\])?", written), written
+        reply = ReplyFilter(persona)
+        events = reply.feed(written + " Done. ") + reply.finish()
+        emotions = [e for e in events if isinstance(e, Emotion)]
+        assert len(emotions) == 1 and emotions[0].emotion in persona.emotions
+        assert reply.dropped_events == 0, written  # every tag parsed and was declared, with typed values
+        taken = [e for e in events if isinstance(e, Action)]
+        for action in taken:
+            declared = persona.action(action.name)
+            assert declared is not None
+            assert set(action.parameters) == {p.name for p in declared.parameters if p.required}
+        actions += len(taken)
+    if persona.actions:
+        assert actions == 20, "an action asked for was not taken"
+
+
+def test_an_action_is_asked_for_in_the_words_of_its_description():
+    hilda, tobin = (
+        load_persona(PERSONA_DIR / f"{name}.yaml") for name in ("blacksmith_hilda", "innkeeper_tobin")
+    )
+    assert [a.name for a in requested(hilda, "Could you repair this old shield?")] == ["repair_item"]
+    assert [a.name for a in requested(hilda, "Show me what you sell.")] == ["open_shop"]
+    assert [a.name for a in requested(tobin, "Two rooms, please!")] == ["offer_room"]
+    assert [a.name for a in requested(tobin, "A cider for me.")] == ["serve_drink"]  # one of its choices
+    assert requested(hilda, "Is the forge open today, Hilda?") == []  # names and small words do not count
+    assert requested(hilda, "Tell me about the dragon.") == []
+
+
+def test_blocking_never_completes_a_run_of_an_earlier_line_of_itself_or_of_the_scaffolding(texts):
+    earlier = "Dragonfire has been burning the mine for four decades now, and nobody can stop it."
+    scaffolding = "You are Hilda Ironhand"
+    blocker = Blocker(texts, [earlier], [], [scaffolding, "The player told you:"])
+    copy_me = texts.encode(" " + earlier)
+    loop = texts.encode(" they are a family of the sea, and")
+    for lure in (copy_me, texts.encode(" " + scaffolding), loop * 3):
+        reply: list[int] = []
+        for wanted in lure:  # a model that wants to write the lure, token by token
+            banned = blocker.banned(reply)
+            reply.append(wanted if wanted not in banned else -1)
+        runs = {tuple(reply[i : i + REPEAT_TOKENS]) for i in range(len(reply) - REPEAT_TOKENS + 1)}
+        assert not runs & {tuple(copy_me[i : i + REPEAT_TOKENS]) for i in range(len(copy_me))}
+        assert -1 in reply, "the lure went through untouched"
+    own = loop * 2
+    assert own[REPEAT_TOKENS - 1 + len(loop)] in blocker.banned(own[: REPEAT_TOKENS - 1 + len(loop)])
