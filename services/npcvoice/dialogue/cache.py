@@ -113,7 +113,12 @@ class ConversationCache:
 def prefill(generator: Any, pending: list[int], size: int, held: list[int] | None = None) -> list[int]:
     """Run the first ``size`` tokens of ``pending`` through ``generator`` (and note them in ``held``, the
     generator's token list); returns the tokens still to prefill. One chunk per worker step keeps a long
-    prompt from holding the worker while other replies wait."""
+    prompt from holding the worker while other replies wait.
+
+    A chunk is never a lone token: onnxruntime runs a one-token step through other kernels (matrix-vector)
+    whose results differ in the last bits from the same token inside a longer chunk, so a prompt split
+    with a lone token would not give the same reply to the same seed as the prompt split otherwise."""
+    size = size + 1 if len(pending) == size + 1 else size
     chunk = pending[:size]
     generator.append_tokens(chunk)
     if held is not None:

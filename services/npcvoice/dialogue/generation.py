@@ -198,7 +198,8 @@ class Generation:
         shared = 0
         fits = conversation is not None and len(ids) + max_tokens <= conversation.max_length
         if conversation is not None and fits and conversation.model_id == model.model_id:
-            shared = min(common_prefix(conversation.tokens, ids), len(ids) - 1)
+            # at least two tokens to prefill: a lone one would change the numerics (see cache.prefill)
+            shared = min(common_prefix(conversation.tokens, ids), len(ids) - 2)
         if shared > 0 and conversation is not None:
             if shared < len(conversation.tokens):
                 conversation.generator.rewind_to(shared)
