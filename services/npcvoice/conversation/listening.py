@@ -26,7 +26,8 @@ class Listener:
         on_final: Callable[[str, float, float], Awaitable[None]],
     ) -> None:
         """``on_final(text, speech_end, transcript_s)``: ``speech_end`` is when the player stopped talking
-        (perf_counter), ``transcript_s`` how long the final transcript took from then."""
+        (perf_counter), ``transcript_s`` how long the final transcript took from then; ``text`` may be
+        empty (the utterance was noise)."""
         self._gateway = gateway
         self._config = config
         self._on_speech, self._on_interim, self._on_final = on_speech, on_interim, on_final
@@ -95,8 +96,6 @@ class Listener:
             transcript = response.transcript
             if not transcript.is_final:
                 self._on_interim(transcript.text)
-                continue
-            if not transcript.text.strip():
                 continue
             now = time.perf_counter()
             speech_end = self._speech_end(times, transcript.end_seconds)

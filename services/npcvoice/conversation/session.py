@@ -4,13 +4,14 @@ The session reads the client's messages (typed lines, audio, playback positions,
 writes events to one output queue. Audio goes to the listener (``listening``), whose final transcripts
 start turns; typed lines start them at once. A turn (``turn``) runs as a task. If the player speaks (or
 types) while the NPC is still replying, the turn is cancelled at once and memory keeps only what the
-player heard, marked as interrupted.
+player heard, marked as interrupted. If the player goes on talking right after a final transcript, before
+anything of the reply reached them, the final was only part of their line: the reply is dropped unsaid
+and the next final continues the same line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -31,6 +32,15 @@ MAX_AUDIO_CHUNK_BYTES = 1 << 20
 Outgoing = conversation_pb2.ConverseResponse | BaseException | None
 
 
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel a turn and wait until it has ended. A cancellation that arrives while the Redis client is
+    reading can be swallowed (the turn would then go on to reply in full), so it is repeated until the
+    task is done."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+
+
 class Session:
     def __init__(self, gateway: Gateway, config: SessionConfig) -> None:
         self.gateway = gateway
@@ -40,12 +50,13 @@ class Session:
         self.world = dict(config.context)  # what the game says about the world now
         self.turns = TurnPipeline(gateway, config, self.memory, self.out.put_nowait, self.world)
         self.listener = Listener(
-            gateway, config, on_speech=self.interrupt, on_interim=self._interim, on_final=self._heard
+            gateway, config, on_speech=self._speech_started, on_interim=self._interim, on_final=self._heard
         )
         self._turn_index = 0
         self._turn: asyncio.Task[None] | None = None
         self._state: TurnState | None = None
         self._playback: dict[int, int] = {}
+        self._continued = ""  # the player's line so far, when they went on talking after its final
 
     async def start(self) -> conversation_pb2.ConverseResponse:
         persona = self.gateway.persona(self.config.npc_id, "config.npc_id")
@@ -75,6 +86,9 @@ class Session:
                 await self._speak_first(convert.speak_instruction(request.speak))
         self.listener.end_of_speech()
         await self.listener.finished()
+        if self._continued:  # the player went on, but nothing more was heard: answer what they said
+            self._start_turn(self._continued, time.perf_counter(), 0.0)
+            self._continued = ""
         if self._turn is not None and not self._turn.done():
             await self._turn  # (a turn that failed has already put its error on the queue)
 
@@ -85,7 +99,8 @@ class Session:
         if len(text) > limit:
             raise InvalidArgument("text", f"at most {limit} characters, got {len(text)}")
         await self.interrupt()
-        self._start_turn(text.strip(), time.perf_counter(), 0.0)
+        line, self._continued = " ".join(filter(None, [self._continued, text.strip()])), ""
+        self._start_turn(line, time.perf_counter(), 0.0)
 
     async def _event(self, event: GameEvent) -> None:
         """Remember what happened; if the persona has a trigger that speaks, the NPC reacts aloud."""
@@ -115,9 +130,27 @@ class Session:
         self.out.put_nowait(convert.transcript(self._turn_index, text, is_final=False))
 
     async def _heard(self, text: str, speech_end: float, transcript_s: float) -> None:
-        """A final transcript: the player's line, which replaces any reply still going on."""
+        """A final transcript (possibly empty: noise): the player's line, which replaces any reply still
+        going on, and continues the line they went on talking after."""
+        line, self._continued = " ".join(filter(None, [self._continued, text])), ""
+        if not line:
+            return
         await self.interrupt()
-        self._start_turn(text, speech_end, transcript_s)
+        self._start_turn(line, speech_end, transcript_s)
+
+    async def _speech_started(self) -> None:
+        """The player talks: barge-in, or, if nothing of the reply has reached them yet, more of the same
+        line (they had only paused): the reply to the part is dropped unsaid, and its line is kept."""
+        task, state = self._turn, self._state
+        if task is None or state is None or task.done() or state.first_audio_s or not state.transcript_s:
+            await self.interrupt()
+            return
+        await stop(task)
+        self._continued = state.player_text
+        self.out.put_nowait(convert.interruption(state.index, "", 0))
+        latency = {"transcript": state.transcript_s, "first_token": 0.0, "first_audio": 0.0,
+                   "total": time.perf_counter() - state.origin}  # fmt: skip
+        self.out.put_nowait(convert.turn_end(state.index, state.player_text, "", True, latency))
 
     def _start_turn(self, player_text: str, origin: float, transcript_s: float, cue: str = "") -> None:
         state = TurnState(self._turn_index, player_text, origin, transcript_s, cue=cue)
@@ -144,9 +177,7 @@ class Session:
         if task is None or state is None or task.done():
             return
         state.interrupted = True
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
         heard_samples = self._playback.get(state.index, state.delivered_samples)
         heard = heard_text(state.sentences, heard_samples) if self.config.voice_reply else state.reply_text
         self.out.put_nowait(convert.interruption(state.index, heard, heard_samples))

@@ -20,12 +20,14 @@ class SpeechOptions(BaseModel):
     max_waiting: int = Field(
         8, ge=0, description="Transcriptions that may wait; more get RESOURCE_EXHAUSTED."
     )
-    beam_size: int = Field(1, ge=1, le=10, description="1 is fastest; 5 is what Whisper's papers use.")
+    beam_size: int = Field(
+        5, ge=1, le=10, description="Finals and Recognize (interims use 1): 5 is what Whisper's papers use."
+    )
     final_window: Literal["full", "fit"] = Field(
         "fit",
-        description="Finals and Recognize: 'fit' encodes only the utterance (about 3.7x faster on a "
-        "2-core CPU, same word error rate in bench/speech.py); 'full' pads to Whisper's 30 s window as "
-        "faster-whisper does.",
+        description="Finals and Recognize: 'fit' encodes the utterance in a window of at least 12 s "
+        "(two to four times faster on a 2-core CPU, same word error rate on real recordings in "
+        "bench/speech.py); 'full' pads to Whisper's 30 s window as faster-whisper does.",
     )
     interim_window: Literal["full", "fit"] = Field(
         "fit", description="Interim transcripts: 'fit' by default."
@@ -36,6 +38,20 @@ class SpeechOptions(BaseModel):
     min_speech_ms: int = Field(150, ge=32, le=2000, description="Shorter sounds are not speech.")
     speech_pad_ms: int = Field(150, ge=0, le=1000, description="Audio kept around detected speech.")
     interim_interval_ms: int = Field(600, ge=100, le=10000, description="Cadence of interim transcripts.")
+    # end of turn: a pause that sounds unfinished waits longer than min_silence_ms
+    end_of_turn: Literal["model", "silence"] = Field(
+        "silence",
+        description="'silence': min_silence_ms ends an utterance. 'model': an end-of-turn model (Smart "
+        "Turn v3, from the pipecat-ai package) hears each pause; one that sounds unfinished ends only "
+        "after max_silence_ms (off by default: see docs/benchmarks.md, speech).",
+    )
+    turn_model: str = Field(
+        "", description="Smart Turn ONNX file; empty means the one inside the pipecat-ai package."
+    )
+    turn_threshold: float = Field(0.5, gt=0, lt=1, description="Probability of 'finished' that ends a turn.")
+    max_silence_ms: int = Field(
+        2000, ge=100, le=10000, description="Silence that ends a turn that sounded unfinished."
+    )
     # limits
     max_utterance_s: float = Field(30.0, gt=1, description="An utterance this long is finalised and cut.")
     max_stream_s: float = Field(900.0, gt=1, description="Audio one stream may carry.")

@@ -155,7 +155,9 @@ class RecognitionStream:
         self._recognition = engine.check(config.recognition)
         endpointing = endpointing_for(config.endpointing, options)
         interim_s = interim_interval_s(config, options)
-        self._detector = UtteranceDetector(endpointing, options.max_utterance_s, interim_s)
+        self._detector = UtteranceDetector(
+            endpointing, options.max_utterance_s, interim_s, turn_end=engine.turn_end
+        )
         self._resampler = soxr.ResampleStream(self._rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
         self._received_s = 0.0
         self._queue: asyncio.Queue[_Queued | BaseException | None] = asyncio.Queue()
@@ -249,9 +251,11 @@ class RecognitionStream:
 
     def _transcribe(self, utterance: UtteranceAudio) -> asyncio.Task[Transcript]:
         options = self._engine.options
-        window = options.final_window if utterance.final or utterance.speculative else options.interim_window
+        final = utterance.final or utterance.speculative
+        window = options.final_window if final else options.interim_window
+        beam = None if final else 1  # an interim is soon replaced: the fastest search will do
         return asyncio.ensure_future(
-            self._workers.run(self._engine.transcribe, utterance.audio, self._recognition, window)
+            self._workers.run(self._engine.transcribe, utterance.audio, self._recognition, window, beam)
         )
 
     def _final_task(self, final: UtteranceAudio) -> asyncio.Task[Transcript]:

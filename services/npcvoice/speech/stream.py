@@ -4,9 +4,14 @@ Pure logic over the VAD's probabilities: it says when speech starts and ends, ha
 utterance for its final transcript, and asks for interim transcripts at a steady cadence. It never waits
 for a transcription, so speech detection (which the gateway uses for barge-in) is never held up.
 
-Once the silence after speech has lasted the padding, the audio the final will use is already known, so
-it is handed out early, marked speculative: transcription starts while the endpoint's silence is still
-being confirmed. If the player goes on talking, that guess is simply not used.
+Once the silence after speech has lasted a moment, the audio the final will use is known (the rest of
+its padding is silence), so it is handed out early, marked speculative: transcription starts while the
+endpoint's silence is still being confirmed. If the player goes on talking, that guess is not used.
+
+A pause is not always the end of a turn: people stop at a comma and go on. When the silence has lasted
+the padding, an end-of-turn model (when there is one) hears the utterance so far: if it sounds finished,
+the short silence (``min_silence_ms``) ends it; if it sounds unfinished, the utterance waits for the
+player to go on, up to a longer silence (``max_silence_ms``) after which it ends anyway.
 """
 
 from __future__ import annotations
@@ -18,10 +23,14 @@ from typing import Literal
 
 import numpy as np
 
+from npcvoice.speech.turn_end import TurnEndModel
 from npcvoice.speech.vad import SAMPLE_RATE, WINDOW, Endpointing, SileroStream, SpeechProbability
 
 FinalReason = Literal["endpoint", "max_duration", "end_of_stream"]
 NEGATIVE_MARGIN = 0.15  # below threshold minus this, a window counts as silence (hysteresis)
+# Windows of silence after which the final's transcription starts speculatively. Two (64 ms) rather than
+# the whole padding: the final's window is 12 s of audio and beam 5, and its time counts from here.
+SPECULATE_AFTER = 2
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,22 @@ class UtteranceAudio:
 Event = SpeechStarted | SpeechEnded | UtteranceAudio
 
 
+@dataclass(frozen=True)
+class TurnEnd:
+    """An end-of-turn model and how the detector uses it."""
+
+    model: TurnEndModel
+    threshold: float = 0.5  # probability of "finished" from which the short silence ends the turn
+    max_silence_ms: int = 2000  # the silence that ends a turn that sounded unfinished
+
+    @property
+    def max_silence_windows(self) -> int:
+        return max(1, round(self.max_silence_ms * SAMPLE_RATE / 1000 / WINDOW))
+
+    def finished(self, audio: np.ndarray) -> bool:
+        return self.model.probability(audio) >= self.threshold
+
+
 class UtteranceDetector:
     def __init__(
         self,
@@ -60,15 +85,20 @@ class UtteranceDetector:
         max_utterance_s: float,
         interim_interval_s: float | None,
         vad: SpeechProbability | None = None,
+        turn_end: TurnEnd | None = None,
     ) -> None:
         self._endpointing = endpointing
+        self._turn_end = turn_end
         self._vad = vad or SileroStream()
         self._max_utterance = int(max_utterance_s * SAMPLE_RATE)
         self._interim_every = int(interim_interval_s * SAMPLE_RATE) if interim_interval_s else None
         self._pad = int(endpointing.speech_pad_ms * SAMPLE_RATE / 1000)
         self._min_speech = endpointing.windows(endpointing.min_speech_ms)
         self._min_silence = endpointing.windows(endpointing.min_silence_ms)
-        self._speculate_after = max(1, -(-self._pad // WINDOW))
+        pad_windows = max(1, -(-self._pad // WINDOW))
+        self._speculate_after = min(pad_windows, SPECULATE_AFTER)
+        self._judge_after = min(pad_windows, self._min_silence)  # the end-of-turn model hears the padding
+        self._silence_needed = self._min_silence
         self._pending = np.zeros(0, np.float32)
         self._windows_seen = 0
         self._history: deque[np.ndarray] = deque(maxlen=self._min_speech + self._pad // WINDOW + 2)
@@ -116,24 +146,27 @@ class UtteranceDetector:
 
         self._utterance.append(window)
         end = (index + 1) * WINDOW
+        silent = probability < threshold - NEGATIVE_MARGIN
         if probability >= threshold:
             self._silence_run = 0
-        elif probability < threshold - NEGATIVE_MARGIN:
+            self._silence_needed = self._min_silence
+        elif silent:
             self._silence_run += 1
         events: list[Event] = []
-        if (
-            probability < threshold - NEGATIVE_MARGIN
-            and self._silence_run == self._speculate_after < self._min_silence
-        ):
-            cut = min(end, end - self._silence_run * WINDOW + self._pad)
-            audio = np.concatenate(self._utterance)[: cut - self._utterance_start]
+        if silent and self._silence_run == self._judge_after:
+            self._silence_needed = self._silence_to_end()
+        if silent and self._silence_run == self._speculate_after < self._silence_needed:
+            cut = end - self._silence_run * WINDOW + self._pad
+            # the padding not heard yet is silence (the VAD says so): zeros stand in for it
+            heard = np.concatenate(self._utterance)[: cut - self._utterance_start]
+            audio = np.concatenate([heard, np.zeros(cut - self._utterance_start - len(heard), np.float32)])
             start_s = self._utterance_start / SAMPLE_RATE
             events.append(
                 UtteranceAudio(
                     self.utterance_index, audio, start_s, cut / SAMPLE_RATE, False, speculative=True
                 )
             )
-        if self._silence_run >= self._min_silence:
+        if self._silence_run >= self._silence_needed:
             speech_end = end - self._silence_run * WINDOW
             events.append(SpeechEnded(self.utterance_index, speech_end / SAMPLE_RATE))
             events.append(self._cut(min(end, speech_end + self._pad), "endpoint"))
@@ -151,6 +184,13 @@ class UtteranceDetector:
                                          end / SAMPLE_RATE, final=False))  # fmt: skip
         return events
 
+    def _silence_to_end(self) -> int:
+        """Windows of silence that end the utterance in this pause: few if it sounds finished."""
+        if self._turn_end is None:
+            return self._min_silence
+        finished = self._turn_end.finished(np.concatenate(self._utterance))
+        return self._min_silence if finished else max(self._min_silence, self._turn_end.max_silence_windows)
+
     def _start(self, first_speech: int, end: int) -> SpeechStarted:
         """Open an utterance whose speech began at sample ``first_speech``; the stream has reached ``end``."""
         start = max(self._floor, first_speech - self._pad)
@@ -161,6 +201,7 @@ class UtteranceDetector:
         self._history.clear()
         self._in_speech = True
         self._silence_run = 0
+        self._silence_needed = self._min_silence
         self._last_interim_samples = 0
         return SpeechStarted(self.utterance_index, first_speech / SAMPLE_RATE)
 
