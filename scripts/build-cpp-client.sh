@@ -7,7 +7,7 @@
 # to run); anything else: the install or the build failed.
 set -eu
 cd "$(dirname "$0")/.."
-BUILD="${NPCVOICE_CPP_BUILD:-build/cpp}"
+BUILD=build/cpp  # tests/test_cpp_client.py runs the sample from here
 # gRPC's CMake config checks that every one of its plugins exists, hence protobuf-compiler-grpc;
 # pkg-config is how it finds RE2.
 PACKAGES="cmake g++ make pkg-config libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc"
