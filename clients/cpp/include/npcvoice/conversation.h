@@ -7,10 +7,11 @@
 //   conversation.send_text("Can you repair my sword?");
 //   while (auto event = conversation.wait(std::chrono::seconds(30))) { ... }   // or poll() once a frame
 //
-// Threads: the stream is read by a thread the Conversation owns. Events never run game code on it: they
-// wait in a queue until poll() or wait() takes them, on whatever thread calls those (the game thread).
-// The send_* functions may be called from any thread (a microphone callback, the game thread); they are
-// serialized inside and block only while gRPC's flow control holds the message.
+// Threads: the Conversation owns two, one reading the stream and one writing it, and joins them when it
+// is destroyed. No game code runs on them: events wait in a queue until poll() or wait() takes them, on
+// whatever thread calls those (the game thread). The send_* functions may be called from any thread (a
+// microphone callback, the game thread); they queue the message and return at once, and the writing
+// thread sends them in the order they were queued. Nothing here waits on the network but wait().
 #pragma once
 
 #include <chrono>
@@ -43,15 +44,15 @@ struct ConversationOptions {
 
 class Conversation {
  public:
-  // Opens the stream and sends the config; does not wait for the gateway (the first event is Started,
-  // or Closed with the reason, such as an unknown NPC or an unreachable address).
+  // Opens the stream and sends the config in the background; does not wait for the gateway (the first
+  // event is Started, or Closed with the reason, such as an unknown NPC or an unreachable address).
   explicit Conversation(const ConversationOptions& options);
   // Cancels the stream if it is still open and joins the reading thread.
   ~Conversation();
   Conversation(const Conversation&) = delete;
   Conversation& operator=(const Conversation&) = delete;
 
-  // Each returns false once the stream can take no more (closed, failed or cancelled).
+  // Each queues one message; false once the stream takes no more (input finished, stream over).
   bool send_text(const std::string& line);                          // a typed line starts a turn
   bool send_audio(const std::int16_t* samples, std::size_t count);  // microphone audio, as captured
   bool end_of_speech();                                             // push-to-talk released
@@ -59,7 +60,8 @@ class Conversation {
   // exactly the words heard up to there. Send it every few frames while a reply plays.
   bool send_playback(int turn_index, std::int64_t played_samples);
 
-  // No more input: the gateway finishes the turn in progress, then ends the stream (Closed).
+  // No more input, after what is queued: the gateway finishes the turn in progress, then ends the
+  // stream (Closed).
   void finish_input();
   // Stops at once; the stream ends with Closed (code CANCELLED).
   void cancel();
