@@ -162,11 +162,13 @@ bool converse(Conversation& conversation, const sample::Options& options, Clock:
 }
 
 void print_reply(const Reply& reply, const sample::Options& options, const Playback& playback) {
+  const std::string not_written = "not written (text only)";
   std::printf("player: %s\n", reply.player_text.c_str());
   std::printf("reply: %s\n", reply.text.c_str());
   std::printf("audio: %.3f s at %d Hz in %d chunks -> %s\n", reply.seconds(), reply.sample_rate,
-              reply.audio_chunks, options.out_wav.c_str());
-  std::printf("visemes: %zu frames -> %s\n", reply.visemes.size(), options.out_visemes.c_str());
+              reply.audio_chunks, (options.text_only ? not_written : options.out_wav).c_str());
+  std::printf("visemes: %zu frames -> %s\n", reply.visemes.size(),
+              (options.text_only ? not_written : options.out_visemes).c_str());
   std::printf("playback: %d positions reported, the last %lld samples of turn %d\n", playback.reports(),
               static_cast<long long>(playback.last()), playback.turn());
   const npcvoice::Latency& l = reply.end->latency;
@@ -189,15 +191,20 @@ bool close(Conversation& conversation, Clock::time_point deadline) {
 
 int main(int argc, char** argv) {
   sample::Options options;
-  std::string error;
-  if (!sample::parse(argc, argv, options, error)) {
+  std::string error = sample::parse(argc, argv, options);
+  if (!error.empty()) {
     std::fprintf(stderr, "npc_talk: %s\n%s", error.c_str(), sample::kUsage);
     return 2;
+  }
+  if (options.help) {
+    std::printf("%s", sample::kUsage);
+    return 0;
   }
   std::vector<std::int16_t> voice;
   int voice_rate = 0;
   if (!options.wav.empty() && !npcvoice::read_wav(options.wav, voice, voice_rate, error)) {
-    return fail(error), 2;
+    fail(error);
+    return 2;
   }
   npcvoice::ConversationOptions settings;
   settings.address = options.address;
@@ -223,11 +230,14 @@ int main(int argc, char** argv) {
   microphone.reset();
   if (!close(conversation, deadline)) return 1;
   print_reply(reply, options, playback);
-  if (!options.text_only && !npcvoice::write_wav(options.out_wav, reply.samples, reply.sample_rate)) {
-    return fail("cannot write " + options.out_wav), 1;
+  if (options.text_only) return 0;
+  if (!npcvoice::write_wav(options.out_wav, reply.samples, reply.sample_rate)) {
+    fail("cannot write " + options.out_wav);
+    return 1;
   }
-  if (!options.text_only && !npcvoice::write_visemes(options.out_visemes, reply)) {
-    return fail("cannot write " + options.out_visemes), 1;
+  if (!npcvoice::write_visemes(options.out_visemes, reply)) {
+    fail("cannot write " + options.out_visemes);
+    return 1;
   }
   return 0;
 }

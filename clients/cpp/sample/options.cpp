@@ -7,6 +7,7 @@ namespace sample {
 
 const char* const kUsage =
     "usage: npc_talk --npc ID (--text LINE | --wav FILE) [options]\n"
+    "  --help                  this list\n"
     "  --address HOST:PORT     the conversation gateway (default 127.0.0.1:50050)\n"
     "  --api-key KEY           sent as 'authorization: Bearer KEY'\n"
     "  --player ID             the player's id (default cpp-sample)\n"
@@ -39,14 +40,18 @@ bool to_integer(const std::string& text, std::int64_t& out) {
 
 }  // namespace
 
-bool parse(int argc, char** argv, Options& options, std::string& error) {
+std::string parse(int argc, char** argv, Options& options) {
   for (int i = 1; i < argc; ++i) {
     const std::string name = argv[i];
+    if (name == "--help" || name == "-h") {
+      options.help = true;
+      return "";
+    }
     if (name == "--fast" || name == "--text-only") {
       (name == "--fast" ? options.fast : options.text_only) = true;
       continue;
     }
-    if (i + 1 >= argc) return error = "unknown argument, or one without its value: " + name, false;
+    if (i + 1 >= argc) return "unknown argument, or one without its value: " + name;
     const std::string value = argv[++i];
     double number = 0;
     std::int64_t integer = 0;
@@ -77,12 +82,12 @@ bool parse(int argc, char** argv, Options& options, std::string& error) {
     } else if (name == "--timeout" && to_number(value, number)) {
       options.timeout_s = number;
     } else {
-      return error = "unknown argument, or not a number: " + name + " " + value, false;
+      return "unknown argument, or not a number: " + name + " " + value;
     }
   }
-  if (options.npc.empty()) return error = "--npc is required", false;
-  if (options.text.empty() == options.wav.empty()) return error = "give one of --text or --wav", false;
-  return true;
+  if (options.npc.empty()) return "--npc is required";
+  if (options.text.empty() == options.wav.empty()) return "give one of --text or --wav";
+  return "";
 }
 
 }  // namespace sample

@@ -8,6 +8,7 @@
 namespace sample {
 
 struct Options {
+  bool help = false;
   std::string address = "127.0.0.1:50050";
   std::string api_key;
   std::string npc;
@@ -27,7 +28,7 @@ struct Options {
 
 extern const char* const kUsage;
 
-// Fills `options` from the arguments; false with `error` set when they are wrong.
-bool parse(int argc, char** argv, Options& options, std::string& error);
+// Fills `options` from the arguments; what is wrong with them, or nothing.
+std::string parse(int argc, char** argv, Options& options);
 
 }  // namespace sample

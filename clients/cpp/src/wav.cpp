@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "file.h"
@@ -34,6 +35,11 @@ std::vector<std::uint8_t> read_all(std::FILE* in) {
   while ((count = std::fread(block, 1, sizeof block, in)) > 0)
     bytes.insert(bytes.end(), block, block + count);
   return bytes;
+}
+
+bool failed(std::string& error, std::string message) {
+  error = std::move(message);
+  return false;
 }
 
 struct Format {
@@ -71,10 +77,10 @@ bool write_wav(const std::string& path, const std::vector<std::int16_t>& samples
 bool read_wav(const std::string& path, std::vector<std::int16_t>& samples, int& sample_rate,
               std::string& error) {
   File file = open_file(path, "rb");
-  if (!file) return error = path + ": cannot open", false;
+  if (!file) return failed(error, path + ": cannot open");
   const std::vector<std::uint8_t> bytes = read_all(file.get());
   if (bytes.size() < 12 || std::memcmp(bytes.data(), "RIFF", 4) || std::memcmp(bytes.data() + 8, "WAVE", 4)) {
-    return error = path + ": not a WAV file", false;
+    return failed(error, path + ": not a WAV file");
   }
   Format format;
   // Chunks follow the header, each an id, a size and its bytes (padded to even sizes).
@@ -87,7 +93,7 @@ bool read_wav(const std::string& path, std::vector<std::int16_t>& samples, int& 
                 tag == 1 || tag == 0xfffe};  // PCM, or PCM in WAVE_FORMAT_EXTENSIBLE
     } else if (!std::memcmp(chunk, "data", 4)) {
       if (!format.pcm || format.bits != 16 || format.channels < 1) {
-        return error = path + ": only 16-bit PCM WAV files are supported", false;
+        return failed(error, path + ": only 16-bit PCM WAV files are supported");
       }
       const std::size_t frames = size / (2 * format.channels);
       samples.assign(frames, 0);
@@ -103,7 +109,7 @@ bool read_wav(const std::string& path, std::vector<std::int16_t>& samples, int& 
     }
     at += 8 + size + (size & 1);
   }
-  return error = path + ": no audio data", false;
+  return failed(error, path + ": no audio data");
 }
 
 }  // namespace npcvoice

@@ -37,9 +37,11 @@ struct ConversationOptions {
   int frame_rate = 0;          // viseme frames per second: 24, 30 or 60; 0 = the persona's
   bool interim_transcripts = false;
   std::optional<std::int64_t> seed;  // the same lines and memory give the same replies
-  // TODO(#14): game context and events (what the player holds, where they stand, what just happened)
-  // go here once npc.conversation.v1 has messages for them; convert.cpp then fills them into the
-  // config or sends them as their own requests.
+  // TODO(#14): game context and events (where the player stands, what they carry, what just happened).
+  // This branch's contract has no messages for them; main has since added WorldContext (in the config
+  // and as a request), GameEvent and NpcSpeak to npc.conversation.v1. After the merge: a context map
+  // here, filled into ConverseConfig.context by convert::config, and send_context / send_event /
+  // ask_to_speak beside send_text, each one convert:: function and one enqueue.
 };
 
 class Conversation {
