@@ -1,0 +1,79 @@
+// One conversation with an NPC: a Converse stream to the npcvoice conversation gateway.
+//
+//   npcvoice::ConversationOptions options;
+//   options.npc_id = "blacksmith_hilda";
+//   options.player_id = "player-1";
+//   npcvoice::Conversation conversation(options);   // connects and sends the config
+//   conversation.send_text("Can you repair my sword?");
+//   while (auto event = conversation.wait(std::chrono::seconds(30))) { ... }   // or poll() once a frame
+//
+// Threads: the Conversation owns two, one reading the stream and one writing it, and joins them when it
+// is destroyed. No game code runs on them: events wait in a queue until poll() or wait() takes them, on
+// whatever thread calls those (the game thread). The send_* functions may be called from any thread (a
+// microphone callback, the game thread); they queue the message and return at once, and the writing
+// thread sends them in the order they were queued. Nothing here waits on the network but wait().
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "npcvoice/events.h"
+
+namespace npcvoice {
+
+struct ConversationOptions {
+  std::string address = "127.0.0.1:50050";  // the gateway, host:port (plaintext gRPC)
+  std::string api_key;                      // sent as "authorization: Bearer <key>" when set
+  std::string npc_id;
+  std::string player_id;
+  std::string player_name;     // how the NPC may address the player; optional
+  bool voice_reply = true;     // false: reply text and events only, no audio or visemes
+  int input_sample_rate = 0;   // the microphone's rate (PCM16 mono); 0 when the player only types
+  int output_sample_rate = 0;  // the reply audio's rate; 0 = the voice's own
+  int frame_rate = 0;          // viseme frames per second: 24, 30 or 60; 0 = the persona's
+  bool interim_transcripts = false;
+  std::optional<std::int64_t> seed;  // the same lines and memory give the same replies
+  // TODO(#14): game context and events (where the player stands, what they carry, what just happened).
+  // This branch's contract has no messages for them; main has since added WorldContext (in the config
+  // and as a request), GameEvent and NpcSpeak to npc.conversation.v1. After the merge: a context map
+  // here, filled into ConverseConfig.context by convert::config, and send_context / send_event /
+  // ask_to_speak beside send_text, each one convert:: function and one enqueue.
+};
+
+class Conversation {
+ public:
+  // Opens the stream and sends the config in the background; does not wait for the gateway (the first
+  // event is Started, or Closed with the reason, such as an unknown NPC or an unreachable address).
+  explicit Conversation(const ConversationOptions& options);
+  // Cancels the stream if it is still open and joins the reading thread.
+  ~Conversation();
+  Conversation(const Conversation&) = delete;
+  Conversation& operator=(const Conversation&) = delete;
+
+  // Each queues one message; false once the stream takes no more (input finished, stream over).
+  bool send_text(const std::string& line);                          // a typed line starts a turn
+  bool send_audio(const std::int16_t* samples, std::size_t count);  // microphone audio, as captured
+  bool end_of_speech();                                             // push-to-talk released
+  // How many samples of turn `turn_index`'s reply the game has played: on a barge-in, memory keeps
+  // exactly the words heard up to there. Send it every few frames while a reply plays.
+  bool send_playback(int turn_index, std::int64_t played_samples);
+
+  // No more input, after what is queued: the gateway finishes the turn in progress, then ends the
+  // stream (Closed).
+  void finish_input();
+  // Stops at once; the stream ends with Closed (code CANCELLED).
+  void cancel();
+
+  std::optional<Event> poll();  // the next event, or nothing yet (never blocks)
+  std::optional<Event> wait(std::chrono::milliseconds timeout);  // the next event, or nothing in time
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace npcvoice

@@ -1,0 +1,34 @@
+// The console sample's command line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace sample {
+
+struct Options {
+  bool help = false;
+  std::string address = "127.0.0.1:50050";
+  std::string api_key;
+  std::string npc;
+  std::string player = "cpp-sample";
+  std::string text;   // a typed line, or
+  std::string wav;    // the player's voice, streamed in real time (PCM16 WAV)
+  bool fast = false;  // stream the WAV as fast as the stream takes it instead of in real time
+  std::string out_wav = "reply.wav";
+  std::string out_visemes = "reply.json";
+  int frame_rate = 0;
+  bool text_only = false;
+  std::optional<std::int64_t> seed;
+  std::string interrupt_with;  // typed once the reply has played interrupt_after_s (barge-in)
+  double interrupt_after_s = 0.5;
+  double timeout_s = 120;
+};
+
+extern const char* const kUsage;
+
+// Fills `options` from the arguments; what is wrong with them, or nothing.
+std::string parse(int argc, char** argv, Options& options);
+
+}  // namespace sample

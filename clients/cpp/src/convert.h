@@ -1,0 +1,27 @@
+// Every protobuf <-> plain C++ conversion of the client, so the rest never touches generated types.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "npc/conversation/v1/conversation.pb.h"
+#include "npcvoice/conversation.h"
+#include "npcvoice/events.h"
+
+namespace npcvoice::convert {
+
+namespace pb = ::npc::conversation::v1;
+
+pb::ConverseRequest config(const ConversationOptions& options);
+pb::ConverseRequest text(const std::string& line);
+pb::ConverseRequest audio(const std::int16_t* samples, std::size_t count);
+pb::ConverseRequest end_of_speech();
+pb::ConverseRequest playback(int turn_index, std::int64_t played_samples);
+
+// The event in a response; nothing for a kind this build does not know yet (a newer gateway's), which
+// the caller skips as protobuf skips unknown fields.
+std::optional<Event> event(const pb::ConverseResponse& response);
+
+}  // namespace npcvoice::convert
