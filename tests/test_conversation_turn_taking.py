@@ -7,12 +7,11 @@ import numpy as np
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from tests.support.conversation import Conversation, config, export, pcm16
-from tests.test_conversation import gateway  # noqa: F401  (the fixture)
 
 RATE = 16000
 
 
-async def test_a_player_who_goes_on_after_a_pause_is_answered_once_for_the_whole_line(gateway, speak):  # noqa: F811
+async def test_a_player_who_goes_on_after_a_pause_is_answered_once_for_the_whole_line(gateway, speak):
     # 0.6 s of silence ends the first utterance; the second follows before any reply audio can exist.
     pause = np.zeros(int(0.6 * RATE), np.float32)
     speech = np.concatenate(
