@@ -248,3 +248,36 @@ async def test_a_session_that_starts_while_redis_is_away_talks_and_its_turns_rea
         await service.channel.close()
         await service.host.stop(grace=0)
         redis.stop()
+
+
+async def test_kill_9_of_the_speech_service_while_the_player_talks_ends_the_stream_at_once_naming_it(
+    test_persona_dir, redis_server, dialogue_service, voice_service, face_service
+):
+    import numpy as np
+
+    from npcvoice.api.npc.audio.v1 import audio_pb2
+    from tests.support.conversation import pcm16
+
+    port = free_port()
+    speech = serve("speech", port, {})
+    options = gateway_options(
+        test_persona_dir, redis_server, Remote(port), dialogue_service, voice_service, face_service
+    )
+    service = await start_service("conversation", REGISTRATION, options)
+    try:
+        audio_format = audio_pb2.AudioFormat(encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=16000)
+        conversation = Conversation(service, config("player-speech-dies", input_audio=audio_format))
+        assert (await conversation.next()).WhichOneof("event") == "started"
+        conversation.send(audio=pcm16(np.zeros(1600, np.float32)))  # the speech stream is open
+        os.kill(speech.pid, signal.SIGKILL)
+        speech.wait(10)
+        # The client keeps its side open and sends nothing more: the error must come without it.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await conversation.next()
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "speech service at 127.0.0.1:" in (caught.value.details() or "")
+    finally:
+        speech.kill()
+        speech.wait(10)
+        await service.channel.close()
+        await service.host.stop(grace=0)

@@ -24,6 +24,7 @@ class Listener:
         on_speech: Callable[[], Awaitable[None]],
         on_interim: Callable[[str], None],
         on_final: Callable[[str, float, float], Awaitable[None]],
+        on_error: Callable[[BaseException], None],
     ) -> None:
         """``on_final(text, speech_end, transcript_s)``: ``speech_end`` is when the player stopped talking
         (perf_counter), ``transcript_s`` how long the final transcript took from then; ``text`` may be
@@ -31,6 +32,7 @@ class Listener:
         self._gateway = gateway
         self._config = config
         self._on_speech, self._on_interim, self._on_final = on_speech, on_interim, on_final
+        self._on_error = on_error  # a failed speech stream ends the conversation at once, not at its end
         self._task: asyncio.Task[None] | None = None
         self._audio_in: asyncio.Queue[bytes | None] | None = None
         self._audio_times: list[tuple[float, float]] = []  # (stream seconds at chunk end, arrival)
@@ -78,6 +80,12 @@ class Listener:
 
         previous = self._task
         self._task = asyncio.create_task(self._listen(config, audio(), self._audio_times, previous))
+        self._task.add_done_callback(self._failed)
+
+    def _failed(self, task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self._on_error(error)
 
     async def _listen(
         self,

@@ -50,7 +50,12 @@ class Session:
         self.world = dict(config.context)  # what the game says about the world now
         self.turns = TurnPipeline(gateway, config, self.memory, self.out.put_nowait, self.world)
         self.listener = Listener(
-            gateway, config, on_speech=self._speech_started, on_interim=self._interim, on_final=self._heard
+            gateway,
+            config,
+            on_speech=self._speech_started,
+            on_interim=self._interim,
+            on_final=self._heard,
+            on_error=self.out.put_nowait,
         )
         self._turn_index = 0
         self._turn: asyncio.Task[None] | None = None
