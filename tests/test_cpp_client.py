@@ -46,11 +46,6 @@ def options(test_persona_dir, redis_server, speech_service, dialogue_service, vo
     )
 
 
-@pytest.fixture
-async def gateway(hosted, options):
-    return await hosted("conversation", REGISTRATION, options)
-
-
 @dataclass
 class Run:
     status: int
@@ -178,3 +173,20 @@ async def test_the_api_key_is_sent_and_a_wrong_one_ends_the_sample_with_the_stat
     right = await run(npc_talk, gateway, "--api-key", "game-key", "--text-only", "--text", "Hello?")
     assert right.status == 0, right.err
     assert right.field("reply").strip() and right.field("audio").startswith("0.000 s")
+
+
+async def test_context_an_event_and_a_cue_from_cpp_reach_the_npc(npc_talk, gateway, dialogue_requests):
+    player = "cpp-events"
+    gift = "The player gave you a dragon scale."
+    reacted = await run(
+        npc_talk, gateway, "--player", player, "--text-only", "--context", "weather=a snowstorm",
+        "--event", f"item_given={gift}",
+    )  # fmt: skip
+    assert reacted.status == 0, reacted.err
+    assert reacted.field("player") == "" and reacted.field("cue").startswith(gift)  # Hilda's trigger spoke
+    assert reacted.field("reply").strip()
+    assert dict(dialogue_requests[-1].memory.world) == {"weather": "a snowstorm"}
+    called = await run(npc_talk, gateway, "--player", player, "--text-only", "--speak", "Greet the player.")
+    assert called.status == 0 and called.field("cue") == "Greet the player." and called.field("reply").strip()
+    stored = (await export(gateway, player)).turns
+    assert (stored[0].role, stored[0].text) == ("event", gift)

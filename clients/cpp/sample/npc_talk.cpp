@@ -164,6 +164,7 @@ bool converse(Conversation& conversation, const sample::Options& options, Clock:
 void print_reply(const Reply& reply, const sample::Options& options, const Playback& playback) {
   const std::string not_written = "not written (text only)";
   std::printf("player: %s\n", reply.player_text.c_str());
+  if (!reply.end->cue.empty()) std::printf("cue: %s\n", reply.end->cue.c_str());
   std::printf("reply: %s\n", reply.text.c_str());
   std::printf("audio: %.3f s at %d Hz in %d chunks -> %s\n", reply.seconds(), reply.sample_rate,
               reply.audio_chunks, (options.text_only ? not_written : options.out_wav).c_str());
@@ -215,15 +216,19 @@ int main(int argc, char** argv) {
   settings.input_sample_rate = voice_rate;
   settings.frame_rate = options.frame_rate;
   settings.seed = options.seed;
+  settings.context = options.context;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>(options.timeout_s));
   Conversation conversation(settings);
   std::optional<Microphone> microphone;
+  for (const auto& [name, description] : options.events) conversation.send_event(name, description);
   if (voice_rate) {
     microphone.emplace(conversation, std::move(voice), voice_rate, !options.fast);
-  } else {
+  } else if (!options.text.empty()) {
     conversation.send_text(options.text);
-  }
+  } else if (!options.speak.empty()) {
+    conversation.ask_to_speak(options.speak);
+  }  // else: the reply the NPC's trigger for the events makes
   Reply reply;
   Playback playback;
   if (!converse(conversation, options, deadline, reply, playback)) return 1;

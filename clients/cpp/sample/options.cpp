@@ -6,7 +6,7 @@
 namespace sample {
 
 const char* const kUsage =
-    "usage: npc_talk --npc ID (--text LINE | --wav FILE) [options]\n"
+    "usage: npc_talk --npc ID (--text LINE | --wav FILE | --speak INSTRUCTION | --event ...) [options]\n"
     "  --help                  this list\n"
     "  --address HOST:PORT     the conversation gateway (default 127.0.0.1:50050)\n"
     "  --api-key KEY           sent as 'authorization: Bearer KEY'\n"
@@ -14,6 +14,10 @@ const char* const kUsage =
     "  --text LINE             type LINE to the NPC\n"
     "  --wav FILE              say FILE (16-bit PCM WAV), streamed in real time as a microphone would\n"
     "  --fast                  stream the WAV as fast as possible instead\n"
+    "  --speak INSTRUCTION     the NPC speaks first, prompted by INSTRUCTION\n"
+    "  --event NAME=SENTENCE   a game event, sent first (repeatable); alone, wait for the reply the\n"
+    "                          NPC's trigger for it makes\n"
+    "  --context KEY=VALUE     world context sent with the config (repeatable), e.g. weather=snow\n"
     "  --out-wav FILE          the reply's audio (default reply.wav)\n"
     "  --out-visemes FILE      the reply's viseme frames, JSON, or CSV if FILE ends in .csv\n"
     "                          (default reply.json)\n"
@@ -71,6 +75,16 @@ std::string parse(int argc, char** argv, Options& options) {
       options.out_wav = value;
     } else if (name == "--out-visemes") {
       options.out_visemes = value;
+    } else if (name == "--speak") {
+      options.speak = value;
+    } else if ((name == "--event" || name == "--context") && value.find('=') != std::string::npos) {
+      const auto equals = value.find('=');
+      auto pair = std::make_pair(value.substr(0, equals), value.substr(equals + 1));
+      if (name == "--event") {
+        options.events.push_back(std::move(pair));
+      } else {
+        options.context.insert(std::move(pair));
+      }
     } else if (name == "--interrupt-with") {
       options.interrupt_with = value;
     } else if (name == "--frame-rate" && to_integer(value, integer)) {
@@ -86,7 +100,10 @@ std::string parse(int argc, char** argv, Options& options) {
     }
   }
   if (options.npc.empty()) return "--npc is required";
-  if (options.text.empty() == options.wav.empty()) return "give one of --text or --wav";
+  const int inputs = !options.text.empty() + !options.wav.empty() + !options.speak.empty();
+  if (inputs > 1 || (inputs == 0 && options.events.empty())) {
+    return "give one of --text, --wav or --speak, or --event alone";
+  }
   return "";
 }
 

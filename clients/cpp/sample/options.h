@@ -2,8 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace sample {
 
@@ -14,7 +17,10 @@ struct Options {
   std::string npc;
   std::string player = "cpp-sample";
   std::string text;   // a typed line, or
-  std::string wav;    // the player's voice, streamed in real time (PCM16 WAV)
+  std::string wav;    // the player's voice, streamed in real time (PCM16 WAV), or
+  std::string speak;  // an instruction: the NPC speaks first, or
+  std::vector<std::pair<std::string, std::string>> events;  // (name, description): its trigger may speak
+  std::map<std::string, std::string> context;               // world context, sent with the config
   bool fast = false;  // stream the WAV as fast as the stream takes it instead of in real time
   std::string out_wav = "reply.wav";
   std::string out_visemes = "reply.json";

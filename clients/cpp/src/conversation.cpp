@@ -159,6 +159,19 @@ bool Conversation::send_playback(int turn_index, std::int64_t played_samples) {
   return impl_->enqueue(convert::playback(turn_index, played_samples));
 }
 
+bool Conversation::send_context(const std::map<std::string, std::string>& values) {
+  return impl_->enqueue(convert::context(values));
+}
+
+bool Conversation::send_event(const std::string& name, const std::string& description,
+                              const std::map<std::string, std::string>& parameters) {
+  return impl_->enqueue(convert::event(name, description, parameters));
+}
+
+bool Conversation::ask_to_speak(const std::string& instruction) {
+  return impl_->enqueue(convert::speak(instruction));
+}
+
 void Conversation::finish_input() { impl_->enqueue(std::nullopt); }
 
 void Conversation::cancel() { impl_->context.TryCancel(); }

@@ -26,6 +26,29 @@ pb::ConverseRequest config(const ConversationOptions& options) {
   config.mutable_visemes()->set_frame_set(face_pb::FRAME_SET_BOTH);
   config.set_interim_transcripts(options.interim_transcripts);
   if (options.seed) config.set_seed(*options.seed);
+  config.mutable_context()->mutable_values()->insert(options.context.begin(), options.context.end());
+  return request;
+}
+
+pb::ConverseRequest context(const std::map<std::string, std::string>& values) {
+  pb::ConverseRequest request;
+  request.mutable_context()->mutable_values()->insert(values.begin(), values.end());
+  return request;
+}
+
+pb::ConverseRequest event(const std::string& name, const std::string& description,
+                          const std::map<std::string, std::string>& parameters) {
+  pb::ConverseRequest request;
+  pb::GameEvent& event = *request.mutable_event();
+  event.set_name(name);
+  event.set_description(description);
+  event.mutable_parameters()->insert(parameters.begin(), parameters.end());
+  return request;
+}
+
+pb::ConverseRequest speak(const std::string& instruction) {
+  pb::ConverseRequest request;
+  request.mutable_speak()->set_instruction(instruction);
   return request;
 }
 
@@ -113,7 +136,8 @@ TurnEnd turn_end(const pb::TurnEnd& in) {
   const pb::LatencyBreakdown& l = in.latency();
   return TurnEnd{
       in.turn_index(), in.player_text(), in.reply_text(), in.interrupted(),
-      Latency{l.transcript_seconds(), l.first_token_seconds(), l.first_audio_seconds(), l.total_seconds()}};
+      Latency{l.transcript_seconds(), l.first_token_seconds(), l.first_audio_seconds(), l.total_seconds()},
+      in.cue()};
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -19,6 +20,10 @@ pb::ConverseRequest text(const std::string& line);
 pb::ConverseRequest audio(const std::int16_t* samples, std::size_t count);
 pb::ConverseRequest end_of_speech();
 pb::ConverseRequest playback(int turn_index, std::int64_t played_samples);
+pb::ConverseRequest context(const std::map<std::string, std::string>& values);
+pb::ConverseRequest event(const std::string& name, const std::string& description,
+                          const std::map<std::string, std::string>& parameters);
+pb::ConverseRequest speak(const std::string& instruction);
 
 // The event in a response; nothing for a kind this build does not know yet (a newer gateway's), which
 // the caller skips as protobuf skips unknown fields.

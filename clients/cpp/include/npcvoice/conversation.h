@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,11 +38,9 @@ struct ConversationOptions {
   int frame_rate = 0;          // viseme frames per second: 24, 30 or 60; 0 = the persona's
   bool interim_transcripts = false;
   std::optional<std::int64_t> seed;  // the same lines and memory give the same replies
-  // TODO(#14): game context and events (where the player stands, what they carry, what just happened).
-  // This branch's contract has no messages for them; main has since added WorldContext (in the config
-  // and as a request), GameEvent and NpcSpeak to npc.conversation.v1. After the merge: a context map
-  // here, filled into ConverseConfig.context by convert::config, and send_context / send_event /
-  // ask_to_speak beside send_text, each one convert:: function and one enqueue.
+  // What the game knows when the conversation starts: location, time_of_day, weather, what the player
+  // carries, quest states (lower_snake_case keys). send_context updates it later.
+  std::map<std::string, std::string> context;
 };
 
 class Conversation {
@@ -61,6 +60,14 @@ class Conversation {
   // How many samples of turn `turn_index`'s reply the game has played: on a barge-in, memory keeps
   // exactly the words heard up to there. Send it every few frames while a reply plays.
   bool send_playback(int turn_index, std::int64_t played_samples);
+  // World context now: replaces these keys' values (an empty value removes a key).
+  bool send_context(const std::map<std::string, std::string>& values);
+  // Something that happened in the game: the NPC remembers it; its persona's trigger for the event may
+  // make it speak (a turn with an empty player_text and a cue).
+  bool send_event(const std::string& name, const std::string& description,
+                  const std::map<std::string, std::string>& parameters = {});
+  // The NPC speaks first, prompted by this instruction (a scripted scene, a greeting).
+  bool ask_to_speak(const std::string& instruction);
 
   // No more input, after what is queued: the gateway finishes the turn in progress, then ends the
   // stream (Closed).

@@ -97,6 +97,7 @@ struct TurnEnd {
   std::string reply_text;
   bool interrupted = false;
   Latency latency;
+  std::string cue;  // when the NPC spoke first: what prompted it (player_text is then empty)
 };
 
 // The stream is over; the last event of every conversation. code is the gRPC status code (0 = OK).
