@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from npcvoice.dialogue.engine import DialogueEngine
 
 
+# Replies a cached conversation remembers having said, beyond the request's turns.
+MAX_SAID = 100
+
+
 @dataclass(frozen=True)
 class Mark:
     """Where a reply's next sentence begins: what to go back to when it comes out as a repeat."""
@@ -213,6 +217,7 @@ class Generation:
             conversation = new_conversation(model, key, max_length)
             conversation.busy.acquire()
         self._conversation = conversation
+        self.filter.also_said(conversation.said)
         self._cached_tokens = shared
         self._pending = ids[shared:]
         PROMPT_TOKENS.labels("cached").inc(shared)
@@ -319,6 +324,7 @@ class Generation:
             if self.finish_reason == FINISH_LENGTH or self.filter.sentences >= self._max_pieces:
                 raw = raw[: end + 1] if end > 0 else raw  # the unfinished sentence was never said
             rendered[("npc", self.filter.text)] = raw
+            conversation.said = [*conversation.said, self.filter.text][-MAX_SAID:]
         conversation.rendered = rendered
 
     def _release(self) -> None:
