@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from npcvoice.dialogue.cache import Conversation, ConversationCache, common_prefix
-from npcvoice.dialogue.prompt import MemoryView, build_messages
+from npcvoice.dialogue.prompt import MemoryView, build_messages, fixed_messages
 from npcvoice.dialogue.reply import ReplyFilter
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher, check_sampling
 from npcvoice.dialogue.secrets import code_words
@@ -22,6 +22,7 @@ from npcvoice.turns import Turn, player_facts
 from tests.conftest import PERSONA_DIR, REPO_ROOT
 
 HILDA = load_persona(PERSONA_DIR / "blacksmith_hilda.yaml")
+FIXED = len(fixed_messages(HILDA))  # the messages every prompt starts with, before the past turns
 VAULT = load_persona(REPO_ROOT / "tests" / "personas" / "vault_keeper_test.yaml")
 
 
@@ -119,8 +120,8 @@ def test_past_turns_are_written_as_first_sent_and_lore_already_given_is_not_repe
     }
     memory = MemoryView(recent_turns=[Turn("player", lore_line), Turn("npc", "It burned.")])
     messages = build_messages(HILDA, memory, "And the dragon now?", lambda m: 0, 1000, rendered=rendered)
-    assert messages[1]["content"] == rendered[("player", lore_line)]
-    assert messages[2]["content"] == "[emotion: sadness] It burned."
+    assert messages[FIXED]["content"] == rendered[("player", lore_line)]
+    assert messages[FIXED + 1]["content"] == "[emotion: sadness] It burned."
     dragon = next(e.text for e in HILDA.lore if "dragon" in e.keywords)
     assert dragon in messages[-1]["content"]  # the earlier message did not carry it: added now
     rendered[("player", lore_line)] = f"(You know: {dragon})\n{lore_line}"
@@ -171,13 +172,13 @@ def test_a_growing_conversation_moves_the_prompt_start_only_every_few_turns():
             HILDA, MemoryView(recent_turns=list(history)), line, words, core + 150, rendered=rendered
         )
         assert words(messages) <= core + 150
-        starts.append(messages[1]["content"] if len(messages) > 2 else "")
+        starts.append(messages[FIXED]["content"] if len(messages) > FIXED + 1 else "")
         rendered = (
             {
                 (t.role, t.text): m["content"]
-                for t, m in zip(history[-(len(messages) - 2) :], messages[1:-1], strict=True)
+                for t, m in zip(history[-(len(messages) - FIXED - 1) :], messages[FIXED:-1], strict=True)
             }
-            if len(messages) > 2
+            if len(messages) > FIXED + 1
             else {}
         )
         rendered[("player", line)] = messages[-1]["content"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from npcvoice.dialogue.prompt import MemoryView, build_messages, persona_core
+from npcvoice.dialogue.prompt import MemoryView, build_messages, fixed_messages, persona_core
 from npcvoice.dialogue.reply import Action, Emotion, ReplyFilter, Sentence, TextDelta, unclosed_start
 from npcvoice.personas import load_persona
 from npcvoice.runtime.errors import InvalidArgument
@@ -76,8 +76,9 @@ def test_the_prompt_has_the_persona_memory_and_only_matching_lore():
         affinity=0.6,
     )
     messages = build_messages(HILDA, memory, "What do the Vaelmoor traders pay?", count_words, budget=1000)
-    assert messages[0] == {"role": "system", "content": persona_core(HILDA)}
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    fixed = fixed_messages(HILDA)
+    assert messages[: len(fixed)] == fixed and fixed[0] == {"role": "system", "content": persona_core(HILDA)}
+    assert [m["role"] for m in messages[len(fixed) :]] == ["user", "assistant", "user"]
     last = messages[-1]["content"]
     assert "Vaelmoor merchants buy Emberfall iron" in last  # lore triggered by "Vaelmoor"
     assert "dragon" not in last.lower()  # lore not mentioned stays out
@@ -89,10 +90,10 @@ def test_the_prompt_has_the_persona_memory_and_only_matching_lore():
 def test_over_budget_the_oldest_turns_go_first_then_lore_and_summary():
     turns = [Turn("player" if i % 2 == 0 else "npc", f"turn number {i} " * 5) for i in range(20)]
     memory = MemoryView(recent_turns=turns, summary="Long ago the player helped.")
-    core = count_words([{"role": "system", "content": persona_core(HILDA)}])
+    core = count_words(fixed_messages(HILDA))
     messages = build_messages(HILDA, memory, "Tell me about the mine.", count_words, budget=core + 120)
     assert count_words(messages) <= core + 120
-    kept = [m["content"] for m in messages[1:-1]]
+    kept = [m["content"] for m in messages[len(fixed_messages(HILDA)) : -1]]
     assert kept and kept[-1].startswith("turn number 19")  # newest turns survive
     assert "Long ago the player helped." in messages[-1]["content"]
     with pytest.raises(InvalidArgument, match="player_text"):
@@ -114,5 +115,7 @@ def test_world_context_and_game_events_are_in_the_prompt_without_moving_its_cach
     assert messages[0] == plain[0]  # the system prompt, the cached prefix, is the same
     assert messages[1] == {"role": "user", "content": "[The player gave you a dragon scale.]"}
     assert messages[-1]["content"].endswith(
-        "Right now the weather is heavy rain, the time of day is evening.\nWhat is the weather like?"
+        "Right now the weather is heavy rain, the time of day is evening.\nThe player says: What is the weather like?"
     )
+    first = build_messages(HILDA, MemoryView(), "", count_words, 1000, cue="The player walks in. Greet them.")
+    assert first[-1]["content"].endswith("[The player walks in. Greet them.]")  # the NPC speaks first

@@ -33,6 +33,8 @@ class Conversation:
     tokens: list[int] = field(default_factory=list)
     # How each past turn was written into the prompt, so the next prompt repeats it token for token.
     rendered: dict[tuple[str, str], str] = field(default_factory=dict)
+    # What the NPC said in this conversation, also before the window of turns a request brings.
+    said: list[str] = field(default_factory=list)
     busy: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
 

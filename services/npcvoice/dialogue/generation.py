@@ -40,6 +40,10 @@ if TYPE_CHECKING:
     from npcvoice.dialogue.engine import DialogueEngine
 
 
+# Replies a cached conversation remembers having said, beyond the request's turns.
+MAX_SAID = 100
+
+
 @dataclass(frozen=True)
 class Mark:
     """Where a reply's next sentence begins: what to go back to when it comes out as a repeat."""
@@ -187,11 +191,12 @@ class Generation:
         self._messages = build_messages(
             self.persona,
             self.request.memory,
-            self.request.line,
+            self.request.player_text,
             count,
             limit - max_tokens,
             self.request.player_name,
             rendered=conversation.rendered if conversation is not None else None,
+            cue=self.request.cue,
         )
         ids = tokenized.get(json.dumps(self._messages)) or model.prompt_ids(self._messages)
         self._prompt_tokens = len(ids)
@@ -214,6 +219,7 @@ class Generation:
             conversation = new_conversation(model, key, max_length)
             conversation.busy.acquire()
         self._conversation = conversation
+        self.filter.also_said(conversation.said)
         self._cached_tokens = shared
         self._pending = ids[shared:]
         PROMPT_TOKENS.labels("cached").inc(shared)
@@ -321,6 +327,7 @@ class Generation:
             if self.finish_reason == FINISH_LENGTH or self.filter.sentences >= self._max_pieces:
                 raw = raw[: end + 1] if end > 0 else raw  # the unfinished sentence was never said
             rendered[("npc", self.filter.text)] = raw
+            conversation.said = [*conversation.said, self.filter.text][-MAX_SAID:]
         conversation.rendered = rendered
 
     def _release(self) -> None:

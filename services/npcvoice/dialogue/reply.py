@@ -94,6 +94,10 @@ class ReplyFilter:
         self.dropped_sentences = 0
         self.repeats = 0  # sentences dropped for repeating or reciting: worth writing again
 
+    def also_said(self, lines: Iterable[str]) -> None:
+        """More of what the NPC said before (older than the request's turns): not to be said again."""
+        self._earlier += [s for line in lines for s in split_sentences(line)]
+
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(self._raw, copy.copy(self._sentences), tuple(self._spoken), self._sentence_index)
 

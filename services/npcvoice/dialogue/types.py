@@ -37,11 +37,6 @@ class TurnRequest:
     first_clause: bool = False  # release the first clause as its own sentence (for early speech)
     cue: str = ""  # when the NPC speaks first: what prompts it (player_text is then empty)
 
-    @property
-    def line(self) -> str:
-        """What the NPC answers: the player's line, or the cue when it speaks first."""
-        return self.player_text if self.player_text.strip() else f"[{self.cue.strip()}]"
-
 
 @dataclass(frozen=True)
 class GenerationSummary:
