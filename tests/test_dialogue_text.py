@@ -112,8 +112,9 @@ def test_world_context_and_game_events_are_in_the_prompt_without_moving_its_cach
     event = Turn("event", "The player gave you a dragon scale.")
     memory = MemoryView(recent_turns=[event], world={"weather": "heavy rain", "time_of_day": "evening"})
     messages = build_messages(HILDA, memory, "What is the weather like?", count_words, 1000)
-    assert messages[0] == plain[0]  # the system prompt, the cached prefix, is the same
-    assert messages[1] == {"role": "user", "content": "[The player gave you a dragon scale.]"}
+    fixed = len(fixed_messages(HILDA))
+    assert messages[:fixed] == plain[:fixed]  # the prompt's fixed start, the cached prefix, is the same
+    assert messages[fixed] == {"role": "user", "content": "[The player gave you a dragon scale.]"}
     assert messages[-1]["content"].endswith(
         "Right now the weather is heavy rain, the time of day is evening.\nThe player says: What is the weather like?"
     )
