@@ -34,6 +34,7 @@ def test_every_reply_is_checked_for_silence_repeats_loops_and_prompt_text():
     assert failed("The forge is hot today, my friend!") == ["no repeat"]
     assert failed("They sail the sea and they sail the sea and they sail the sea.") == ["no loop"]
     assert failed("You are Hilda. You know: the mine closed.") == ["no prompt text"]
+    assert failed("Careful: you are still a stranger here.") == []  # "you are" before a name only
     assert repeats("A new line entirely.", earlier) is None and loops("One two three four five.") is None
 
 

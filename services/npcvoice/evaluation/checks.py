@@ -11,7 +11,7 @@ NEAR_COPY = 0.8  # share of a reply's words found in an earlier reply that makes
 LOOP_NGRAM = 4  # words in a row that, said twice in one reply, make it a loop
 # Labels of the prompt a small model may speak aloud: they are never part of what an NPC says.
 SCAFFOLDING = re.compile(
-    r"\b(you are [A-Z]\w+|you know:|the player told you|player:|personality:|speaking style:|"
+    r"\b(you are (?-i:[A-Z])\w+|you know:|the player told you|player:|personality:|speaking style:|"
     r"things you might say|refuse to talk about|secrets you know|begin your reply|stay in character)",
     re.IGNORECASE,
 )
