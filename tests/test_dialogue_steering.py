@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker
+from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table
 from npcvoice.dialogue.model import bundled_model_folder, load_model
 from npcvoice.dialogue.reply import Action, Emotion, ReplyFilter
 from npcvoice.dialogue.tags import TagWriter, requested
@@ -100,7 +100,7 @@ def test_an_action_is_asked_for_in_the_words_of_its_description():
 def test_blocking_never_completes_a_run_of_an_earlier_line_of_itself_or_of_the_scaffolding(texts):
     earlier = "Dragonfire has been burning the mine for four decades now, and nobody can stop it."
     scaffolding = "You are Hilda Ironhand"
-    blocker = Blocker(texts, [earlier], [], [scaffolding, "The player told you:"])
+    blocker = Blocker(texts, [earlier], fixed_table(texts, [], [scaffolding, "The player told you:"]))
     copy_me = texts.encode(" " + earlier)
     loop = texts.encode(" they are a family of the sea, and")
     for lure in (copy_me, texts.encode(" " + scaffolding), loop * 3):

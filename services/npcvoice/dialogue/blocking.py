@@ -21,41 +21,49 @@ PRIVATE_TOKENS = 6
 PRESENCE_PENALTY = 1.0
 
 
+Table = dict[tuple[int, ...], set[int]]  # tokens so far (their last few) -> tokens that may not follow
+
+
+def _add(table: Table, tokens: list[int], size: int) -> None:
+    for i in range(len(tokens) - size + 1):
+        table.setdefault(tuple(tokens[i : i + size - 1]), set()).add(tokens[i + size - 1])
+
+
+def fixed_table(texts: TokenTexts, private: Iterable[str], phrases: Iterable[str]) -> Table:
+    """What a persona never says, whatever the conversation: long runs of its private text, and the
+    scaffolding phrases whole, in the forms a reply may write them. The same every turn: built once."""
+    table: Table = {}
+    for text in private:
+        for variant in (text, " " + text):
+            _add(table, texts.encode(variant), PRIVATE_TOKENS)
+    for phrase in phrases:
+        for variant in {phrase, " " + phrase, phrase[:1].upper() + phrase[1:], " " + phrase.lower()}:
+            tokens = texts.encode(variant)
+            if len(tokens) >= 2:
+                _add(table, tokens, len(tokens))
+    return table
+
+
 class Blocker:
-    def __init__(
-        self,
-        texts: TokenTexts,
-        earlier: Iterable[str],
-        private: Iterable[str],
-        phrases: Iterable[str],
-    ) -> None:
-        self._next: dict[tuple[int, ...], set[int]] = {}
+    def __init__(self, texts: TokenTexts, earlier: Iterable[str], fixed: Table) -> None:
         said: list[int] = []
+        repeats: Table = {}
         for line in earlier:
             tokens = texts.encode(" " + line)
             said += tokens
-            self._add(tokens, REPEAT_TOKENS)
-        for text in private:
-            for variant in (text, " " + text):
-                self._add(texts.encode(variant), PRIVATE_TOKENS)
-        for phrase in phrases:  # the whole phrase, whatever its length, in the forms a reply may write it
-            for variant in {phrase, " " + phrase, phrase[:1].upper() + phrase[1:], " " + phrase.lower()}:
-                tokens = texts.encode(variant)
-                if len(tokens) >= 2:
-                    self._add(tokens, len(tokens))
-        self._prefixes = sorted({len(key) for key in self._next})
+            _add(repeats, tokens, REPEAT_TOKENS)
+        self._tables = (fixed, repeats)
+        self._prefixes = sorted({len(key) for table in self._tables for key in table})
         self.penalized = np.fromiter(texts.words(sorted(set(said))), dtype=np.int64)
-
-    def _add(self, tokens: list[int], size: int) -> None:
-        for i in range(len(tokens) - size + 1):
-            self._next.setdefault(tuple(tokens[i : i + size - 1]), set()).add(tokens[i + size - 1])
 
     def banned(self, reply: list[int]) -> set[int]:
         """Tokens that may not follow ``reply`` (the tokens written so far)."""
         banned: set[int] = set()
         for size in self._prefixes:
             if len(reply) >= size:
-                banned |= self._next.get(tuple(reply[-size:]), set())
+                key = tuple(reply[-size:])
+                for table in self._tables:
+                    banned |= table.get(key, set())
         tail = reply[-(REPEAT_TOKENS - 1) :]
         if len(tail) == REPEAT_TOKENS - 1:  # the reply's own runs: a loop inside it
             for i in range(len(reply) - REPEAT_TOKENS + 1):

@@ -10,7 +10,7 @@ from collections.abc import Collection
 
 import numpy as np
 
-from npcvoice.dialogue.blocking import PRESENCE_PENALTY, Blocker
+from npcvoice.dialogue.blocking import PRESENCE_PENALTY, Blocker, fixed_table
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
 from npcvoice.dialogue.repetition import near_copy, scaffolding_phrases
 from npcvoice.dialogue.sampling import Sampler
@@ -44,7 +44,11 @@ class Steering:
         self.phrases = scaffolding_phrases(persona, LABELS)
         self.tags = TagWriter(texts, persona, request.player_text)
         self._texts = texts
-        self._blocker = Blocker(texts, self.earlier, [private_text(persona)], self.phrases)
+        private = private_text(persona)
+        fixed = texts.memo(
+            ("blocked", private, *self.phrases), lambda: fixed_table(texts, [private], self.phrases)
+        )
+        self._blocker = Blocker(texts, self.earlier, fixed)
         self._end_ids = set(end_ids)
         self._retried: dict[int, set[int]] = {}  # position in the reply -> tokens a retry rules out there
 
@@ -59,7 +63,7 @@ class Steering:
         if not may_end:
             banned |= self._end_ids
         # No bracket after the tags: a tag there would be one the grammar did not check.
-        banned.update(self._texts.containing("[", np.asarray(logits).size).tolist())
+        banned |= self._texts.containing("[", np.asarray(logits).size)
         return sampler.pick(
             logits, reply, banned=banned, penalized=self._blocker.penalized, presence=PRESENCE_PENALTY
         )

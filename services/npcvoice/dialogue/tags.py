@@ -122,7 +122,8 @@ class TagWriter:
 
     def __init__(self, texts: TokenTexts, persona: Persona, player_text: str = "") -> None:
         self._texts = texts
-        self._node: Node | None = emotion_trie(texts, persona)
+        emotions = tuple(persona.emotions)
+        self._node: Node | None = texts.memo(("emotions", emotions), lambda: emotion_trie(texts, persona))
         asked = requested(persona, player_text)
         self._actions = action_trie(texts, asked) if asked else None
         self._offered = False  # whether the action branch was offered (right after the emotion)

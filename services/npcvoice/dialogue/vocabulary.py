@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar, cast
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 class TokenTexts:
@@ -14,7 +17,8 @@ class TokenTexts:
     def __init__(self, tokenizer: Any) -> None:
         self._tokenizer = tokenizer
         self._texts: dict[int, str] = {}
-        self._containing: dict[str, np.ndarray] = {}
+        self._containing: dict[str, frozenset[int]] = {}
+        self._memo: dict[Hashable, object] = {}
 
     def encode(self, text: str) -> list[int]:
         return [int(t) for t in self._tokenizer.encode(text)]
@@ -38,10 +42,15 @@ class TokenTexts:
         stripped = {t: self.text(t).strip() for t in tokens}
         return {t for t, text in stripped.items() if len(text) >= min_letters and text.isalpha()}
 
-    def containing(self, char: str, size: int) -> np.ndarray:
+    def containing(self, char: str, size: int) -> frozenset[int]:
         """Every token of a ``size``-token vocabulary whose text holds ``char`` (found once, then kept)."""
         found = self._containing.get(char)
         if found is None:
-            found = np.array([t for t in range(size) if char in self.text(t)], dtype=np.int64)
-            self._containing[char] = found
+            found = self._containing[char] = frozenset(t for t in range(size) if char in self.text(t))
         return found
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """What ``build`` makes for ``key`` on this model, made once (a persona's fixed tables)."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return cast(T, self._memo[key])
