@@ -219,6 +219,9 @@ class Generation:
             conversation = new_conversation(model, key, max_length)
             conversation.busy.acquire()
         self._conversation = conversation
+        memory = self.request.memory
+        if not memory.recent_turns and not memory.summary:
+            conversation.said = []  # a memory that starts afresh (a reset, a new save): nothing was said yet
         self.filter.also_said(conversation.said)
         self._cached_tokens = shared
         self._pending = ids[shared:]
