@@ -44,6 +44,14 @@ class Remote:
         self.host = type("Address", (), {"address": f"127.0.0.1:{port}"})()
 
 
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of the test's own, to stop and start (not started yet); stopped after the test."""
+    redis = RedisServer(tmp_path / "redis", free_port())
+    yield redis
+    redis.stop()
+
+
 async def memory_health(service: HostedService | grpc.aio.Channel) -> int:
     channel = service.channel if isinstance(service, HostedService) else service
     request = health_pb2.HealthCheckRequest(service=MEMORY_HEALTH)
@@ -105,36 +113,31 @@ async def test_kill_9_of_the_voice_service_mid_turn_gives_unavailable_and_a_late
 
 
 async def test_redis_restarted_mid_conversation_loses_no_acknowledged_turn(
-    tmp_path, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
+    own_redis, hosted, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
 ):
-    redis = RedisServer(tmp_path / "redis", free_port())
+    redis = own_redis
     redis.start()
     options = gateway_options(
         test_persona_dir, redis, speech_service, dialogue_service, voice_service, face_service
     )
-    service = await start_service("conversation", REGISTRATION, options)
-    try:
-        player, npc = "player-redis", COURIER
-        conversation = Conversation(service, config(player, npc, reply_mode=TEXT))
-        acknowledged = []
-        conversation.send(text="First, while Redis is up.")
-        acknowledged.append((await conversation.turn()).end)
-        redis.stop()
-        for line in ("Second, Redis is gone.", "Third, still gone."):
-            conversation.send(text=line)
-            acknowledged.append((await conversation.turn()).end)  # the turn still completes
-        assert await memory_health(service) == health_pb2.HealthCheckResponse.NOT_SERVING
-        redis.start()
+    service = await hosted("conversation", REGISTRATION, options)
+    player, npc = "player-redis", COURIER
+    conversation = Conversation(service, config(player, npc, reply_mode=TEXT))
+    acknowledged = []
+    conversation.send(text="First, while Redis is up.")
+    acknowledged.append((await conversation.turn()).end)
+    redis.stop()
+    for line in ("Second, Redis is gone.", "Third, still gone."):
+        conversation.send(text=line)
+        acknowledged.append((await conversation.turn()).end)  # the turn still completes
+    assert await memory_health(service) == health_pb2.HealthCheckResponse.NOT_SERVING
+    redis.start()
 
-        await until_memory_serving(service)
-        conversation.send(text="Fourth, Redis is back.")
-        acknowledged.append((await conversation.turn()).end)
-        await conversation.close()
-        assert await player_lines(service, player, npc) == [end.player_text for end in acknowledged]
-    finally:
-        await service.channel.close()
-        await service.host.stop(grace=0)
-        redis.stop()
+    await until_memory_serving(service)
+    conversation.send(text="Fourth, Redis is back.")
+    acknowledged.append((await conversation.turn()).end)
+    await conversation.close()
+    assert await player_lines(service, player, npc) == [end.player_text for end in acknowledged]
 
 
 async def test_a_gateway_killed_while_redis_is_away_writes_every_acknowledged_turn_after_its_restart(
@@ -186,68 +189,58 @@ async def test_a_gateway_killed_while_redis_is_away_writes_every_acknowledged_tu
 
 
 async def test_while_the_replay_queue_is_full_new_turns_get_resource_exhausted_and_none_is_dropped(
-    tmp_path, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
+    own_redis, hosted, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
 ):
-    redis = RedisServer(tmp_path / "redis", free_port())
+    redis = own_redis
     redis.start()
     options = gateway_options(
         test_persona_dir, redis, speech_service, dialogue_service, voice_service, face_service
     )
     options |= {"max_pending_turns": 1, "memory_timeout_s": 1.0}
-    service = await start_service("conversation", REGISTRATION, options)
-    try:
-        player = "player-full"
-        redis.stop()
-        conversation = Conversation(service, config(player, COURIER, reply_mode=TEXT))
-        conversation.send(text="One turn fits in the queue.")
-        kept = (await conversation.turn()).end.player_text
-        conversation.send(text="The next does not.")
-        with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await conversation.turn()
-        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "finished turns are waiting" in (caught.value.details() or "")
+    service = await hosted("conversation", REGISTRATION, options)
+    player = "player-full"
+    redis.stop()
+    conversation = Conversation(service, config(player, COURIER, reply_mode=TEXT))
+    conversation.send(text="One turn fits in the queue.")
+    kept = (await conversation.turn()).end.player_text
+    conversation.send(text="The next does not.")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await conversation.turn()
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "finished turns are waiting" in (caught.value.details() or "")
 
-        redis.start()
+    redis.start()
 
-        await until_memory_serving(service)
-        assert await player_lines(service, player, COURIER) == [kept]
-    finally:
-        await service.channel.close()
-        await service.host.stop(grace=0)
-        redis.stop()
+    await until_memory_serving(service)
+    assert await player_lines(service, player, COURIER) == [kept]
 
 
 async def test_a_session_that_starts_while_redis_is_away_talks_and_its_turns_reach_redis_later(
-    tmp_path, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
+    own_redis, hosted, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
 ):
-    redis = RedisServer(tmp_path / "redis", free_port())  # not started yet
+    redis = own_redis
     options = gateway_options(
         test_persona_dir, redis, speech_service, dialogue_service, voice_service, face_service
     )
     options["memory_timeout_s"] = 1.0
-    service = await start_service("conversation", REGISTRATION, options)
-    try:
-        player = "player-no-redis"
-        conversation = Conversation(service, config(player, COURIER, reply_mode=TEXT))
-        conversation.send(text="Hello, is anyone there?")
-        out = await conversation.turn()
-        assert out.started is not None and out.started.remembered_turns == 0
-        assert out.end.reply_text  # the NPC answers without its memory store
-        assert await memory_health(service) == health_pb2.HealthCheckResponse.NOT_SERVING
-        redis.start()
+    service = await hosted("conversation", REGISTRATION, options)
+    player = "player-no-redis"
+    conversation = Conversation(service, config(player, COURIER, reply_mode=TEXT))
+    conversation.send(text="Hello, is anyone there?")
+    out = await conversation.turn()
+    assert out.started is not None and out.started.remembered_turns == 0
+    assert out.end.reply_text  # the NPC answers without its memory store
+    assert await memory_health(service) == health_pb2.HealthCheckResponse.NOT_SERVING
+    redis.start()
 
-        await until_memory_serving(service)
-        conversation.send(text="Good, now you remember.")
-        await conversation.turn()
-        await conversation.close()
-        assert await player_lines(service, player, COURIER) == [
-            out.end.player_text,
-            "Good, now you remember.",
-        ]
-    finally:
-        await service.channel.close()
-        await service.host.stop(grace=0)
-        redis.stop()
+    await until_memory_serving(service)
+    conversation.send(text="Good, now you remember.")
+    await conversation.turn()
+    await conversation.close()
+    assert await player_lines(service, player, COURIER) == [
+        out.end.player_text,
+        "Good, now you remember.",
+    ]
 
 
 async def test_kill_9_of_the_speech_service_while_the_player_talks_ends_the_stream_at_once_naming_it(
