@@ -17,8 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @contextlib.contextmanager
 def service_process(name: str, *extra: str, timeout_s: float = 120.0) -> Iterator[str]:
     """Run ``npcvoice serve NAME`` as its own process, as in production; yields its address."""
-    from npcvoice.redis_server import free_port
     from npcvoice.runtime.health_client import wait_until_serving
+    from npcvoice.runtime.ports import free_port
 
     port = free_port()
     command = [

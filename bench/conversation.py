@@ -31,7 +31,8 @@ from bench.common import machine, p50, percentile, service_process, table
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.audio import encode
 from npcvoice.client import NpcClient, NpcConversation, Reply
-from npcvoice.redis_server import RedisServer, free_port
+from npcvoice.redis_server import RedisServer
+from npcvoice.runtime.ports import free_port
 from npcvoice.voice.engine import SynthesisSettings, VoiceEngine
 from npcvoice.voice.options import VoiceOptions
 

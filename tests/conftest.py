@@ -10,8 +10,9 @@ import grpc
 import pytest
 
 from npcvoice.catalog import SERVICES
-from npcvoice.redis_server import RedisServer, free_port
+from npcvoice.redis_server import RedisServer
 from npcvoice.runtime.config import ServerSettings
+from npcvoice.runtime.ports import free_port
 from npcvoice.runtime.server import Registration, ServiceHost
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.conversation.gateway import MEMORY_HEALTH
 from npcvoice.conversation.registration import REGISTRATION
-from npcvoice.redis_server import RedisServer, free_port
+from npcvoice.redis_server import RedisServer
 from npcvoice.runtime.health_client import wait_until_serving
+from npcvoice.runtime.ports import free_port
 from tests.conftest import REPO_ROOT, HostedService, start_service
 from tests.support.conversation import Conversation, config, export, gateway_options
 from tests.support.waiting import eventually

@@ -18,9 +18,9 @@ import pytest
 import redis
 
 from npcvoice.launcher import Launcher, ServiceProcess
-from npcvoice.redis_server import RedisPortTaken, RedisServer, free_port
+from npcvoice.redis_server import RedisPortTaken, RedisServer
 from npcvoice.runtime.config import ServerSettings
-from npcvoice.runtime.ports import ListenProblem, listen_problem
+from npcvoice.runtime.ports import ListenProblem, free_port, listen_problem
 from npcvoice.runtime.server import ServiceHost, StartupError
 from npcvoice.supervisor import GaveUp, RestartPolicy, StartFailed, Supervisor
 from tests.conftest import REPO_ROOT
@@ -226,3 +226,14 @@ def test_a_child_that_fails_while_starting_is_reported_with_the_reason_it_logged
         supervisor.start([child], timeout_s=30, should_stop=lambda: False)
     supervisor.stop()
     assert str(failed.value) == "face exited with code 2 while starting: face cannot start: the reason"
+
+
+def test_free_ports_are_distinct_and_outside_the_range_outgoing_connections_take_ports_from():
+    """A port from the kernel's bind(0) can be taken, before the service meant to have it starts, by the
+    source port of some other process's outgoing connection (CI saw a service's metrics port go that way)."""
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low, high = map(int, ephemeral.read_text().split()) if ephemeral.exists() else (32768, 60999)
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == len(ports)
+    assert not [port for port in ports if low <= port <= high]
+    assert all(listen_problem("127.0.0.1", port) is None for port in ports)

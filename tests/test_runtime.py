@@ -12,9 +12,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from npcvoice.redis_server import free_port
 from npcvoice.runtime.channels import InternalCredentials, internal_channel
 from npcvoice.runtime.config import ServerSettings
+from npcvoice.runtime.ports import free_port
 from tests.support import probe
 from tests.support.certs import make_certificate
 from tests.support.waiting import eventually

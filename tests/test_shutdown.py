@@ -12,8 +12,8 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from npcvoice.redis_server import free_port
 from npcvoice.runtime.health_client import wait_until_serving
+from npcvoice.runtime.ports import free_port
 from tests.conftest import REPO_ROOT
 from tests.support import probe
 

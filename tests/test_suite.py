@@ -25,8 +25,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from npcvoice.catalog import SERVICES
 from npcvoice.conversation.gateway import MEMORY_HEALTH
-from npcvoice.redis_server import free_port
 from npcvoice.runtime.health_client import check_health
+from npcvoice.runtime.ports import free_port
 from tests.conftest import REPO_ROOT, HostedService
 from tests.support.conversation import Conversation, config, export
 

