@@ -4,7 +4,8 @@
 
 1. Word error rate on recordings of real people (tests/data/realspeech): faster-whisper called directly
    (30 s window, beam 5 and beam 1) against the service's Recognize and StreamingRecognize paced at real
-   time, and the clips the stream cut into several finals.
+   time (a final that continues the one before replaces its line), and the clips the stream cut into
+   several finals, with the time each continuation's final took.
 2. Latency from the true end of speech to the final transcript, streaming piper's lines in real time
    (20 ms chunks at wall-clock pace), p50/p95; split into the wait for the endpoint and the transcription
    after it.
@@ -28,7 +29,7 @@ from npcvoice.audio import encode
 from npcvoice.speech.engine import bundled_model_path
 from npcvoice.voice.engine import SynthesisSettings, VoiceEngine
 from npcvoice.voice.options import VoiceOptions
-from tests.support.realspeech import clips
+from tests.support.realspeech import clips, spoken_lines
 from tests.support.wer import word_edits, words
 
 RATE = 16000
@@ -51,8 +52,9 @@ CONFIG = speech_pb2.RecognitionConfig(
 
 def bench_accuracy(stub: speech_pb2_grpc.SpeechServiceStub) -> tuple[list[list[object]], list[list[object]]]:
     """Word error rate on the real recordings: faster-whisper direct (its usual 30 s window, beam 5 and
-    beam 1), Recognize, and StreamingRecognize paced at real time (all clips in one stream, 1.5 s of
-    silence after each); and how many clips the stream cut into several finals."""
+    beam 1), Recognize, and StreamingRecognize paced at real time (all clips in one stream, 3 s of
+    silence after each: longer than the 2 s within which speech continues a line); and the clips the
+    stream cut into several finals."""
     model = WhisperModel(bundled_model_path(), device="cpu", compute_type="int8", cpu_threads=2)
     recordings = clips()
     seconds = sum(len(c.audio) for c in recordings) / RATE
@@ -69,17 +71,22 @@ def bench_accuracy(stub: speech_pb2_grpc.SpeechServiceStub) -> tuple[list[list[o
         response = stub.Recognize(speech_pb2.RecognizeRequest(config=CONFIG, audio=encode(c.audio, "pcm16")))
         pairs.append((c.reference, response.text))
     rows.append(["service Recognize", (time.perf_counter() - started) / seconds, wer(pairs)])
-    gap = np.zeros(int(1.5 * RATE), np.float32)
+    gap = np.zeros(int(3.0 * RATE), np.float32)
     stream = np.concatenate([x for c in recordings for x in (c.audio, gap)])
     bounds = np.cumsum([len(c.audio) + len(gap) for c in recordings]) / RATE
-    heard: list[list[str]] = [[] for _ in recordings]
+    finals: list[list[speech_pb2.StreamingTranscript]] = [[] for _ in recordings]
     for response, _ in paced(stub, stream):
         if response.HasField("transcript") and response.transcript.is_final:
             index = int(np.searchsorted(bounds, response.transcript.start_seconds, side="right"))
-            heard[min(index, len(recordings) - 1)].append(response.transcript.text)
-    streamed = [(c.reference, " ".join(h)) for c, h in zip(recordings, heard, strict=True)]
+            finals[min(index, len(recordings) - 1)].append(response.transcript)
+    streamed = [(c.reference, " ".join(spoken_lines(f))) for c, f in zip(recordings, finals, strict=True)]
     rows.append(["service StreamingRecognize, real time", "", wer(streamed)])
-    split = [[c.name, len(h), " | ".join(h)] for c, h in zip(recordings, heard, strict=True) if len(h) > 1]
+    split = [
+        [c.name, len(f), len(spoken_lines(f)), " | ".join(x.text for x in f),
+         " ".join(f"{x.finalize_seconds * 1000:.0f}" for x in f)]
+        for c, f in zip(recordings, finals, strict=True)
+        if len(f) > 1
+    ]  # fmt: skip
     return rows, split
 
 
@@ -112,7 +119,7 @@ def paced(
 def bench_end_of_speech(
     stub: speech_pb2_grpc.SpeechServiceStub, utterances: list[np.ndarray]
 ) -> list[list[object]]:
-    gap = np.zeros(int(1.2 * RATE), np.float32)
+    gap = np.zeros(int(2.5 * RATE), np.float32)  # more than continue_within_ms: each line is its own
     stream = np.concatenate([x for audio in utterances for x in (audio, gap)])
     ends, position = [], 0
     for audio in utterances:
@@ -164,7 +171,8 @@ def main() -> None:
     print(f"Real recordings ({len(clips())} clips, tests/data/realspeech): word error rate")
     print(table(["path", "real-time factor", "WER"], accuracy), "\n")
     print(f"Clips the stream cut into several finals: {len(split)} of {len(clips())}")
-    print(table(["clip", "finals", "texts"], split), "\n")
+    columns = ["clip", "finals", "lines", "texts (of a continuation: after its pause)", "finalize ms"]
+    print(table(columns, split), "\n")
     print("Piper lines streamed in real time: end of speech to final transcript (ms)")
     print(table(["measure", "p50 ms", "p95 ms"], latency))
 

@@ -37,6 +37,7 @@ async def test_a_player_who_goes_on_after_a_pause_is_answered_once_for_the_whole
     # the whole line is one turn, answered
     line = answered.end.player_text.lower()
     assert "repair" in line and "sword" in line, line
+    assert line.count("repair") == 1, line  # the speech service's hearing of the whole replaced the parts
     assert answered.audio and not answered.end.interrupted
     snapshot = await export(gateway, player)
     assert [t.text for t in snapshot.turns if t.role == "player"] == [answered.end.player_text]

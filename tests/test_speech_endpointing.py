@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 
+from npcvoice.speech.recognition import said_after
 from npcvoice.speech.stream import (
     Event,
     SpeechEnded,
@@ -44,7 +45,8 @@ class ScriptedTurnEnd:
 def detector(script: list[float], turn_end: TurnEnd | None = None, **limits) -> UtteranceDetector:
     endpointing = Endpointing(speech_threshold=0.5, min_silence_ms=320, min_speech_ms=96, speech_pad_ms=64)
     return UtteranceDetector(endpointing, limits.get("max_utterance_s", 30.0), limits.get("interim_s"),
-                             vad=ScriptedVad(script), turn_end=turn_end)  # fmt: skip
+                             vad=ScriptedVad(script), turn_end=turn_end,
+                             continue_within_s=limits.get("continue_within_s", 0.0))  # fmt: skip
 
 
 def run(script: list[float], turn_end: TurnEnd | None = None, **limits) -> list[Event]:
@@ -129,3 +131,39 @@ def test_an_unfinished_sounding_turn_still_ends_after_the_longer_silence():
     assert finals(cutter.feed(audio[: (20 + 31) * WINDOW])) == []  # 31 windows of silence: still waiting
     (final,) = finals(cutter.feed(audio[(20 + 31) * WINDOW :]))
     assert final.end_s == 22 * WINDOW_S and final.reason == "endpoint"
+
+
+def test_speech_soon_after_a_final_continues_it_from_the_start_of_the_line():
+    # the 480 ms pause ends the first utterance; the speech after it starts within 640 ms of its end
+    first, second = finals(run(PAUSED, continue_within_s=0.64))
+    assert not first.continues and (first.start_s, first.end_s) == (3 * WINDOW_S, 27 * WINDOW_S)
+    assert second.continues and (second.start_s, second.end_s) == (3 * WINDOW_S, 62 * WINDOW_S)
+    # its audio is the whole line, the pause included, nothing skipped (samples are their positions)
+    assert np.array_equal(second.audio, np.arange(3 * WINDOW, 62 * WINDOW, dtype=np.float32))
+
+
+def test_speech_after_a_longer_silence_starts_a_new_line():
+    _, second = finals(run(PAUSED, continue_within_s=0.32))
+    assert not second.continues and second.start_s == 38 * WINDOW_S
+    assert not any(f.continues for f in finals(run(PAUSED)))  # off unless asked for
+
+
+def test_a_line_is_not_continued_past_half_the_utterance_limit():
+    script = [0.9] * 30 + [0.0] * 15 + [0.9] * 20 + [0.0] * 15  # the first part alone is ~1 s
+    cut = finals(run(script, max_utterance_s=2.0, continue_within_s=1.0))
+    assert [f.continues for f in cut] == [False, False]
+
+
+def test_what_a_continuation_adds_is_the_line_after_its_earlier_hearing():
+    # heard alone, a phrase cut off at a pause is often misheard; heard with what followed, the line
+    # agrees with the earlier hearing up to there, and the rest is what the player said after the pause
+    assert said_after("And so, my fellow Americans, ask not.", "And so my fellow Americans.") == "ask not."
+    # an end misheard before ("Lock!" for "ask not") is given again, as it is heard now
+    assert said_after("And so, my fellow Americans, ask not what your country can do for you.",
+                      "And so my fellow Americans. Lock!") == "ask not what your country can do for you."  # fmt: skip
+    # a word said again later ("you") does not move the cut
+    assert (
+        said_after("What can I do for you? Ask what you can do for me.", "What can I do for you?")
+        == "Ask what you can do for me."
+    )
+    assert said_after("Hello there.", "") == "Hello there."

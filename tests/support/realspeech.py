@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import wave
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,3 +47,15 @@ def clips() -> tuple[Clip, ...]:
 
 def clip(name: str) -> Clip:
     return next(c for c in clips() if c.name == name)
+
+
+def spoken_lines(finals: Iterable[Any]) -> list[str]:
+    """What the player said, line by line, from a stream's final transcripts (StreamingTranscript): a
+    final that continues the one before (its ``line_text`` set) replaces that line with the whole."""
+    said: list[str] = []
+    for final in finals:
+        if final.line_text:
+            said[-1:] = [final.line_text]
+        elif final.text:
+            said.append(final.text)
+    return said

@@ -23,12 +23,13 @@ class Listener:
         *,
         on_speech: Callable[[], Awaitable[None]],
         on_interim: Callable[[str], None],
-        on_final: Callable[[str, float, float], Awaitable[None]],
+        on_final: Callable[[str, str, float, float], Awaitable[None]],
         on_error: Callable[[BaseException], None],
     ) -> None:
-        """``on_final(text, speech_end, transcript_s)``: ``speech_end`` is when the player stopped talking
-        (perf_counter), ``transcript_s`` how long the final transcript took from then; ``text`` may be
-        empty (the utterance was noise)."""
+        """``on_final(text, line_text, speech_end, transcript_s)``: ``speech_end`` is when the player
+        stopped talking (perf_counter), ``transcript_s`` how long the final transcript took from then;
+        ``text`` may be empty (the utterance was noise); ``line_text``, when the player went on after a
+        short pause, is the whole line heard as one (the speech service's StreamingTranscript.line_text)."""
         self._gateway = gateway
         self._config = config
         self._on_speech, self._on_interim, self._on_final = on_speech, on_interim, on_final
@@ -107,7 +108,8 @@ class Listener:
                 continue
             now = time.perf_counter()
             speech_end = self._speech_end(times, transcript.end_seconds)
-            await self._on_final(transcript.text.strip(), speech_end, now - speech_end)
+            text, line = transcript.text.strip(), transcript.line_text.strip()
+            await self._on_final(text, line, speech_end, now - speech_end)
 
     def _speech_end(self, times: list[tuple[float, float]], end_seconds: float) -> float:
         """When the player stopped talking, in this process's clock: the arrival of the audio at

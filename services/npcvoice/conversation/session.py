@@ -62,6 +62,7 @@ class Session:
         self._state: TurnState | None = None
         self._playback: dict[int, int] = {}
         self._continued = ""  # the player's line so far, when they went on talking after its final
+        self._heard_line = ""  # the speech service's last line, which its next final may continue
 
     async def start(self) -> conversation_pb2.ConverseResponse:
         persona = self.gateway.persona(self.config.npc_id, "config.npc_id")
@@ -134,10 +135,15 @@ class Session:
     def _interim(self, text: str) -> None:
         self.out.put_nowait(convert.transcript(self._turn_index, text, is_final=False))
 
-    async def _heard(self, text: str, speech_end: float, transcript_s: float) -> None:
+    async def _heard(self, text: str, line_text: str, speech_end: float, transcript_s: float) -> None:
         """A final transcript (possibly empty: noise): the player's line, which replaces any reply still
-        going on, and continues the line they went on talking after."""
-        line, self._continued = " ".join(filter(None, [self._continued, text])), ""
+        going on, and continues the line they went on talking after. When the speech service heard the
+        continuation and its start as one (``line_text``), its hearing of the whole replaces the parts."""
+        before = self._continued
+        if line_text and self._heard_line and before.endswith(self._heard_line):
+            before, text = before.removesuffix(self._heard_line).strip(), line_text
+        self._heard_line = line_text or text
+        line, self._continued = " ".join(filter(None, [before, text])), ""
         if not line:
             return
         await self.interrupt()

@@ -92,6 +92,7 @@ def transcript_to_proto(transcript: UtteranceTranscript) -> speech_pb2.Streaming
         words=words_to_proto(transcript.words),
         final_reason=_FINAL_REASONS[transcript.reason],
         finalize_seconds=transcript.finalize_s,
+        line_text=transcript.line_text,
     )
 
 

@@ -52,6 +52,14 @@ class SpeechOptions(BaseModel):
     max_silence_ms: int = Field(
         2000, ge=100, le=10000, description="Silence that ends a turn that sounded unfinished."
     )
+    continue_within_ms: int = Field(
+        2000,
+        ge=0,
+        le=10000,
+        description="Speech that starts this soon after an utterance's end continues it: its final "
+        "carries the whole line transcribed as one (line_text), so a pause at a comma does not split "
+        "what the player meant as one line. 0: every pause long enough ends a separate utterance.",
+    )
     # limits
     max_utterance_s: float = Field(30.0, gt=1, description="An utterance this long is finalised and cut.")
     max_stream_s: float = Field(900.0, gt=1, description="Audio one stream may carry.")

@@ -8,6 +8,8 @@ on the service's worker pool; a stream never waits for one before reading more a
 from __future__ import annotations
 
 import asyncio
+import difflib
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -67,6 +69,9 @@ class UtteranceTranscript:
     words: list[Word]
     reason: FinalReason | None
     finalize_s: float  # finals: from the utterance's cut to its transcript
+    # When the utterance continues the one before (the player went on after a short pause): the whole line
+    # heard as one, which replaces the earlier final's text; ``text`` is then what came after the pause.
+    line_text: str = ""
 
 
 RecognitionEvent = SpeechStarted | SpeechEnded | UtteranceTranscript
@@ -99,6 +104,25 @@ def interim_interval_s(config: StreamConfig, options: SpeechOptions) -> float | 
     if not config.interim_results:
         return None
     return (config.interim_interval_ms or options.interim_interval_ms) / 1000
+
+
+def said_after(line: str, before: str) -> str:
+    """The end of ``line`` that goes beyond ``before``, the earlier transcript of its start.
+
+    Both are Whisper's hearing of the same audio start, heard alone and then with what followed, so they
+    mostly agree word for word but not always ("Lock!" alone, "ask not" in context): the words are aligned
+    and the cut goes after the last word of ``line`` matched to one of ``before``, looked for only where
+    ``before`` could reach, so that a word said again later ("you") does not move it.
+    """
+    line_words, before_words = line.split(), before.split()
+
+    def plain(words: list[str]) -> list[str]:
+        return [re.sub(r"\W", "", w.lower()) for w in words]
+
+    reach = line_words[: len(before_words) + 3]
+    matcher = difflib.SequenceMatcher(None, plain(before_words), plain(reach), autojunk=False)
+    cut = max((block.b + block.size for block in matcher.get_matching_blocks() if block.size), default=0)
+    return " ".join(line_words[cut:])
 
 
 def in_stream_time(words: list[Word], offset_s: float) -> list[Word]:
@@ -155,15 +179,16 @@ class RecognitionStream:
         self._recognition = engine.check(config.recognition)
         endpointing = endpointing_for(config.endpointing, options)
         interim_s = interim_interval_s(config, options)
-        self._detector = UtteranceDetector(
-            endpointing, options.max_utterance_s, interim_s, turn_end=engine.turn_end
-        )
+        self._detector = UtteranceDetector(endpointing, options.max_utterance_s, interim_s,
+                                           turn_end=engine.turn_end,
+                                           continue_within_s=options.continue_within_ms / 1000)  # fmt: skip
         self._resampler = soxr.ResampleStream(self._rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
         self._received_s = 0.0
         self._queue: asyncio.Queue[_Queued | BaseException | None] = asyncio.Queue()
         self._interim_running = False
         self._speculation: tuple[UtteranceAudio, asyncio.Task[Transcript]] | None = None
         self._finalised = -1  # index of the last utterance whose final was sent
+        self._line = ""  # the last final's whole line, which a continuation goes on from
 
     async def run(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[RecognitionEvent]:
         """Activity and transcripts as the audio ``chunks`` bring them; finals in utterance order."""
@@ -199,13 +224,18 @@ class RecognitionStream:
         finally:
             if not utterance.final:
                 self._interim_running = False
+        if not utterance.final and (utterance.utterance_index <= self._finalised or not transcript.text):
+            return None
+        text, line = transcript.text, ""
+        if utterance.continues:
+            text, line = said_after(transcript.text, self._line), transcript.text
         if utterance.final:
             self._finalised = utterance.utterance_index
-        elif utterance.utterance_index <= self._finalised or not transcript.text:
-            return None
+            self._line = line or text
         return UtteranceTranscript(
             utterance_index=utterance.utterance_index,
-            text=transcript.text,
+            text=text,
+            line_text=line,
             is_final=utterance.final,
             start_s=utterance.start_s,
             end_s=utterance.end_s,

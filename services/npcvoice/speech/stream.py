@@ -12,6 +12,12 @@ A pause is not always the end of a turn: people stop at a comma and go on. When 
 the padding, an end-of-turn model (when there is one) hears the utterance so far: if it sounds finished,
 the short silence (``min_silence_ms``) ends it; if it sounds unfinished, the utterance waits for the
 player to go on, up to a longer silence (``max_silence_ms``) after which it ends anyway.
+
+Nor does a final always end the line: a speaker may pause a second or more at a comma ("And so, my fellow
+Americans, | ask not | what your country can do for you"), and no silence short enough for a quick reply
+tells that pause from the end. So the audio of an utterance cut at a pause is kept for ``continue_within``
+after its speech ended: if the player speaks again in that time, the next utterance continues it, its
+audio starting with the one before (``continues``), and its transcript is the whole line heard as one.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class UtteranceAudio:
     reason: FinalReason | None = None
     decided_at: float = 0.0  # perf_counter when the utterance was cut (finals)
     speculative: bool = False  # the final's audio, if the silence goes on to end the utterance
+    continues: bool = False  # the audio starts with the previous utterance's: the player went on after it
 
 
 Event = SpeechStarted | SpeechEnded | UtteranceAudio
@@ -86,6 +93,7 @@ class UtteranceDetector:
         interim_interval_s: float | None,
         vad: SpeechProbability | None = None,
         turn_end: TurnEnd | None = None,
+        continue_within_s: float = 0.0,
     ) -> None:
         self._endpointing = endpointing
         self._turn_end = turn_end
@@ -110,6 +118,12 @@ class UtteranceDetector:
         self._utterance_start = 0
         self._last_interim_samples = 0
         self.utterance_index = 0
+        self._continue_within = int(continue_within_s * SAMPLE_RATE)
+        self._continues = False
+        # The last utterance cut at a pause: its audio and the silence since, its start and its speech end.
+        self._carry: list[np.ndarray] = []
+        self._carry_start = 0
+        self._carry_speech_end = 0
 
     def feed(self, samples: np.ndarray) -> list[Event]:
         """Take 16 kHz float32 samples; return what they caused, in order."""
@@ -138,6 +152,7 @@ class UtteranceDetector:
         threshold = self._endpointing.speech_threshold
         if not self._in_speech:
             self._history.append(window)
+            self._keep_carry(window, end=(index + 1) * WINDOW)
             self._speech_run = self._speech_run + 1 if probability >= threshold else 0
             if self._speech_run < self._min_speech:
                 return []
@@ -161,16 +176,17 @@ class UtteranceDetector:
             heard = np.concatenate(self._utterance)[: cut - self._utterance_start]
             audio = np.concatenate([heard, np.zeros(cut - self._utterance_start - len(heard), np.float32)])
             start_s = self._utterance_start / SAMPLE_RATE
-            events.append(
-                UtteranceAudio(
-                    self.utterance_index, audio, start_s, cut / SAMPLE_RATE, False, speculative=True
-                )
-            )
+            guess = UtteranceAudio(self.utterance_index, audio, start_s, cut / SAMPLE_RATE, False,
+                                   speculative=True, continues=self._continues)  # fmt: skip
+            events.append(guess)
         if self._silence_run >= self._silence_needed:
             speech_end = end - self._silence_run * WINDOW
             events.append(SpeechEnded(self.utterance_index, speech_end / SAMPLE_RATE))
+            carry, carry_start = self._utterance, self._utterance_start
             events.append(self._cut(min(end, speech_end + self._pad), "endpoint"))
             self._history.append(window)  # pre-roll for the next utterance
+            if self._continue_within and end - carry_start < self._max_utterance // 2:
+                self._carry, self._carry_start, self._carry_speech_end = carry, carry_start, speech_end
         elif end - self._utterance_start >= self._max_utterance:
             events.append(self._cut(end, "max_duration"))
             events.append(self._start(end, end))
@@ -179,9 +195,9 @@ class UtteranceDetector:
             and end - self._utterance_start - self._last_interim_samples >= self._interim_every
         ):
             self._last_interim_samples = end - self._utterance_start
-            audio = np.concatenate(self._utterance)
-            events.append(UtteranceAudio(self.utterance_index, audio, self._utterance_start / SAMPLE_RATE,
-                                         end / SAMPLE_RATE, final=False))  # fmt: skip
+            audio, start_s = np.concatenate(self._utterance), self._utterance_start / SAMPLE_RATE
+            events.append(UtteranceAudio(self.utterance_index, audio, start_s, end / SAMPLE_RATE,
+                                         final=False, continues=self._continues))  # fmt: skip
         return events
 
     def _silence_to_end(self) -> int:
@@ -198,23 +214,38 @@ class UtteranceDetector:
         history_start = end - len(history)
         self._utterance = [history[max(0, start - history_start) :]] if end > first_speech else []
         self._utterance_start = max(start, history_start) if end > first_speech else end
+        self._last_interim_samples = 0
+        self._continues = bool(self._carry) and first_speech - self._carry_speech_end <= self._continue_within
+        if self._continues:  # the player went on after a pause: this utterance is the line so far and more
+            self._utterance, self._utterance_start = self._carry, self._carry_start
+            self._last_interim_samples = end - self._carry_start
+        self._carry = []
         self._history.clear()
         self._in_speech = True
         self._silence_run = 0
         self._silence_needed = self._min_silence
-        self._last_interim_samples = 0
         return SpeechStarted(self.utterance_index, first_speech / SAMPLE_RATE)
+
+    def _keep_carry(self, window: np.ndarray, end: int) -> None:
+        """Between utterances: the last one's audio goes on growing with the silence after it, until the
+        player has been silent for longer than ``continue_within``."""
+        if not self._carry:
+            return
+        if end - self._carry_speech_end > self._continue_within + self._min_speech * WINDOW:
+            self._carry = []  # (speech that starts in time is only confirmed min_speech later)
+        else:
+            self._carry.append(window)
 
     def _cut(self, end: int, reason: FinalReason) -> UtteranceAudio:
         audio = np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.float32)
         audio = audio[: max(0, end - self._utterance_start)]
         start_s = self._utterance_start / SAMPLE_RATE
-        final = UtteranceAudio(
-            self.utterance_index, audio, start_s, end / SAMPLE_RATE, True, reason, time.perf_counter()
-        )
+        final = UtteranceAudio(self.utterance_index, audio, start_s, end / SAMPLE_RATE, True, reason,
+                               time.perf_counter(), continues=self._continues)  # fmt: skip
         self.utterance_index += 1
         self._floor = end
         self._in_speech = False
         self._speech_run = 0
         self._utterance = []
+        self._continues = False
         return final

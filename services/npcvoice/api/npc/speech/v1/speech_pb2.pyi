@@ -318,6 +318,7 @@ class StreamingTranscript(_message.Message):
     WORDS_FIELD_NUMBER: _builtins.int
     FINAL_REASON_FIELD_NUMBER: _builtins.int
     FINALIZE_SECONDS_FIELD_NUMBER: _builtins.int
+    LINE_TEXT_FIELD_NUMBER: _builtins.int
     utterance_index: _builtins.int
     text: _builtins.str
     is_final: _builtins.bool
@@ -328,6 +329,13 @@ class StreamingTranscript(_message.Message):
     """Set on finals only."""
     finalize_seconds: _builtins.float
     """Set on finals only: time from detecting the end of speech to this transcript."""
+    line_text: _builtins.str
+    """Set when the player went on talking soon after the previous final (within the service's
+    continue_within_ms, 2 s by default): this utterance continues that one, and line_text is the whole
+    line heard as one (both parts transcribed together, which hears a phrase cut off at a pause better).
+    It replaces the previous final's text (and line_text); `text` is then only what came after the pause.
+    start_seconds is the start of the whole line. Empty for an utterance that starts a new line.
+    """
     @_builtins.property
     def words(self) -> _containers.RepeatedCompositeFieldContainer[Global___WordTiming]: ...
     def __init__(
@@ -341,10 +349,11 @@ class StreamingTranscript(_message.Message):
         words: _abc.Iterable[Global___WordTiming] | None = ...,
         final_reason: Global___FinalReason.ValueType = ...,
         finalize_seconds: _builtins.float = ...,
+        line_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_seconds", b"end_seconds", "final_reason", b"final_reason", "finalize_seconds", b"finalize_seconds", "is_final", b"is_final", "start_seconds", b"start_seconds", "text", b"text", "utterance_index", b"utterance_index", "words", b"words"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_seconds", b"end_seconds", "final_reason", b"final_reason", "finalize_seconds", b"finalize_seconds", "is_final", b"is_final", "line_text", b"line_text", "start_seconds", b"start_seconds", "text", b"text", "utterance_index", b"utterance_index", "words", b"words"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
