@@ -138,7 +138,8 @@ def breakdown(replies: list[Reply]) -> str:
     def ms(key: str) -> float:
         return p50([r.latency[key] for r in replies]) * 1000
 
-    parts = [f"first token {ms('first_token_s'):.0f} ms", f"first audio {ms('first_audio_s'):.0f} ms"]
+    parts = [f"first token {ms('first_token_s'):.0f} ms", f"first clause {ms('first_clause_s'):.0f} ms",
+             f"first audio {ms('first_audio_s'):.0f} ms"]  # fmt: skip
     if any(r.latency["transcript_s"] for r in replies):
         parts.insert(0, f"transcript {ms('transcript_s'):.0f} ms")
     return "gateway's own breakdown (p50): " + ", ".join(parts)

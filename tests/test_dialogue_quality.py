@@ -1,5 +1,6 @@
 """What the NPC says over a conversation, on the real model over real gRPC: no reply repeats an earlier
-one or loops, none recites the prompt, none is empty, and every one carries a declared emotion.
+one or loops, none recites the prompt, none is empty, every one carries a declared emotion, and a question
+about what the player said of themselves is answered with it.
 
 The conversations feed memory back as the gateway does (recent turns as the player heard them, the
 player's first-person statements as facts). `npcvoice demo`'s conversation is the one of issue #11, where
@@ -93,3 +94,21 @@ async def test_an_empty_reply_is_never_sent(dialogue_service):
     reply = await generate(dialogue_service, request("Hello?", conversation="terse", max_tokens=1))
     assert reply.summary.text.strip()
     assert reply.text == reply.summary.text  # and it was streamed like any reply
+
+
+async def test_asked_what_the_player_told_it_the_npc_answers_with_it(dialogue_service):
+    # Several players, none of them in the shipped conversation scripts: each introduces themselves, says
+    # one more thing, then asks the NPC to recall. The 135M model alone answered about half of these.
+    players = [
+        ("Hi there. I'm Selene and I hunt wolves for a living.", "What's my name again?", "selene"),
+        ("Evening. My horse is called Thunder and I live in Riverrun.", "What's my horse called?", "thunder"),
+        ("Greetings, I am Orrin, a fisherman from Saltmere.", "Do you remember where I am from?", "saltmere"),
+        ("My name is Talia and I sell spices.", "Do you remember my name?", "talia"),
+    ]
+    answered = 0
+    for index, (told, question, answer) in enumerate(players):
+        replies = await converse(
+            dialogue_service, [told, "It is cold today.", question], f"recall-{index}", 3
+        )
+        answered += answer in replies[-1].summary.text.lower()
+    assert answered >= 3, answered

@@ -1,6 +1,7 @@
 """Decoding constraints on the real bundled model's tokenizer, driven by adversarial logits: the leading
 tags admit only what the persona declares, and blocking never lets a reply complete a run of an earlier
-NPC line, of itself or of the prompt's scaffolding, whatever the logits want."""
+NPC line, of itself or of the prompt's scaffolding, whatever the logits want; and what a question about
+the player favours."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table
 from npcvoice.dialogue.model import bundled_model_folder, load_model
+from npcvoice.dialogue.recall import RECALL_BONUS, Recall, answer_words, asks_about_the_player
 from npcvoice.dialogue.reply import Action, Emotion, ReplyFilter
 from npcvoice.dialogue.tags import TagWriter, requested
 from npcvoice.dialogue.vocabulary import TokenTexts
@@ -113,3 +115,36 @@ def test_blocking_never_completes_a_run_of_an_earlier_line_of_itself_or_of_the_s
         assert -1 in reply, "the lure went through untouched"
     own = loop * 2
     assert own[REPEAT_TOKENS - 1 + len(loop)] in blocker.banned(own[: REPEAT_TOKENS - 1 + len(loop)])
+
+
+def test_a_question_about_what_the_player_said_of_themselves_is_recognised():
+    for line in ["Do you remember my name?", "What do I trade in?", "You forgot where I live, didn't you?"]:
+        assert asks_about_the_player(line), line
+    for line in ["Is the road to the mine safe?", "I like your hammer.", "What is your name?"]:
+        assert not asks_about_the_player(line), line
+
+
+def test_the_answer_is_looked_for_in_the_statement_the_question_is_about():
+    said = ["Greetings, I am Orrin, a fisherman from Saltmere.", "My boat is called the Gull and it leaks."]
+    # the statement sharing the question's words, nearest words first
+    assert answer_words("What's my boat called?", said)[0] == "Gull"
+    assert answer_words("Where did I say I was from?", said)[0] == "Saltmere"
+    # no statement shares a word: the words nearest "I" in what the player said of themselves, names
+    # first; never the NPC's own name, which the player said to it
+    words = answer_words(
+        "Who am I?", ["Hello Captain Vael, I am Orrin.", "Nice weather."], ["Captain", "Vael"]
+    )
+    assert words[0] == "Orrin" and not {"Captain", "Vael", "Nice", "weather"} & set(words)
+    assert answer_words("Is the road safe?", said) == [] or not asks_about_the_player("Is the road safe?")
+
+
+def test_recall_favours_the_answer_until_it_is_written(texts):
+    recall = Recall(texts, "Do you remember my name?", ["My name is Orrin and I fish."], "Hilda")
+    assert recall.words[0] == "Orrin"
+    first = recall.favoured([])
+    orrin = texts.encode(" Orrin")
+    assert first[orrin[0]] == RECALL_BONUS
+    if len(orrin) > 1:  # a word begun is carried on
+        assert recall.favoured([5, orrin[0]]) == {orrin[1]: RECALL_BONUS}
+    assert recall.favoured([5, *orrin, 7]) == {}
+    assert Recall(texts, "Is the road safe?", ["My name is Orrin."], "Hilda").favoured([]) == {}

@@ -165,6 +165,7 @@ class NpcConversation:
                 reply.latency = {
                     "transcript_s": end.latency.transcript_seconds,
                     "first_token_s": end.latency.first_token_seconds,
+                    "first_clause_s": end.latency.first_clause_seconds,
                     "first_audio_s": end.latency.first_audio_seconds,
                     "total_s": end.latency.total_seconds,
                 }

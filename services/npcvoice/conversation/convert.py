@@ -176,6 +176,7 @@ def turn_end(
                 first_token_seconds=latency["first_token"],
                 first_audio_seconds=latency["first_audio"],
                 total_seconds=latency["total"],
+                first_clause_seconds=latency.get("first_clause", 0.0),
             ),
             cue=cue,
         )

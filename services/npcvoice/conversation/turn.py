@@ -68,6 +68,7 @@ class TurnState:
     emotions: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     first_token_s: float = 0.0
+    first_clause_s: float = 0.0
     first_audio_s: float = 0.0
     interrupted: bool = False
     cue: str = ""  # when the NPC speaks first (player_text empty): what prompts it
@@ -128,6 +129,8 @@ class TurnPipeline:
                     state.first_audio_s = time.perf_counter() - state.origin  # first reply text
                 self._emit(convert.reply_text(state.index, response.delta.text))
             elif kind == "sentence":
+                if not state.first_clause_s:
+                    state.first_clause_s = time.perf_counter() - state.origin
                 sentences.put_nowait(response.sentence)
             elif kind == "emotion":
                 state.emotions.append(response.emotion.emotion)
@@ -172,6 +175,7 @@ class TurnPipeline:
         latency = {
             "transcript": state.transcript_s,
             "first_token": state.first_token_s,
+            "first_clause": state.first_clause_s,
             "first_audio": state.first_audio_s,
             "total": time.perf_counter() - state.origin,
         }

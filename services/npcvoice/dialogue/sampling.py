@@ -8,7 +8,7 @@ Plain numpy: about a millisecond per token against 20 ms for the model step on t
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,9 +71,11 @@ class Sampler:
         banned: Collection[int] = (),
         penalized: np.ndarray | None = None,
         presence: float = 0.0,
+        favoured: Mapping[int, float] | None = None,
     ) -> int:
         """The next token: only from ``allowed`` (if given), never one of ``banned`` (unless nothing else
-        is left), with ``presence`` taken off the logits of ``penalized``."""
+        is left), with ``presence`` taken off the logits of ``penalized`` and each of ``favoured``'s
+        bonuses added to its token's."""
         scores = np.array(logits, dtype=np.float32).reshape(-1)
         penalty = self.settings.repetition_penalty
         if penalty != 1.0:
@@ -83,6 +85,8 @@ class Sampler:
                 scores[seen] = np.where(values > 0, values / penalty, values * penalty)
         if penalized is not None and penalized.size and presence:
             scores[penalized] -= presence
+        for token, bonus in (favoured or {}).items():
+            scores[token] += bonus
         if allowed is not None:
             kept = np.fromiter(allowed, dtype=np.int64)
             masked = np.full_like(scores, -np.inf)

@@ -12,6 +12,7 @@ import numpy as np
 
 from npcvoice.dialogue.blocking import PRESENCE_PENALTY, Blocker, fixed_table
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
+from npcvoice.dialogue.recall import Recall
 from npcvoice.dialogue.repetition import near_copy, scaffolding_phrases
 from npcvoice.dialogue.sampling import Sampler
 from npcvoice.dialogue.tags import TagWriter
@@ -30,6 +31,12 @@ def earlier_lines(persona: Persona, request: TurnRequest) -> list[str]:
     return [*said, *example_replies(persona)]
 
 
+def player_statements(request: TurnRequest) -> list[str]:
+    """What the player told the NPC, as far as the request shows: the facts kept, then their recent lines."""
+    lines = [t.text for t in request.memory.recent_turns if t.role == "player"]
+    return [*request.memory.player_facts, *lines]
+
+
 def fallback_line(persona: Persona, earlier: list[str]) -> str:
     """A line the writer gave the NPC that it has not said yet (its greeting, then its example lines)."""
     lines = [persona.greeting, *persona.example_lines]
@@ -43,6 +50,7 @@ class Steering:
         self.earlier = earlier_lines(persona, request)
         self.phrases = scaffolding_phrases(persona, LABELS)
         self.tags = TagWriter(texts, persona, request.player_text)
+        self.recall = Recall(texts, request.player_text, player_statements(request), persona.display_name)
         self._texts = texts
         private = private_text(persona)
         fixed = texts.memo(
@@ -64,9 +72,8 @@ class Steering:
             banned |= self._end_ids
         # No bracket after the tags: a tag there would be one the grammar did not check.
         banned |= self._texts.containing("[", np.asarray(logits).size)
-        return sampler.pick(
-            logits, reply, banned=banned, penalized=self._blocker.penalized, presence=PRESENCE_PENALTY
-        )
+        return sampler.pick(logits, reply, banned=banned, penalized=self._blocker.penalized,
+                            presence=PRESENCE_PENALTY, favoured=self.recall.favoured(reply))  # fmt: skip
 
     def retry(self, position: int, token: int) -> None:
         """Rule out ``token`` at ``position`` of the reply: the sentence it began came out as a repeat."""

@@ -586,10 +586,15 @@ class LatencyBreakdown(_message.Message):
     FIRST_TOKEN_SECONDS_FIELD_NUMBER: _builtins.int
     FIRST_AUDIO_SECONDS_FIELD_NUMBER: _builtins.int
     TOTAL_SECONDS_FIELD_NUMBER: _builtins.int
+    FIRST_CLAUSE_SECONDS_FIELD_NUMBER: _builtins.int
     transcript_seconds: _builtins.float
     first_token_seconds: _builtins.float
     first_audio_seconds: _builtins.float
     total_seconds: _builtins.float
+    first_clause_seconds: _builtins.float
+    """When the first piece of the reply (its first clause or sentence) was complete and went to the voice:
+    first_audio_seconds minus this is its synthesis and lip sync.
+    """
     def __init__(
         self,
         *,
@@ -597,10 +602,11 @@ class LatencyBreakdown(_message.Message):
         first_token_seconds: _builtins.float = ...,
         first_audio_seconds: _builtins.float = ...,
         total_seconds: _builtins.float = ...,
+        first_clause_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_audio_seconds", b"first_audio_seconds", "first_token_seconds", b"first_token_seconds", "total_seconds", b"total_seconds", "transcript_seconds", b"transcript_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_audio_seconds", b"first_audio_seconds", "first_clause_seconds", b"first_clause_seconds", "first_token_seconds", b"first_token_seconds", "total_seconds", b"total_seconds", "transcript_seconds", b"transcript_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
