@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from npcvoice.dialogue.vocabulary import TokenTexts
 
-# Logit added to the first token of the likeliest answering word (a point less for each next one), until
+# Logit added to the first token of the likeliest answering word (a quarter less for each next one), until
 # the reply has written one of them.
 RECALL_BONUS = 4.0
 MAX_WORDS = 4
@@ -91,13 +91,13 @@ def answer_words(question: str, statements: Iterable[str], addressee: Iterable[s
 class Recall:
     """The answering words of one reply as token sequences, favoured while none is written yet: the first
     token of each, and after a word's first tokens the token that goes on with it. The likeliest answer
-    gets ``RECALL_BONUS``, each next one a point less."""
+    gets ``RECALL_BONUS``, each next one a quarter of it less."""
 
     def __init__(self, texts: TokenTexts, player_line: str, statements: list[str], npc_name: str) -> None:
         asked = asks_about_the_player(player_line)
         self.words = answer_words(player_line, statements, _words(npc_name)) if asked else []
         self._sequences = [
-            (t, RECALL_BONUS - rank)
+            (t, RECALL_BONUS * (MAX_WORDS - rank) / MAX_WORDS)
             for rank, word in enumerate(self.words)
             for variant in (" " + word, word)
             if (t := texts.encode(variant))
