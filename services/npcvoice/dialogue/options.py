@@ -60,6 +60,15 @@ class DialogueOptions(BaseModel):
         ge=1,
         description="Replies generated at once, interleaved token by token; more get RESOURCE_EXHAUSTED.",
     )
+    first_piece_yield_ms_per_char: float = Field(
+        -1.0,
+        ge=-1,
+        le=100,
+        description="After a reply's first piece (the clause or sentence the voice speaks first) is out, "
+        "its decoding waits this many ms per character of the piece (at most 500 ms), so that the voice "
+        "synthesizes it without the model competing for the same cores; the rest of the reply is needed "
+        "only once that piece has played. -1: 6 on CPU, 0 on CUDA.",
+    )
     prewarm: bool = Field(
         True, description="At start, prefill each persona's fixed prompt so first meetings start fast."
     )

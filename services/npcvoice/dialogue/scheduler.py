@@ -4,20 +4,31 @@ A reply's steps (prompt chunks, then one token each) go through the worker pool 
 replies being generated at once interleave token by token and none waits for another to finish. At most
 ``max_active`` replies and summaries are in progress; more get RESOURCE_EXHAUSTED at once. Prefilling a
 persona's prompt ahead is background work: it steps only while no reply or summary runs.
+
+What the player hears first comes first. A summary (for memory, never urgent) steps only while no reply
+is being generated. And once a reply's first piece is out, its decoding waits a moment, in proportion to
+the piece's length, while the voice synthesizes that piece on the same cores: the rest of the reply is
+needed only once the first piece has played, a second or more later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator
 
 from npcvoice.dialogue.engine import DialogueEngine
+from npcvoice.dialogue.reply import Sentence
 from npcvoice.dialogue.types import ReplyOutput, SummaryRequest, TurnRequest
 from npcvoice.runtime.errors import ResourceExhausted, ServiceError
 from npcvoice.runtime.workers import WorkerPool
 
 log = logging.getLogger("npcvoice.dialogue")
+# piper needs about 5 ms per character of text on two cores of this CPU class (80 ms for a clause of 15)
+CPU_YIELD_MS_PER_CHAR = 6.0
+MAX_YIELD_MS = 500.0
+SUMMARY_MAX_WAIT_S = 1.0  # longest a summary's step waits for the replies in progress to end
 
 
 class DialogueScheduler:
@@ -29,22 +40,36 @@ class DialogueScheduler:
         max_waiting = options.max_active + len(engine.personas.all()) + 8
         self._workers = WorkerPool("dialogue", options.workers, max_waiting)
         self._active = 0
-        self._idle = asyncio.Event()
+        self._idle = asyncio.Event()  # no reply nor summary in progress
         self._idle.set()
+        self._replies = 0
+        self._no_replies = asyncio.Event()
+        self._no_replies.set()
         self._background: set[asyncio.Task[None]] = set()
 
     async def generate(self, request: TurnRequest) -> AsyncGenerator[ReplyOutput, None]:
         """The reply's events as they are decoded, then its summary."""
         generation = self._engine.begin(request)
         self._admit()
+        self._replies += 1
+        self._no_replies.clear()
         try:
             while not await self._workers.run(generation.prefill_step):
                 pass
+            first_piece = True
             while not generation.done:
-                for event in await self._workers.run(generation.decode_step):
+                events = await self._workers.run(generation.decode_step)
+                for event in events:
                     yield event
+                piece = next((e for e in events if isinstance(e, Sentence)), None)
+                if piece is not None and first_piece:
+                    first_piece = False
+                    await asyncio.sleep(self._yield_s(piece.text))
             yield generation.summary()
         finally:
+            self._replies -= 1
+            if not self._replies:
+                self._no_replies.set()
             self._leave()
             generation.close()
             self.warm(generation.persona.id)  # the next new conversation with this NPC starts fast
@@ -54,8 +79,13 @@ class DialogueScheduler:
         job = self._engine.begin_summary(request.persona_id, request.previous_summary, request.turns)
         self._admit()
         try:
-            while not await self._workers.run(job.step):
-                pass
+            while True:
+                # A turn's reply goes first; under a steady stream of replies the summary still takes a
+                # step now and then, so that it ends.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._no_replies.wait(), SUMMARY_MAX_WAIT_S)
+                if await self._workers.run(job.step):
+                    break
         finally:
             self._leave()
         return job.result()
@@ -92,6 +122,13 @@ class DialogueScheduler:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self._workers.aclose()
+
+    def _yield_s(self, piece: str) -> float:
+        """How long a reply's decoding waits after its first piece (``piece``) is out."""
+        per_char = self._engine.options.first_piece_yield_ms_per_char
+        if per_char < 0:
+            per_char = 0.0 if self._engine.device == "cuda" else CPU_YIELD_MS_PER_CHAR
+        return min(per_char * len(piece), MAX_YIELD_MS) / 1000
 
     def _admit(self) -> None:
         limit = self._engine.options.max_active

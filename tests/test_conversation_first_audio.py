@@ -1,0 +1,47 @@
+"""First audio first (issue #13): what the player hears first is not slowed down by the NPC still writing
+the rest of its reply. Real services, real gRPC, real Redis; measured as a ratio within the test, never
+as an absolute time."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from statistics import median
+
+from tests.support.conversation import Conversation, config
+from tests.support.waiting import fresh_persona
+
+LINE = "Tell me about your forge, your father and the mine."
+DIALOGUE_LIMIT = re.compile(r"  (seed|max_tokens|max_sentences):")
+
+
+def variant(directory: Path, dialogue: str) -> str:
+    """A copy of Hilda with a fixed seed and these ``dialogue:`` settings; returns its id."""
+    npc = fresh_persona(directory, "blacksmith_hilda")
+    path = directory / f"{npc}.yaml"
+    kept = [line for line in path.read_text().splitlines(keepends=True) if not DIALOGUE_LIMIT.match(line)]
+    path.write_text("".join(kept).replace("dialogue:\n", f"dialogue:\n  seed: 5\n{dialogue}", 1))
+    return npc
+
+
+async def test_a_long_replys_decoding_does_not_delay_its_first_audio(gateway, test_persona_dir):
+    # The same NPC, seed and line: the same first piece. One reply stops after it; the other goes on for
+    # several sentences, which the model decodes while the voice synthesizes that first piece.
+    short = variant(test_persona_dir, "  max_sentences: 1\n  max_tokens: 60\n")
+    long = variant(test_persona_dir, "  max_sentences: 4\n  max_tokens: 200\n")
+    synthesis: dict[str, list[float]] = {short: [], long: []}
+    replies: dict[str, list[str]] = {short: [], long: []}
+    for attempt in range(3):
+        for npc in (short, long):
+            conversation = Conversation(gateway, config(f"first-audio-{attempt}", npc=npc))
+            conversation.send(text=LINE)
+            out = await conversation.turn()
+            await conversation.close()
+            latency = out.end.latency
+            assert latency.first_clause_seconds > 0 and out.audio
+            synthesis[npc].append(latency.first_audio_seconds - latency.first_clause_seconds)
+            replies[npc].append(out.end.reply_text)
+    assert all(len(b) > len(a) + 40 for a, b in zip(replies[short], replies[long], strict=True)), replies
+    # from its first piece's text to its first audio: no slower for the long reply than for the short one
+    ratio = median(synthesis[long]) / median(synthesis[short])
+    assert ratio < 1.4, (ratio, synthesis)
