@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,3 +63,15 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def generate_blocking(engine: Any, request: Any) -> Any:
+    """One reply of the dialogue engine (a DialogueEngine, a TurnRequest) generated to its end in this
+    thread, as the service would step it; its GenerationSummary."""
+    generation = engine.begin(request)
+    while not generation.prefill_step():
+        pass
+    while not generation.done:
+        generation.decode_step()
+    generation.close()
+    return generation.summary()

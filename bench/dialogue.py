@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine, p50, percentile, service_process, table
+from bench.common import generate_blocking, machine, p50, percentile, service_process, table
 from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.prompt import MemoryView, build_messages
@@ -78,13 +78,7 @@ def our_turns(
         pass
     for line in conversation:
         request = TurnRequest(PERSONA, line, key, MemoryView(recent_turns=list(history)), GREEDY)
-        generation = engine.begin(request)
-        while not generation.prefill_step():
-            pass
-        while not generation.done:
-            generation.decode_step()
-        generation.close()
-        summary = generation.summary()
+        summary = generate_blocking(engine, request)
         results.append({
             "ttft": summary.time_to_first_token_s, "tokens": summary.completion_tokens,
             "tps": summary.decode_tokens_per_s, "cached": summary.cached_prompt_tokens,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import npcvoice.dialogue.recall as recall
-from bench.common import machine, table
+from bench.common import generate_blocking, machine, table
 from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.dialogue.prompt import MemoryView
@@ -48,13 +48,7 @@ def answered(engine: DialogueEngine) -> list[bool]:
             memory = MemoryView(recent_turns=history, player_facts=player_facts(history))
             for question, expected in questions:
                 request = TurnRequest(npc, question, "", memory, SamplingOverrides(seed=seed))
-                generation = engine.begin(request)
-                while not generation.prefill_step():
-                    pass
-                while not generation.done:
-                    generation.decode_step()
-                generation.close()
-                text = generation.summary().text.lower()
+                text = generate_blocking(engine, request).text.lower()
                 results.append(any(word in text for word in expected))
     return results
 

@@ -72,7 +72,7 @@ async def test_a_summary_never_steps_while_a_reply_is_being_written():
     work = scheduler(log, reply_tokens=20, piece="")
 
     async def reply() -> None:
-        async for _ in work.generate(SimpleNamespace()):  # type: ignore[arg-type]
+        async for _ in work.generate(SimpleNamespace()):
             pass
 
     replying = asyncio.create_task(reply())
@@ -89,7 +89,7 @@ async def test_after_its_first_piece_a_reply_waits_while_the_voice_speaks_it_on_
     for device, wait in (("cpu", CPU_YIELD_MS_PER_CHAR * len(piece) / 1000), ("cuda", 0.0)):
         log: list[tuple[str, float]] = []
         work = scheduler(log, reply_tokens=3, piece=piece, device=device)
-        async for _ in work.generate(SimpleNamespace()):  # type: ignore[arg-type]
+        async for _ in work.generate(SimpleNamespace()):
             pass
         first, second = log[0][1], log[1][1]
         assert second - first >= wait, (device, second - first)
