@@ -39,6 +39,9 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10000),
     ("grpc.keepalive_timeout_ms", 5000),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    # An address that resolves to several replicas (``dns:///voice:50053`` on a headless Service) gets
+    # each call balanced over all of them; the default (pick_first) would send every call to one.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 _PASSED_ON: dict[grpc.StatusCode, type[ServiceError]] = {
