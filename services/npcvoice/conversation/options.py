@@ -25,6 +25,20 @@ class GatewayOptions(BaseModel):
     )
     speech_address: str = "127.0.0.1:50051"
     dialogue_address: str = "127.0.0.1:50052"
+    dialogue_addresses: list[str] = Field(
+        default_factory=list,
+        description="Several dialogue replicas (host:port, or dns:///name:port for a name that answers one "
+        "address per replica); each conversation's calls go to the replica holding its cache. Empty: "
+        "dialogue_address alone, which may also be a dns:/// name.",
+    )
+    dialogue_load_factor: float = Field(
+        1.25,
+        ge=1.0,
+        description="A replica serving more than this times the average load passes new calls on.",
+    )
+    dialogue_resolve_interval_s: float = Field(
+        10.0, gt=0, description="How often a dns:/// dialogue name is looked up again for replicas."
+    )
     voice_address: str = "127.0.0.1:50053"
     face_address: str = "127.0.0.1:50054"
     connect_timeout_s: float = Field(
