@@ -5,7 +5,10 @@ service catalog, the services' own configuration loader, their metrics and the p
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from npcvoice.personas import PersonaStore
 from npcvoice.runtime.config import ServiceConfig
 from npcvoice.runtime.metrics import RPC_IN_FLIGHT
 from tests.conftest import REPO_ROOT
+from tests.support.certs import make_certificate
 from tests.support.deployment import effective_config, ingress_allowed, run_kubectl
 
 INTERNAL = ("speech", "dialogue", "voice", "face")
@@ -32,6 +36,7 @@ def _render(path: str) -> list[dict[str, Any]]:
 
 BASE = _render("deploy/base")
 GPU = _render("deploy/overlays/gpu")
+TLS = _render("deploy/overlays/tls")
 PERSONAS = run_kubectl(
     "create", "configmap", "npcvoice-personas", f"--from-file={REPO_ROOT / 'npc_personas'}",
     "--dry-run=client", "-o", "yaml",
@@ -61,12 +66,24 @@ def _environ(container: dict[str, Any]) -> dict[str, str]:
     return environ
 
 
+def _flag(command: list[str], flag: str) -> str:
+    return command[command.index(flag) + 1]
+
+
+def _mounted_secrets(rendered: list[dict[str, Any]], name: str) -> dict[str, str]:
+    """Where each Secret is mounted in the service's container: mount path -> secret name."""
+    pod = _objects(rendered, "Deployment")[name]["spec"]["template"]["spec"]
+    secrets = {v["name"]: v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+    mounts = pod["containers"][0].get("volumeMounts", [])
+    return {m["mountPath"]: secrets[m["name"]] for m in mounts if m["name"] in secrets}
+
+
 def _config(rendered: list[dict[str, Any]], name: str) -> ServiceConfig:
     container = _container(rendered, name)
     return effective_config(container["args"], _environ(container))
 
 
-@pytest.mark.parametrize("rendered", [BASE, GPU, PERSONAS], ids=["base", "gpu", "personas"])
+@pytest.mark.parametrize("rendered", [BASE, GPU, TLS, PERSONAS], ids=["base", "gpu", "tls", "personas"])
 def test_every_object_is_valid_against_the_kubernetes_schemas(rendered):
     for obj in rendered:
         kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
@@ -79,8 +96,8 @@ def test_the_schema_check_catches_a_misspelled_field():
         kubernetes_validate.validate(broken, SCHEMA_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("rendered", [BASE, GPU], ids=["base", "gpu"])
-def test_every_catalog_service_runs_on_its_ports_with_grpc_probes_on_its_health_name(rendered):
+@pytest.mark.parametrize("rendered", [BASE, GPU, TLS], ids=["base", "gpu", "tls"])
+def test_every_catalog_service_runs_on_its_ports_with_probes_on_its_health_name(rendered):
     deployments, services = _objects(rendered, "Deployment"), _objects(rendered, "Service")
     assert sorted(deployments) == sorted(SERVICES)
     for name, entry in SERVICES.items():
@@ -90,7 +107,13 @@ def test_every_catalog_service_runs_on_its_ports_with_grpc_probes_on_its_health_
         assert (settings.port, settings.metrics_port) == (entry.port, entry.metrics_port), name
         assert {p["containerPort"] for p in container["ports"]} == {entry.port, entry.metrics_port}
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"] == {"port": entry.port, "service": entry.grpc_service}, name
+            if rendered is TLS:  # the kubelet's gRPC probe cannot speak TLS: `npcvoice health` can
+                assert "grpc" not in container[probe], name
+                command = container[probe]["exec"]["command"]
+                assert command[:3] == ["npcvoice", "health", f"127.0.0.1:{entry.port}"], name
+                assert _flag(command, "--service") == entry.grpc_service, name
+            else:
+                assert container[probe]["grpc"] == {"port": entry.port, "service": entry.grpc_service}, name
         pod_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
         assert services[name]["spec"]["selector"].items() <= pod_labels.items()
         assert {p["port"] for p in services[name]["spec"]["ports"]} == {entry.port, entry.metrics_port}
@@ -230,3 +253,42 @@ def test_a_persona_edited_in_its_config_map_is_reloaded_by_a_running_store(tmp_p
 def _display_name(store: PersonaStore) -> str | None:
     persona = store.get("blacksmith_hilda")
     return None if persona is None else persona.display_name
+
+
+def _secret_of(rendered: list[dict[str, Any]], name: str, path: Path | str | None) -> str:
+    """The Secret a file the service reads comes from (AssertionError if from none)."""
+    assert path is not None, name
+    (secret,) = [
+        s for mount, s in _mounted_secrets(rendered, name).items() if str(path).startswith(mount + "/")
+    ]
+    return secret
+
+
+def test_with_tls_every_hop_takes_its_certificates_from_secrets():
+    for name in SERVICES:
+        settings = _config(TLS, name).server
+        expected = "npcvoice-tls-gateway" if name == "conversation" else "npcvoice-tls-internal"
+        assert _secret_of(TLS, name, settings.tls_cert_file) == expected, name
+        assert _secret_of(TLS, name, settings.tls_key_file) == expected, name
+        probe = _container(TLS, name)["readinessProbe"]["exec"]["command"]
+        assert _secret_of(TLS, name, _flag(probe, "--tls-ca-file")) == expected, name
+    gateway = _config(TLS, "conversation").server
+    assert _secret_of(TLS, "conversation", gateway.internal_tls_ca_file) == "npcvoice-tls-internal"
+    internal_probe = _container(TLS, "dialogue")["readinessProbe"]["exec"]["command"]
+    assert gateway.internal_tls_server_name == _flag(internal_probe, "--tls-server-name")
+
+
+async def test_the_tls_probe_command_checks_a_tls_service_as_written(tmp_path, hosted):
+    """The face probe of the TLS overlay, run as written against a face service with a certificate for
+    the name it asks for (only the port and the certificate's place differ)."""
+    command = _container(TLS, "face")["readinessProbe"]["exec"]["command"]
+    key, cert = make_certificate(tmp_path, "internal", san=f"DNS:{_flag(command, '--tls-server-name')}")
+    face = await hosted("face", SERVICES["face"].registration(), tls_cert_file=cert, tls_key_file=key)
+    command = [c.replace(f":{SERVICES['face'].port}", f":{face.host.port}") for c in command]
+    command[command.index("--tls-ca-file") + 1] = str(cert)
+    run = [sys.executable, "-m", *command]
+    probe = await asyncio.to_thread(subprocess.run, run, capture_output=True, text=True, timeout=60)
+    assert (probe.returncode, probe.stdout.strip()) == (0, "SERVING"), probe.stderr
+    plaintext = [c for c in run if c not in command[command.index("--tls-ca-file") :]]
+    probe = await asyncio.to_thread(subprocess.run, plaintext, capture_output=True, text=True, timeout=60)
+    assert (probe.returncode, probe.stdout.strip()) == (1, "UNREACHABLE")  # a plaintext check fails
