@@ -22,6 +22,7 @@ from npcvoice.conversation.routing import HashRing, stable_hash
 from npcvoice.runtime.ports import free_port
 from tests.conftest import PERSONA_DIR, REPO_ROOT
 from tests.support.processes import serve
+from tests.support.waiting import eventually
 
 KEYS = [f"blacksmith_hilda:player-{i}" for i in range(2000)]
 
@@ -99,13 +100,32 @@ async def test_stateless_calls_are_balanced_over_the_replicas_of_one_address():
         phonemes = [audio_pb2.PhonemeTiming(phoneme="a", start_sample=0, num_samples=2205)]
         track = face_pb2.PhonemeTrack(sample_rate_hz=22050, phonemes=phonemes)
         request = face_pb2.AnimateRequest(phonemes=track, frame_rate=30)
-        for _ in range(10):
+
+        def served() -> list[float]:
+            return [
+                _metric(m, "npcvoice_rpc_duration_seconds_count", "/npc.face.v1.FaceService/Animate")
+                for m in metrics
+            ]
+
+        made = 0
+
+        async def call() -> None:
+            nonlocal made
             await downstream.animate(request)
-        served = [
-            _metric(m, "npcvoice_rpc_duration_seconds_count", "/npc.face.v1.FaceService/Animate")
-            for m in metrics
-        ]
-        assert sum(served) == 10 and min(served) >= 3, served  # round robin: about half each
+            made += 1
+
+        async def both_connected() -> bool:  # round robin spreads calls over the replicas it is connected to
+            await call()
+            return min(served()) >= 1
+
+        await eventually(both_connected)
+        await eventually(lambda: sum(served()) == made)  # a call is counted as it ends, on the server
+        start = served()
+        for _ in range(20):
+            await call()
+        await eventually(lambda: sum(served()) == made)
+        split = [after - earlier for after, earlier in zip(served(), start, strict=True)]
+        assert min(split) >= 8, split  # about half each, call by call
     finally:
         await downstream.aclose()
         for face in faces:
