@@ -16,29 +16,29 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
-def service_process(name: str, *extra: str, timeout_s: float = 120.0) -> Iterator[str]:
+def service_process(name: str, *extra: str, timeout_s: float = 120.0, port: int = 0) -> Iterator[str]:
     """Run ``npcvoice serve NAME`` as its own process, as in production; yields its address."""
+    with running_service(name, *extra, timeout_s=timeout_s, port=port) as (address, _):
+        yield address
+
+
+@contextlib.contextmanager
+def running_service(
+    name: str, *extra: str, timeout_s: float = 120.0, port: int = 0
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``service_process`` that also yields the process (its pid, for the soak's memory readings);
+    ``port`` 0 takes a free one."""
     from npcvoice.runtime.health_client import wait_until_serving
     from npcvoice.runtime.ports import free_port
 
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "npcvoice",
-        "serve",
-        name,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *extra,
-    ]
+    port = port or free_port()
+    command = [sys.executable, "-m", "npcvoice", "serve", name, "--port", str(port), "--log-level", "warning",
+               *extra]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=os.environ)
     address = f"127.0.0.1:{port}"
     try:
         wait_until_serving(address, process, name=name, timeout_s=timeout_s)
-        yield address
+        yield address, process
     finally:
         process.terminate()
         process.wait(30)

@@ -134,6 +134,13 @@ async def run_concurrent(address: str, count: int) -> list[float]:
     return [value for values in results for value in values]
 
 
+def player_voices() -> list[np.ndarray]:
+    """The player's lines as speech at RATE (the bundled piper voice: what there is offline)."""
+    engine = VoiceEngine(VoiceOptions())
+    settings = engine.check(SynthesisSettings(sample_rate=RATE))
+    return [engine.synthesize_piece(line, settings, 0, 0).audio.astype(np.float32) for line in LINES]
+
+
 def breakdown(replies: list[Reply]) -> str:
     def ms(key: str) -> float:
         return p50([r.latency[key] for r in replies]) * 1000
@@ -150,9 +157,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--at-once", default="1,2,4,8")
     args = parser.parse_args()
-    engine = VoiceEngine(VoiceOptions())
-    settings = engine.check(SynthesisSettings(sample_rate=RATE))
-    voices = [engine.synthesize_piece(line, settings, 0, 0).audio.astype(np.float32) for line in LINES]
+    voices = player_voices()
 
     with suite() as address:
         text, text_replies = asyncio.run(run_text(address, args.turns))

@@ -5,14 +5,14 @@ Docker cannot run on the development and CI machines, so this reads the compose 
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import yaml
 
 from npcvoice.catalog import SERVICES
-from npcvoice.runtime.config import ServiceConfig, add_server_flags, load_service_config
+from npcvoice.runtime.config import ServiceConfig
 from tests.conftest import REPO_ROOT
+from tests.support.deployment import effective_config
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
 
@@ -26,16 +26,8 @@ def _variants(name: str) -> dict[str, dict[str, Any]]:
 
 
 def _effective_config(key: str) -> ServiceConfig:
-    """What the service in compose entry ``key`` runs with: its command's flags over its environment,
-    read by the same loader the service uses."""
-    service = COMPOSE[key]
-    parser = argparse.ArgumentParser()
-    add_server_flags(parser)
-    args = parser.parse_args(service["command"][2:])
-    name = service["command"][1]
-    return load_service_config(
-        name, default_port=SERVICES[name].port, args=args, environ=service["environment"]
-    )
+    """What the service in compose entry ``key`` runs with."""
+    return effective_config(COMPOSE[key]["command"], COMPOSE[key]["environment"])
 
 
 def test_every_catalog_service_is_composed_on_its_port_with_its_health_check():

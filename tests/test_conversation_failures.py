@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 
 import grpc
 import pytest
@@ -17,25 +16,14 @@ from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.conversation.gateway import MEMORY_HEALTH
 from npcvoice.conversation.registration import REGISTRATION
 from npcvoice.redis_server import RedisServer
-from npcvoice.runtime.health_client import wait_until_serving
 from npcvoice.runtime.ports import free_port
-from tests.conftest import REPO_ROOT, HostedService, start_service
+from tests.conftest import HostedService, start_service
 from tests.support.conversation import Conversation, config, export, gateway_options
+from tests.support.processes import serve
 from tests.support.waiting import eventually
 
 TEXT = conversation_pb2.REPLY_MODE_TEXT
 COURIER = "courier_quick_test"
-
-
-def serve(name: str, port: int, options: dict[str, object]) -> subprocess.Popen[bytes]:
-    """``npcvoice serve NAME`` as its own process (so it can be killed), SERVING when this returns."""
-    flags = [arg for key, value in options.items() for arg in ("--option", f"{key}={value}")]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "npcvoice", "serve", name, "--port", str(port), "--log-level", "warning", *flags],
-        cwd=REPO_ROOT,
-    )  # fmt: skip
-    wait_until_serving(f"127.0.0.1:{port}", process, name=name, timeout_s=60)
-    return process
 
 
 class Remote:

@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     health = commands.add_parser("health", help="print a service's health status")
     health.add_argument("address", help="host:port")
     health.add_argument("--service", default="", help="health service name; empty for the whole server")
+    health.add_argument("--tls-ca-file", type=Path, help="CA of the service's certificate: check over TLS")
+    health.add_argument("--tls-server-name", default="", help="name in the certificate, if not the host")
     args = parser.parse_args(argv)
 
     if args.command == "up":
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "health":
         from npcvoice.runtime.health_client import check_health
 
-        status = check_health(args.address, args.service)
+        status = check_health(args.address, args.service, tls_ca_file=args.tls_ca_file,
+                              tls_server_name=args.tls_server_name)  # fmt: skip
         print(status)
         return 0 if status == "SERVING" else 1
     return 2

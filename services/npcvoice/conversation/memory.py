@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
+from npcvoice.conversation.redis_urls import MemoryClient
 from npcvoice.personas.schema import MemoryPolicy
 from npcvoice.runtime.errors import InvalidArgument, Unavailable
 from npcvoice.turns import Turn, player_facts
@@ -142,14 +142,15 @@ def _redis_call(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(*args, **kwargs)
-        except RedisError as exc:
+        # a cluster whose slot has no master yet (mid-failover) raises the second kind
+        except (RedisError, RedisClusterException) as exc:
             raise Unavailable(f"memory store (Redis) unavailable: {exc}") from exc
 
     return wrapper
 
 
 class MemoryStore:
-    def __init__(self, client: aioredis.Redis, prefix: str = "npcvoice") -> None:
+    def __init__(self, client: MemoryClient, prefix: str = "npcvoice") -> None:
         self._redis = client
         self._prefix = prefix
 

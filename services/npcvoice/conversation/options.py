@@ -7,18 +7,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from npcvoice.audio import Encoding
+from npcvoice.conversation.redis_urls import parse_redis_url
+from npcvoice.runtime.errors import InvalidArgument
 
 
 class GatewayOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     persona_dir: Path = Field(Path("npc_personas"), description="Directory of persona YAML files.")
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Where conversation memory lives.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Where conversation memory lives: redis://host:port/db, redis+cluster://node1:port,"
+        "node2:port (a Redis Cluster) or redis+sentinel://sentinel1:port,.../MASTER_NAME[/db].",
+    )
     speech_address: str = "127.0.0.1:50051"
     dialogue_address: str = "127.0.0.1:50052"
+    dialogue_addresses: list[str] = Field(
+        default_factory=list,
+        description="Several dialogue replicas (host:port, or dns:///name:port for a name that answers one "
+        "address per replica); each conversation's calls go to the replica holding its cache. Empty: "
+        "dialogue_address alone, which may also be a dns:/// name.",
+    )
+    dialogue_load_factor: float = Field(
+        1.25,
+        ge=1.0,
+        description="A replica serving more than this times the average load passes new calls on.",
+    )
+    dialogue_resolve_interval_s: float = Field(
+        10.0, gt=0, description="How often a dns:/// dialogue name is looked up again for replicas."
+    )
     voice_address: str = "127.0.0.1:50053"
     face_address: str = "127.0.0.1:50054"
     connect_timeout_s: float = Field(
@@ -47,6 +67,15 @@ class GatewayOptions(BaseModel):
         "meanwhile still writes them (one file per gateway process); unset: held in memory only.",
     )
     max_text_chars: int = Field(1000, ge=1, description="Longest typed player line.")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis_form(cls, url: str) -> str:
+        try:
+            parse_redis_url(url)
+        except InvalidArgument as error:  # a start-up configuration error, not a client's bad request
+            raise ValueError(error.message) from error
+        return url
 
 
 @dataclass(frozen=True)

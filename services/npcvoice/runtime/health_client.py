@@ -5,14 +5,28 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-def check_health(address: str, service: str = "", timeout_s: float = 2.0) -> str:
-    """The status name ("SERVING", "NOT_SERVING", ...) or "UNREACHABLE" if nothing answered in time."""
-    with grpc.insecure_channel(address) as channel:
+def check_health(
+    address: str,
+    service: str = "",
+    timeout_s: float = 2.0,
+    tls_ca_file: Path | None = None,
+    tls_server_name: str = "",
+) -> str:
+    """The status name ("SERVING", "NOT_SERVING", ...) or "UNREACHABLE" if nothing answered in time. With
+    ``tls_ca_file``, over TLS (Kubernetes' own gRPC probes cannot speak TLS; an exec probe runs this)."""
+    if tls_ca_file is None:
+        channel = grpc.insecure_channel(address)
+    else:
+        options = [("grpc.ssl_target_name_override", tls_server_name)] if tls_server_name else []
+        credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca_file.read_bytes())
+        channel = grpc.secure_channel(address, credentials, options=options)
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
