@@ -6,6 +6,7 @@ npcvoice validate [PATH ...]      check persona files; prints file:line:column: 
 npcvoice schema [--check]         rewrite (or check) npc_personas/persona.schema.json
 npcvoice health ADDRESS           print a service's gRPC health status (exit 0 when SERVING)
 npcvoice eval SCRIPT.yaml ...     run conversation scripts against the suite (exit 1 on a failed line)
+npcvoice playground [flags]       a local web page to edit personas and talk to the NPCs
 """
 
 from __future__ import annotations
@@ -142,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         from npcvoice.evaluation.cli import main as eval_main
 
         return eval_main(argv[1:])
+    if argv[:1] == ["playground"]:
+        from npcvoice.playground.cli import main as playground_main
+
+        return playground_main(argv[1:])
     if argv[:1] == ["prepare-model"]:
         from npcvoice.devtools.prepare_model import main as prepare_main
 
@@ -168,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("prepare-model", help="convert the bundled GGUF dialogue model to ONNX (once)")
     commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")
     commands.add_parser("demo", help="a scripted conversation with Hilda the blacksmith")
+    commands.add_parser("playground", help="a web page to edit personas and talk to NPCs (see --help)")
     commands.add_parser("eval", help="run conversation scripts: npcvoice eval npc_personas/evals/*.yaml")
     check = commands.add_parser("validate", help="check persona files")
     check.add_argument("paths", nargs="*", type=Path)

@@ -1,0 +1,162 @@
+"""The writers' playground in a real headless Chromium, against the real suite (gateway, models, Redis):
+the page talks to an NPC and moves the mouth with the audio, edits a persona with the validator's errors
+at their lines, and shows, resets and exports what the NPC remembers."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from npcvoice.api.npc.conversation.v1 import conversation_pb2
+from npcvoice.playground.options import PlaygroundOptions
+from tests.support.browser import chromium, serve_playground, skip_without_browser
+from tests.support.conversation import stub
+from tests.support.waiting import fresh_persona
+
+pytestmark = skip_without_browser()
+
+REPLY_TIMEOUT_MS = 180_000  # a voiced reply on a loaded 2-core machine
+_players = itertools.count()
+
+
+def new_player() -> str:
+    return f"pg-player-{next(_players)}-{int(time.time() * 1000)}"
+
+
+@pytest.fixture
+async def site(gateway, test_persona_dir: Path, tmp_path: Path) -> AsyncIterator[str]:
+    options = PlaygroundOptions(
+        gateway=gateway.host.address, persona_dir=test_persona_dir, eval_dir=tmp_path / "evals"
+    )
+    async with serve_playground(options) as address:
+        yield address
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with chromium() as browser:
+        yield browser
+
+
+async def open_page(browser: Any, site: str, npc: str, player: str) -> Any:
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(f"{site}/?npc={npc}&player={player}")
+    await page.wait_for_selector("body[data-ready=true]")
+    await page.wait_for_selector("#connection.ok")
+    page.errors = errors
+    return page
+
+
+async def say(page: Any, text: str) -> None:
+    ended = await page.evaluate("window.playground.conversation.turnsEnded")
+    await page.fill("#say", text)
+    await page.click("#send")
+    await page.wait_for_function(
+        f"window.playground.conversation.turnsEnded > {ended}", timeout=REPLY_TIMEOUT_MS
+    )
+
+
+async def test_a_typed_line_gets_text_and_audio_and_the_mouth_moves_with_it(browser, site, test_persona_dir):
+    npc = fresh_persona(test_persona_dir, "blacksmith_hilda")
+    page = await open_page(browser, site, npc, new_player())
+    assert await page.text_content("#npc-name") == "Hilda Ironhand"
+    assert "Mind the sparks" in await page.text_content("#transcript")
+
+    await say(page, "Good morning! Can you repair my sword?")
+    reply = await page.locator("#transcript li.npc .text").last.text_content()
+    assert reply and len(reply.split()) >= 2
+    stats = await page.evaluate(
+        "({player: window.playground.player.stats, face: window.playground.face.stats})"
+    )
+    assert stats["player"]["audioChunks"] >= 1
+    assert stats["player"]["samplesScheduled"] > 22050 * 0.3  # more than a click: the sentence's audio
+    # The frames are applied on the audio clock while the audio plays: wait for the whole reply to sound.
+    await page.wait_for_function("!window.playground.player.busy()", timeout=60_000)
+    stats = await page.evaluate("window.playground.face.stats")
+    seconds = (await page.evaluate("window.playground.player.stats.samplesScheduled")) / 22050
+    # At 30 frames a second (the persona's rate), most frames of the reply land while it plays.
+    assert stats["framesDuringPlayback"] >= 0.5 * 30 * seconds, (stats, seconds)
+    assert stats["maxOpen"] > 0.3  # the mouth opened for vowels, and closed again at the end
+    assert await page.get_attribute("#face", "data-viseme") == "sil"
+    latency_cells = await page.locator("#latency tbody tr").first.locator("td").all_text_contents()
+    assert latency_cells[0] == "0" and all(cell.isdigit() for cell in latency_cells[2:5]), latency_cells
+    # Every reply opens with one of the persona's emotions, shown as a badge.
+    assert await page.text_content("#emotion") in ("neutral", "joy", "anger", "sadness")
+    assert page.errors == []
+
+
+async def test_an_invalid_edit_shows_the_error_at_its_line_and_the_npc_keeps_its_last_good_version(
+    browser, site, test_persona_dir, gateway
+):
+    npc = fresh_persona(test_persona_dir, "blacksmith_hilda")
+    path = test_persona_dir / f"{npc}.yaml"
+    page = await open_page(browser, site, npc, new_player())
+    original = await page.input_value("#persona")
+    assert original == path.read_text()
+
+    # A valid edit is saved, and the running suite uses it from the next conversation.
+    renamed = original.replace("display_name: Hilda Ironhand", "display_name: Hilda the Tester")
+    await page.fill("#persona", renamed)
+    await page.click("#save")
+    await page.wait_for_selector("#persona-status.ok >> text=saved")
+    assert path.read_text() == renamed
+
+    # An invalid one: an unknown key three lines further down, and a new name that must not take effect.
+    lines = renamed.replace("Hilda the Tester", "Broken Name").split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("display_name:")) + 1
+    lines.insert(at, "voice_sped: 0.9")
+    await page.fill("#persona", "\n".join(lines))
+    marker = page.locator(f"#markers .marker[data-line='{at + 1}']")
+    await marker.wait_for()  # checked as the writer types
+    assert "voice_sped: unknown key" in await marker.text_content()
+    assert await page.get_attribute(f"#gutter div:nth-child({at + 1})", "class") == "error"
+    await page.click("#save")
+    await page.wait_for_selector("#persona-status.bad >> text=not saved")
+    assert f"{at + 1}:1: voice_sped: unknown key" in await page.text_content("#problems")
+    assert path.read_text() == renamed  # the file keeps the last good version
+
+    # The NPC talks as its last good version.
+    npcs = await stub(gateway).ListNpcs(conversation_pb2.ListNpcsRequest())
+    assert {n.npc_id: n.display_name for n in npcs.npcs}[npc] == "Hilda the Tester"
+    await page.reload()
+    await page.wait_for_selector("#connection.ok")
+    await page.wait_for_function("document.querySelector('#npc-name').textContent === 'Hilda the Tester'")
+    await say(page, "Hello there!")
+    assert await page.locator("#transcript li.npc .text").last.text_content()
+
+
+async def test_the_memory_panel_shows_what_the_npc_remembers_and_reset_empties_it(
+    browser, site, test_persona_dir, gateway
+):
+    npc, player = fresh_persona(test_persona_dir, "blacksmith_hilda"), new_player()
+    page = await open_page(browser, site, npc, player)
+    assert await page.get_attribute("#memory", "data-turns") == "0"
+    await say(page, "My name is Ada and I live in Vaelmoor.")
+    await page.wait_for_selector("#memory[data-turns='2']")  # the player's line and the reply
+    memory = await page.text_content("#memory")
+    assert "My name is Ada and I live in Vaelmoor." in memory
+
+    async with page.expect_download() as download:
+        await page.click("#memory-export")
+    saved = await (await download.value).path()
+    exported = saved.read_text()
+    assert "Vaelmoor" in exported
+
+    await page.click("#memory-reset")
+    await page.wait_for_selector("#memory[data-turns='0']")
+    assert "no lines remembered" in await page.text_content("#memory")
+    request = conversation_pb2.ExportMemoryRequest(npc_id=npc, player_id=player)
+    assert not (await stub(gateway).ExportMemory(request)).snapshot.turns
+
+    # The exported file brings the memory back.
+    await page.set_input_files("#memory-import", files=[{"name": "m.json", "mimeType": "application/json",
+                                                         "buffer": exported.encode()}])  # fmt: skip
+    await page.wait_for_selector("#memory[data-turns='2']")
+    assert len((await stub(gateway).ExportMemory(request)).snapshot.turns) == 2
