@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
+from npcvoice.playground.options import DEFAULT_PORT as PLAYGROUND_PORT
 from npcvoice.runtime.config import ConfigError, add_server_flags, load_service_config
 from npcvoice.runtime.errors import ServiceError
 from npcvoice.runtime.logs import configure_logging
@@ -90,6 +91,7 @@ def up(args: argparse.Namespace) -> int:
             redis_port=args.redis_port,
             redis_url=args.redis_url,
             persona_dir=args.personas,
+            playground_port=args.playground_port,
         )
     except (ValueError, ConfigError) as exc:
         print(f"npcvoice up: {one_line(exc)}", file=sys.stderr)
@@ -169,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     redis.add_argument("--redis-port", type=int, default=REDIS_PORT, help="port of npcvoice's own Redis")
     redis.add_argument("--redis-url", help="use this existing Redis instead of starting one (redis://...)")
     up_cmd.add_argument("--personas", type=Path, default=Path("npc_personas"), help="persona directory")
+    up_cmd.add_argument(
+        "--playground-port", type=int, default=PLAYGROUND_PORT, help="the writers' page (0: do not start it)"
+    )
     commands.add_parser("serve", help="run one service: npcvoice serve SERVICE [flags]")
     commands.add_parser("prepare-model", help="convert the bundled GGUF dialogue model to ONNX (once)")
     commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")

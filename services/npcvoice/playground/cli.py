@@ -49,5 +49,12 @@ def main(argv: list[str]) -> int:
     from npcvoice.playground.server import create_app
 
     print(f"playground: http://{options.host}:{options.port}/ (gateway {options.gateway})", flush=True)
-    uvicorn.run(create_app(options), host=options.host, port=options.port, log_level="warning")
+    # A conversation left open in a browser must not hold up Ctrl-C of the suite.
+    uvicorn.run(
+        create_app(options),
+        host=options.host,
+        port=options.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
     return 0
