@@ -4,63 +4,12 @@ at their lines, and shows, resets and exports what the NPC remembers."""
 
 from __future__ import annotations
 
-import itertools
-import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
-import pytest
-
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
-from npcvoice.playground.options import PlaygroundOptions
-from tests.support.browser import chromium, serve_playground, skip_without_browser
+from tests.support.browser import new_player, open_page, say, skip_without_browser
 from tests.support.conversation import stub
 from tests.support.waiting import fresh_persona
 
 pytestmark = skip_without_browser()
-
-REPLY_TIMEOUT_MS = 180_000  # a voiced reply on a loaded 2-core machine
-_players = itertools.count()
-
-
-def new_player() -> str:
-    return f"pg-player-{next(_players)}-{int(time.time() * 1000)}"
-
-
-@pytest.fixture
-async def site(gateway, test_persona_dir: Path, tmp_path: Path) -> AsyncIterator[str]:
-    options = PlaygroundOptions(
-        gateway=gateway.host.address, persona_dir=test_persona_dir, eval_dir=tmp_path / "evals"
-    )
-    async with serve_playground(options) as address:
-        yield address
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async with chromium() as browser:
-        yield browser
-
-
-async def open_page(browser: Any, site: str, npc: str, player: str) -> Any:
-    page = await browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(f"{site}/?npc={npc}&player={player}")
-    await page.wait_for_selector("body[data-ready=true]")
-    await page.wait_for_selector("#connection.ok")
-    page.errors = errors
-    return page
-
-
-async def say(page: Any, text: str) -> None:
-    ended = await page.evaluate("window.playground.conversation.turnsEnded")
-    await page.fill("#say", text)
-    await page.click("#send")
-    await page.wait_for_function(
-        f"window.playground.conversation.turnsEnded > {ended}", timeout=REPLY_TIMEOUT_MS
-    )
 
 
 async def test_a_typed_line_gets_text_and_audio_and_the_mouth_moves_with_it(browser, site, test_persona_dir):

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -82,3 +84,54 @@ async def chromium(*flags: str) -> AsyncIterator[Any]:
             yield browser
         finally:
             await browser.close()
+
+
+REPLY_TIMEOUT_MS = 180_000  # a voiced reply on a loaded 2-core machine
+_players = itertools.count()
+
+
+def new_player() -> str:
+    """A player no NPC remembers yet."""
+    return f"pg-player-{next(_players)}-{int(time.time() * 1000)}"
+
+
+@pytest.fixture
+async def site(gateway: Any, test_persona_dir: Path, tmp_path: Path) -> AsyncIterator[str]:
+    """The playground for the test's gateway and personas; conversation scripts in tmp_path/evals."""
+    options = PlaygroundOptions(
+        gateway=gateway.host.address, persona_dir=test_persona_dir, eval_dir=tmp_path / "evals"
+    )
+    async with serve_playground(options) as address:
+        yield address
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with chromium() as browser:
+        yield browser
+
+
+async def open_page(browser: Any, site: str, npc: str, player: str) -> Any:
+    """The page for ``npc`` and ``player``, connected; ``page.errors`` collects the page's own errors."""
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.goto(f"{site}/?npc={npc}&player={player}")
+    await page.wait_for_selector("body[data-ready=true]")
+    await page.wait_for_selector("#connection.ok")
+    page.errors = errors
+    return page
+
+
+async def turns_ended(page: Any) -> int:
+    return int(await page.evaluate("window.playground.conversation.turnsEnded"))
+
+
+async def say(page: Any, text: str) -> None:
+    """Type a line and wait for the end of the NPC's turn."""
+    ended = await turns_ended(page)
+    await page.fill("#say", text)
+    await page.click("#send")
+    await page.wait_for_function(
+        f"window.playground.conversation.turnsEnded > {ended}", timeout=REPLY_TIMEOUT_MS
+    )

@@ -98,6 +98,9 @@ export class Conversation {
   }
 
   on_transcript(event) {
+    // The player talks over audio the gateway has finished sending (it interrupts only a turn still
+    // running): the page stops it too, as a game would.
+    if (this.player.busy() && this.player.turn.index !== event.turn_index) this.player.stop();
     if (!event.is_final) {
       if (!this.interim) this.interim = this.line("player interim", "you", "");
       this.interim.lastChild.textContent = event.text + "…";

@@ -124,6 +124,7 @@ export class PersonaEditor {
     this.completions.replaceChildren(...this.choices.map((choice, i) => {
       const item = document.createElement("li");
       item.className = i === this.active ? "active" : "";
+      item.dataset.key = choice.key;
       item.textContent = choice.key;
       const help = document.createElement("small");
       help.textContent = choice.description;
