@@ -1,11 +1,24 @@
 """The writers' playground in a real headless Chromium, against the real suite (gateway, models, Redis):
-the page talks to an NPC and moves the mouth with the audio, edits a persona with the validator's errors
-at their lines, and shows, resets and exports what the NPC remembers."""
+the page talks to an NPC by text and by microphone and moves the mouth with the audio, is interrupted by
+the player, edits a persona with the validator's errors at their lines, and shows, resets and exports
+what the NPC remembers."""
 
 from __future__ import annotations
 
+import wave
+
+import numpy as np
+
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
-from tests.support.browser import new_player, open_page, say, skip_without_browser
+from tests.support.browser import (
+    REPLY_TIMEOUT_MS,
+    chromium,
+    new_player,
+    open_page,
+    say,
+    skip_without_browser,
+    turns_ended,
+)
 from tests.support.conversation import stub
 from tests.support.waiting import fresh_persona
 
@@ -109,3 +122,60 @@ async def test_the_memory_panel_shows_what_the_npc_remembers_and_reset_empties_i
                                                          "buffer": exported.encode()}])  # fmt: skip
     await page.wait_for_selector("#memory[data-turns='2']")
     assert len((await stub(gateway).ExportMemory(request)).snapshot.turns) == 2
+
+
+async def test_talking_over_the_npc_interrupts_it_and_shows_what_was_heard(browser, site, test_persona_dir):
+    npc = fresh_persona(test_persona_dir, "innkeeper_tobin")
+    page = await open_page(browser, site, npc, new_player())
+    heard = page.locator("#transcript .heard")
+    for _ in range(5):  # a reply may end before the player gets a word in: then try again
+        ended = await turns_ended(page)
+        await page.fill("#say", "Tell me about this town, its people and its history.")
+        await page.click("#send")
+        # Some of the reply has sounded (0.8 s), or the turn is over already.
+        await page.wait_for_function(
+            f"(window.playground.player.played()?.played_samples || 0) > 0.8 * 22050"
+            f" || window.playground.conversation.turnsEnded > {ended}",
+            timeout=REPLY_TIMEOUT_MS,
+        )
+        if await turns_ended(page) > ended:
+            continue
+        await page.fill("#say", "Sorry, wait a moment.")
+        await page.click("#send")
+        await page.wait_for_function(
+            f"window.playground.conversation.turnsEnded > {ended + 1}", timeout=REPLY_TIMEOUT_MS
+        )
+        if await heard.count():
+            break
+    assert await heard.count() == 1, "never interrupted"
+    kept = (await heard.text_content()).split("heard:", 1)[1].strip(" “”")
+    reply = await page.locator("#transcript li.npc .text").nth(-2).text_content()
+    assert kept and reply.startswith(kept[: len(kept) // 2]), (kept, reply)
+    assert "interrupted" in await page.text_content("#latency tbody")
+    await page.wait_for_function("document.querySelector('#memory').textContent.includes('(interrupted)')")
+
+
+async def test_the_microphone_streams_to_the_gateway_and_its_line_is_answered(
+    site, test_persona_dir, speak, tmp_path
+):
+    # Chromium's fake microphone plays this file once (%noloop): the player's line, then silence.
+    silence = np.zeros(16000, dtype=np.float32)
+    samples = np.concatenate([silence / 2, speak("Can you repair my sword?", 16000), silence, silence])
+    recording = tmp_path / "player.wav"
+    with wave.open(str(recording), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    npc = fresh_persona(test_persona_dir, "blacksmith_hilda")
+    async with chromium(f"--use-file-for-fake-audio-capture={recording}%noloop") as browser:
+        page = await open_page(browser, site, npc, new_player())
+        await page.click("#open-mic")  # voice activity: the gateway ends the utterance
+        spoken = page.locator("#transcript li.player:not(.interim)")
+        await spoken.first.wait_for(timeout=REPLY_TIMEOUT_MS)
+        assert "sword" in (await spoken.first.text_content()).lower()
+        await page.wait_for_function(
+            "window.playground.conversation.turnsEnded >= 1", timeout=REPLY_TIMEOUT_MS
+        )
+        assert await page.evaluate("window.playground.conversation.mic.stats.chunksSent") > 10
+        assert await page.locator("#transcript li.npc .text").last.text_content()
