@@ -114,6 +114,10 @@ async def test_the_memory_panel_shows_what_the_npc_remembers_and_reset_empties_i
     await page.click("#memory-reset")
     await page.wait_for_selector("#memory[data-turns='0']")
     assert "no lines remembered" in await page.text_content("#memory")
+    assert "no facts" in await page.text_content("#memory")
+    # The NPC starts afresh: a new conversation that remembers nothing of the player.
+    await page.wait_for_selector("#transcript li.system >> text=Mind the sparks")
+    assert "remembers" not in await page.text_content("#transcript")
     request = conversation_pb2.ExportMemoryRequest(npc_id=npc, player_id=player)
     assert not (await stub(gateway).ExportMemory(request)).snapshot.turns
 

@@ -99,9 +99,13 @@ $("open-mic").onchange = (event) => {
     .catch((error) => status("mic-status", `microphone: ${error.message}`, "bad"));
 };
 $("memory-refresh").onclick = () => memory.refresh();
-$("memory-reset").onclick = () => memory.reset();
+// A conversation holds the memory it started with: after a reset or an import, start a new one with it.
+const restart = () => conversation.open(npcId(), playerId());
+$("memory-reset").onclick = () => memory.reset().then(restart);
 $("memory-export").onclick = () => memory.export();
-$("memory-import").onchange = (event) => { if (event.target.files[0]) memory.import(event.target.files[0]); };
+$("memory-import").onchange = (event) => {
+  if (event.target.files[0]) memory.import(event.target.files[0]).then(restart);
+};
 $("scripts-run").onclick = () => scripts.run();
 
 // What the tests read: how much audio was played and how many viseme frames moved the mouth meanwhile.

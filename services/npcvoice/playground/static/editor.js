@@ -63,7 +63,7 @@ export class PersonaEditor {
       band.dataset.line = line;
       band.style.top = `${6 + (line - 1) * LINE - this.textarea.scrollTop}px`;
       const message = document.createElement("span");
-      message.textContent = list.map((p) => `${p.column}: ${p.message}`).join("; ");
+      message.textContent = list.map((p) => `${p.line}:${p.column}: ${p.message}`).join("; ");
       band.append(message);
       return band;
     }));
