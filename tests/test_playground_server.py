@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,7 +20,7 @@ from npcvoice.playground.options import PlaygroundOptions
 from tests.conftest import start_service
 from tests.support.browser import serve_playground
 from tests.support.conversation import gateway_options
-from tests.support.waiting import fresh_persona
+from tests.support.waiting import eventually, fresh_persona
 
 
 def request(
@@ -97,3 +98,31 @@ async def test_the_playground_calls_a_gateway_that_requires_a_key_with_the_suite
     finally:
         await gateway.channel.close()
         await gateway.host.stop(grace=0)
+
+
+async def test_a_page_that_leaves_mid_reply_or_sends_nonsense_ends_its_conversation_cleanly(
+    gateway, test_persona_dir, caplog
+):
+    caplog.set_level(logging.INFO)
+    options = PlaygroundOptions(gateway=gateway.host.address, persona_dir=test_persona_dir)
+    async with serve_playground(options) as site:
+        ws = site.replace("http://", "ws://") + "/ws/converse?npc=blacksmith_hilda&player=pg-leaving"
+        async with websockets.connect(ws) as socket:
+            assert json.loads(await socket.recv())["type"] == "started"
+            await socket.send(json.dumps({"type": "text", "text": "Tell me about your forge."}))
+            while not isinstance(await socket.recv(), bytes):  # the first audio: leave while it plays
+                pass
+        async with websockets.connect(ws) as socket:
+            await socket.send(json.dumps({"type": "shout"}))
+            said = [json.loads(message) async for message in socket]  # until the server closes it
+        assert said[-1] == {
+            "type": "error",
+            "code": "INVALID_ARGUMENT",
+            "message": "type: unknown message type 'shout' (text, end_of_speech, playback)",
+        }
+
+        def converse_calls_ended() -> int:
+            return sum("Converse" in r.getMessage() for r in caplog.records if r.name == "npcvoice.rpc")
+
+        await eventually(lambda: converse_calls_ended() == 2)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]

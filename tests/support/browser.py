@@ -60,6 +60,7 @@ async def serve_playground(options: PlaygroundOptions) -> AsyncIterator[str]:
         host="127.0.0.1",
         port=port,
         log_level="warning",
+        log_config=None,  # its errors go to the test's log (caplog), not to a handler of uvicorn's own
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -47,16 +47,19 @@ class Bridge:
         from_page = asyncio.create_task(self._from_page())
         try:
             async for response in call:
+                if from_page.done():
+                    break  # the page left, or was sent its error and closed
                 event, audio = convert.gateway_event(response)
                 await self.websocket.send_text(json.dumps(event))
                 if audio is not None:
                     await self.websocket.send_bytes(audio)
-            await self._close({"type": "closed", "reason": "the gateway ended the conversation"})
+            else:
+                await self._close({"type": "closed", "reason": "the gateway ended the conversation"})
         except grpc.aio.AioRpcError as error:
             code = error.code().name if error.code() is not None else "UNKNOWN"
             await self._close({"type": "error", "code": code, "message": error.details() or code})
-        except WebSocketDisconnect:
-            pass
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the page went away while an event was on its way (Starlette: WebSocketDisconnected)
         finally:
             from_page.cancel()
             call.cancel()
