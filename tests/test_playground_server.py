@@ -24,11 +24,13 @@ from tests.support.waiting import eventually, fresh_persona
 
 
 def request(
-    url: str, method: str = "GET", body: object = None, origin: str | None = None
+    url: str, method: str = "GET", body: object = None, origin: str | None = None, host: str | None = None
 ) -> tuple[int, dict[str, Any]]:
     headers = {"content-type": "application/json"}
     if origin:
         headers["origin"] = origin
+    if host:
+        headers["host"] = host
     data = None if body is None else json.dumps(body).encode()
     try:
         with urllib.request.urlopen(
@@ -49,6 +51,9 @@ async def test_the_server_refuses_other_sites_and_files_outside_the_persona_fold
 
     status, body = await asyncio.to_thread(request, put, "PUT", edited, origin="http://evil.example")
     assert status == 403 and await asyncio.to_thread(path.read_text) == text
+    port = site.rsplit(":", 1)[1]  # a site whose name points at 127.0.0.1 is its own origin: its name is not
+    status, body = await asyncio.to_thread(request, put, "PUT", edited, host=f"evil.example:{port}")
+    assert status == 403 and "evil.example" in body["error"]
     status, body = await asyncio.to_thread(request, f"{site}/api/personas/..%2Fsecrets", "PUT", edited)
     assert status == 404  # no route: a persona id has no slash
     status, body = await asyncio.to_thread(request, f"{site}/api/personas/..", "PUT", edited)

@@ -71,7 +71,7 @@ class Bridge:
                 if message["type"] == "websocket.disconnect":
                     break
                 self._handle(message)
-        except (ServiceError, ValueError) as error:
+        except (ServiceError, ValueError, TypeError) as error:  # a malformed message: say so, and stop
             await self._close({"type": "error", "code": "INVALID_ARGUMENT", "message": str(error)})
         finally:
             self._requests.put_nowait(None)  # the page left: end the stream, as a game would

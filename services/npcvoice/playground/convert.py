@@ -38,8 +38,10 @@ def session_config(npc_id: str, player_id: str, player_name: str) -> conversatio
     return conversation_pb2.ConverseRequest(config=config)
 
 
-def browser_request(message: dict[str, Any]) -> conversation_pb2.ConverseRequest:
+def browser_request(message: Any) -> conversation_pb2.ConverseRequest:
     """A JSON message from the page (text, end of speech, playback position) as a Converse request."""
+    if not isinstance(message, dict):
+        raise InvalidArgument("message", "must be a JSON object with a type")
     kind = message.get("type")
     if kind == "text":
         return conversation_pb2.ConverseRequest(text=str(message.get("text", "")))

@@ -46,25 +46,41 @@ HTTP_STATUS = {
 }
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def _hostname(host: str) -> str:
+    return host.rsplit(":", 1)[0] if not host.endswith("]") else host
+
+
 class SameOrigin:
     """Refuses requests that change something (and WebSockets) sent by another site's page: the
-    playground edits files on this machine, and a page elsewhere in the same browser could reach it."""
+    playground edits files on this machine, and a page elsewhere in the same browser could reach it.
+    Served on loopback, it also answers only to loopback names: a site whose name was made to point at
+    127.0.0.1 (DNS rebinding) would otherwise be its own origin."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, loopback_only: bool) -> None:
         self.app = app
+        self.loopback_only = loopback_only
+
+    def refused(self, scope: Scope) -> str | None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        origin, host = headers.get("origin"), headers.get("host", "")
+        if self.loopback_only and _hostname(host) not in LOOPBACK_NAMES:
+            return f"host {host!r} refused: the playground answers to 127.0.0.1 or localhost"
+        changes = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD")
+        if changes and origin is not None and origin.split("://", 1)[-1] != host:
+            return "cross-origin request refused"
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            origin, host = headers.get("origin"), headers.get("host", "")
-            changes = scope["type"] == "websocket" or scope.get("method") not in ("GET", "HEAD")
-            if changes and origin is not None and origin.split("://", 1)[-1] != host:
-                if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1008})
-                else:
-                    await JSONResponse({"error": "cross-origin request refused"}, 403)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        problem = self.refused(scope) if scope["type"] in ("http", "websocket") else None
+        if problem is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await JSONResponse({"error": problem}, 403)(scope, receive, send)
 
 
 class Playground:
@@ -198,7 +214,7 @@ def create_app(options: PlaygroundOptions) -> Starlette:
 
     return Starlette(
         routes=routes(playground),
-        middleware=[Middleware(SameOrigin)],
+        middleware=[Middleware(SameOrigin, loopback_only=options.host in LOOPBACK_NAMES)],
         exception_handlers=_error_handlers(),
         lifespan=lifespan,
     )

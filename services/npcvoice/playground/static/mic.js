@@ -9,8 +9,13 @@ export class Microphone {
     this.stats = { chunksSent: 0 };
   }
 
-  async start() {
-    if (this.context) return;
+  // Once: a second press while the first still waits for the browser's permission shares it.
+  start() {
+    if (!this.starting) this.starting = this.open().catch((error) => { this.starting = null; throw error; });
+    return this.starting;
+  }
+
+  async open() {
     this.stream = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
     });
@@ -35,5 +40,6 @@ export class Microphone {
     if (this.context) this.context.close();
     this.context = null;
     this.stream = null;
+    this.starting = null;
   }
 }
