@@ -12,6 +12,15 @@ const SHAPES = {
   ih: [0.36, 0.72, 0.0, 1, 0], oh: [0.66, 0.35, 0.7, 0, 0], ou: [0.36, 0.25, 1.0, 0, 0],
 };
 
+// The context time of the audio the listener hears now. currentTime is what the graph renders, ahead of
+// the speakers by the output latency (about 40 ms in headless Chromium, hundreds with Bluetooth); the
+// mouth, and what the gateway is told was heard, follow what is heard.
+export function heardTime(clock) {
+  const stamp = clock.getOutputTimestamp ? clock.getOutputTimestamp() : null;
+  if (stamp && stamp.contextTime > 0) return stamp.contextTime + (performance.now() - stamp.performanceTime) / 1000;
+  return clock.currentTime - (clock.outputLatency || 0);
+}
+
 export class Face {
   constructor(svg, label) {
     this.svg = svg;
@@ -40,9 +49,13 @@ export class Face {
     this.draw(SHAPES.sil, "sil");
   }
 
+  now() {
+    return heardTime(this.clock);
+  }
+
   update() {
     if (!this.clock || !this.frames.length) return;
-    const now = this.clock.currentTime;
+    const now = this.now();
     let due = null;
     while (this.frames.length && this.frames[0].at <= now) due = this.frames.shift();
     if (due) this.apply(due.w, now);

@@ -1,6 +1,8 @@
 // The reply's audio: PCM16 chunks played with Web Audio at their own rate, on the turn's timeline, with
 // their viseme frames handed to the face on the same clock.
 
+import { heardTime } from "./face.js";
+
 export class ReplyPlayer {
   constructor(face) {
     this.face = face;
@@ -48,12 +50,12 @@ export class ReplyPlayer {
   // How much of the turn's audio has sounded (for the gateway's barge-in: what the player heard).
   played() {
     if (!this.turn) return null;
-    const position = Math.round((this.context.currentTime - this.turn.base) * this.turn.rate);
+    const position = Math.round((heardTime(this.context) - this.turn.base) * this.turn.rate);
     return { turn_index: this.turn.index, played_samples: Math.max(0, Math.min(position, this.turn.delivered)) };
   }
 
   busy() {
-    return !!this.turn && this.context.currentTime < this.turn.base + this.turn.delivered / this.turn.rate;
+    return !!this.turn && heardTime(this.context) < this.turn.base + this.turn.delivered / this.turn.rate;
   }
 
   stop() {
