@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import shutil
@@ -17,7 +16,6 @@ import pytest
 
 from npcvoice.playground.options import PlaygroundOptions
 from npcvoice.runtime.ports import free_port
-from tests.support.waiting import eventually
 
 # What makes a page in a browser with no person at it behave as one with a person: audio may start
 # without a click, and the microphone is granted (a fake one: a tone, or a WAV file when given).
@@ -49,28 +47,13 @@ def skip_without_browser() -> pytest.MarkDecorator:
 
 @asynccontextmanager
 async def serve_playground(options: PlaygroundOptions) -> AsyncIterator[str]:
-    """The playground's app under uvicorn in this event loop; yields its address."""
-    import uvicorn
+    """The playground's app in this event loop on a free port; yields its address."""
+    from npcvoice.playground.server import serving
 
-    from npcvoice.playground.server import create_app
-
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(options.model_copy(update={"port": port})),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        log_config=None,  # its errors go to the test's log (caplog), not to a handler of uvicorn's own
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started or task.done())
-    assert server.started, "the playground did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    # log_config=None: its errors go to the test's log (caplog), not to a handler of uvicorn's own.
+    settings = {"log_level": "warning", "log_config": None}
+    async with serving(options.model_copy(update={"port": free_port()}), **settings) as address:
+        yield address
 
 
 @asynccontextmanager

@@ -6,6 +6,7 @@ The app only adapts: persona files are personas.py's, scripts evals.py's, protob
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -218,3 +219,23 @@ def create_app(options: PlaygroundOptions) -> Starlette:
         exception_handlers=_error_handlers(),
         lifespan=lifespan,
     )
+
+
+@asynccontextmanager
+async def serving(options: PlaygroundOptions, **uvicorn_settings: Any) -> AsyncIterator[str]:
+    """The playground under uvicorn in the running event loop (tests, benchmarks); yields its address."""
+    import uvicorn
+
+    config = uvicorn.Config(create_app(options), host=options.host, port=options.port, **uvicorn_settings)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():  # it could not start (the port is taken): its error
+            task.result()
+            raise RuntimeError(f"the playground did not start on {options.host}:{options.port}")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://{options.host}:{options.port}"
+    finally:
+        server.should_exit = True
+        await task
