@@ -15,6 +15,9 @@ from npcvoice.runtime.config import ServerSettings
 from npcvoice.runtime.ports import free_port
 from npcvoice.runtime.server import Registration, ServiceHost
 
+# The playground's fixtures (its server, a headless Chromium) for tests/test_playground*.py.
+pytest_plugins = ["tests.support.browser"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PERSONA_DIR = REPO_ROOT / "npc_personas"
 

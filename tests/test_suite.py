@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 import inspect
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,7 +46,7 @@ def suite_config(tmp_path: Path) -> tuple[Path, dict[str, int]]:
 def launch(config: Path, data_dir: Path, redis_port: int, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "npcvoice", "up", "--config", str(config), "--data-dir", str(data_dir),
-         "--redis-port", str(redis_port), *extra],
+         "--redis-port", str(redis_port), "--playground-port", str(free_port()), *extra],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ, text=True,
     )  # fmt: skip
 
@@ -81,6 +83,10 @@ def test_up_starts_redis_and_every_service_serving_and_ctrl_c_stops_them(tmp_pat
                 conversation_pb2.ListNpcsRequest(), timeout=5
             )
         assert {n.npc_id for n in npcs.npcs} == {"blacksmith_hilda", "guard_captain_vael", "innkeeper_tobin"}
+        # The writers' page is printed with the other addresses, and lists the gateway's NPCs.
+        [page] = re.findall(r"playground +(http://127\.0\.0\.1:\d+/)", output)
+        with urllib.request.urlopen(page + "api/npcs", timeout=10) as response:
+            assert "blacksmith_hilda" in response.read().decode()
 
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)

@@ -6,6 +6,7 @@ npcvoice validate [PATH ...]      check persona files; prints file:line:column: 
 npcvoice schema [--check]         rewrite (or check) npc_personas/persona.schema.json
 npcvoice health ADDRESS           print a service's gRPC health status (exit 0 when SERVING)
 npcvoice eval SCRIPT.yaml ...     run conversation scripts against the suite (exit 1 on a failed line)
+npcvoice playground [flags]       a local web page to edit personas and talk to the NPCs
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
+from npcvoice.playground.options import DEFAULT_PORT as PLAYGROUND_PORT
 from npcvoice.runtime.config import ConfigError, add_server_flags, load_service_config
 from npcvoice.runtime.errors import ServiceError
 from npcvoice.runtime.logs import configure_logging
@@ -89,6 +91,7 @@ def up(args: argparse.Namespace) -> int:
             redis_port=args.redis_port,
             redis_url=args.redis_url,
             persona_dir=args.personas,
+            playground_port=args.playground_port,
         )
     except (ValueError, ConfigError) as exc:
         print(f"npcvoice up: {one_line(exc)}", file=sys.stderr)
@@ -142,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         from npcvoice.evaluation.cli import main as eval_main
 
         return eval_main(argv[1:])
+    if argv[:1] == ["playground"]:
+        from npcvoice.playground.cli import main as playground_main
+
+        return playground_main(argv[1:])
     if argv[:1] == ["prepare-model"]:
         from npcvoice.devtools.prepare_model import main as prepare_main
 
@@ -164,10 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     redis.add_argument("--redis-port", type=int, default=REDIS_PORT, help="port of npcvoice's own Redis")
     redis.add_argument("--redis-url", help="use this existing Redis instead of starting one (redis://...)")
     up_cmd.add_argument("--personas", type=Path, default=Path("npc_personas"), help="persona directory")
+    up_cmd.add_argument(
+        "--playground-port", type=int, default=PLAYGROUND_PORT, help="the writers' page (0: do not start it)"
+    )
     commands.add_parser("serve", help="run one service: npcvoice serve SERVICE [flags]")
     commands.add_parser("prepare-model", help="convert the bundled GGUF dialogue model to ONNX (once)")
     commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")
     commands.add_parser("demo", help="a scripted conversation with Hilda the blacksmith")
+    commands.add_parser("playground", help="a web page to edit personas and talk to NPCs (see --help)")
     commands.add_parser("eval", help="run conversation scripts: npcvoice eval npc_personas/evals/*.yaml")
     check = commands.add_parser("validate", help="check persona files")
     check.add_argument("paths", nargs="*", type=Path)

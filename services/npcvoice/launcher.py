@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import IO
@@ -87,6 +88,21 @@ class ServiceProcess:
             self.process.wait()
 
 
+class PlaygroundProcess(ServiceProcess):
+    """The writers' page (``npcvoice playground``), started with the suite: it serves once its page does."""
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.address}/api/settings", timeout=1.0) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}/"
+
+
 class Launcher:
     def __init__(
         self,
@@ -99,6 +115,7 @@ class Launcher:
         persona_dir: Path = Path("npc_personas"),
         extra_args: list[str] | None = None,
         restart_policy: RestartPolicy | None = None,
+        playground_port: int = 0,
     ) -> None:
         unknown = [s for s in services if s not in SERVICES]
         if unknown:
@@ -117,6 +134,7 @@ class Launcher:
         self.extra_args = list(extra_args or [])
         # Built now, so that a bad configuration stops the launch before anything has started.
         self.services = [self._service(name) for name in START_ORDER if name in services]
+        self.playground = self._playground(playground_port) if playground_port else None
         self.supervisor = Supervisor(restart_policy or RestartPolicy())
         self.stop_requested = False
 
@@ -146,6 +164,17 @@ class Launcher:
                 command += ["--option", f"{key}={value}"]
         return ServiceProcess(name, command, f"{config.server.host}:{port}", metrics_port)
 
+    def _playground(self, port: int) -> PlaygroundProcess | None:
+        """The page for the suite's gateway, when the gateway is one of the services started."""
+        gateway = next((s for s in self.services if s.name == "conversation"), None)
+        if gateway is None:
+            return None
+        command = [sys.executable, "-m", "npcvoice", "playground", "--port", str(port),
+                   "--gateway", gateway.address, "--personas", str(self.persona_dir)]  # fmt: skip
+        if self.config_file:
+            command += ["--config", str(self.config_file)]  # for the gateway's API key
+        return PlaygroundProcess("playground", command, f"127.0.0.1:{port}", 0)
+
     def start(self, timeout_s: float = 180.0) -> None:
         if self.redis is None:
             self._check_existing_redis()
@@ -155,6 +184,8 @@ class Launcher:
             log.info("redis listening on %s (pid %s, data in %s, %s)", self.redis.url, self.redis.pid,
                      self.redis.data_dir, self.redis.persistence())  # fmt: skip
         self.supervisor.start(self.services, timeout_s, should_stop=lambda: self.stop_requested)
+        if self.playground is not None:  # after the gateway, whose NPCs the page lists
+            self.supervisor.start([self.playground], timeout_s, should_stop=lambda: self.stop_requested)
 
     def _check_existing_redis(self) -> None:
         """Say plainly which Redis holds the memory, and what it keeps on disk."""
@@ -211,4 +242,6 @@ def print_table(launcher: Launcher) -> None:
         print(f"  {'redis':<14}{'127.0.0.1:' + str(launcher.redis.port):<22}{'-':<10}PONG")
     for s in launcher.services:
         print(f"  {s.name:<14}{s.address:<22}{s.metrics_port:<10}SERVING")
+    if launcher.playground is not None:
+        print(f"\n  playground    {launcher.playground.url}  (edit personas and talk to the NPCs)")
     print("\nAll services are SERVING. Ctrl-C stops them.\n", flush=True)

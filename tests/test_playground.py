@@ -1,0 +1,185 @@
+"""The writers' playground in a real headless Chromium, against the real suite (gateway, models, Redis):
+the page talks to an NPC by text and by microphone and moves the mouth with the audio, is interrupted by
+the player, edits a persona with the validator's errors at their lines, and shows, resets and exports
+what the NPC remembers."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+
+from npcvoice.api.npc.conversation.v1 import conversation_pb2
+from tests.support.browser import (
+    REPLY_TIMEOUT_MS,
+    chromium,
+    new_player,
+    open_page,
+    say,
+    skip_without_browser,
+    turns_ended,
+)
+from tests.support.conversation import stub
+from tests.support.waiting import fresh_persona
+
+pytestmark = skip_without_browser()
+
+
+async def test_a_typed_line_gets_text_and_audio_and_the_mouth_moves_with_it(browser, site, test_persona_dir):
+    npc = fresh_persona(test_persona_dir, "blacksmith_hilda")
+    page = await open_page(browser, site, npc, new_player())
+    assert await page.text_content("#npc-name") == "Hilda Ironhand"
+    assert "Mind the sparks" in await page.text_content("#transcript")
+
+    await say(page, "Good morning! Can you repair my sword?")
+    reply = await page.locator("#transcript li.npc .text").last.text_content()
+    assert reply and len(reply.split()) >= 2
+    stats = await page.evaluate(
+        "({player: window.playground.player.stats, face: window.playground.face.stats})"
+    )
+    assert stats["player"]["audioChunks"] >= 1
+    assert stats["player"]["samplesScheduled"] > 22050 * 0.3  # more than a click: the sentence's audio
+    # The frames are applied on the audio clock while the audio plays: wait for the whole reply to sound.
+    await page.wait_for_function("!window.playground.player.busy()", timeout=60_000)
+    stats = await page.evaluate("window.playground.face.stats")
+    seconds = (await page.evaluate("window.playground.player.stats.samplesScheduled")) / 22050
+    # At 30 frames a second (the persona's rate), most frames of the reply land while it plays.
+    assert stats["framesDuringPlayback"] >= 0.5 * 30 * seconds, (stats, seconds)
+    assert stats["maxOpen"] > 0.3  # the mouth opened for vowels, and closed again at the end
+    assert await page.get_attribute("#face", "data-viseme") == "sil"
+    latency_cells = await page.locator("#latency tbody tr").first.locator("td").all_text_contents()
+    assert latency_cells[0] == "0" and all(cell.isdigit() for cell in latency_cells[2:5]), latency_cells
+    # Every reply opens with one of the persona's emotions, shown as a badge.
+    assert await page.text_content("#emotion") in ("neutral", "joy", "anger", "sadness")
+    assert page.errors == []
+
+
+async def test_an_invalid_edit_shows_the_error_at_its_line_and_the_npc_keeps_its_last_good_version(
+    browser, site, test_persona_dir, gateway
+):
+    npc = fresh_persona(test_persona_dir, "blacksmith_hilda")
+    path = test_persona_dir / f"{npc}.yaml"
+    page = await open_page(browser, site, npc, new_player())
+    original = await page.input_value("#persona")
+    assert original == path.read_text()
+
+    # A valid edit is saved, and the running suite uses it from the next conversation.
+    renamed = original.replace("display_name: Hilda Ironhand", "display_name: Hilda the Tester")
+    await page.fill("#persona", renamed)
+    await page.click("#save")
+    await page.wait_for_selector("#persona-status.ok >> text=saved")
+    assert path.read_text() == renamed
+
+    # An invalid one: an unknown key three lines further down, and a new name that must not take effect.
+    lines = renamed.replace("Hilda the Tester", "Broken Name").split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("display_name:")) + 1
+    lines.insert(at, "voice_sped: 0.9")
+    await page.fill("#persona", "\n".join(lines))
+    marker = page.locator(f"#markers .marker[data-line='{at + 1}']")
+    await marker.wait_for()  # checked as the writer types
+    assert "voice_sped: unknown key" in await marker.text_content()
+    assert await page.get_attribute(f"#gutter div:nth-child({at + 1})", "class") == "error"
+    await page.click("#save")
+    await page.wait_for_selector("#persona-status.bad >> text=not saved")
+    assert f"{at + 1}:1: voice_sped: unknown key" in await page.text_content("#problems")
+    assert path.read_text() == renamed  # the file keeps the last good version
+
+    # The NPC talks as its last good version.
+    npcs = await stub(gateway).ListNpcs(conversation_pb2.ListNpcsRequest())
+    assert {n.npc_id: n.display_name for n in npcs.npcs}[npc] == "Hilda the Tester"
+    await page.reload()
+    await page.wait_for_selector("#connection.ok")
+    await page.wait_for_function("document.querySelector('#npc-name').textContent === 'Hilda the Tester'")
+    await say(page, "Hello there!")
+    assert await page.locator("#transcript li.npc .text").last.text_content()
+
+
+async def test_the_memory_panel_shows_what_the_npc_remembers_and_reset_empties_it(
+    browser, site, test_persona_dir, gateway
+):
+    npc, player = fresh_persona(test_persona_dir, "blacksmith_hilda"), new_player()
+    page = await open_page(browser, site, npc, player)
+    assert await page.get_attribute("#memory", "data-turns") == "0"
+    await say(page, "My name is Ada and I live in Vaelmoor.")
+    await page.wait_for_selector("#memory[data-turns='2']")  # the player's line and the reply
+    memory = await page.text_content("#memory")
+    assert "My name is Ada and I live in Vaelmoor." in memory
+
+    async with page.expect_download() as download:
+        await page.click("#memory-export")
+    saved = await (await download.value).path()
+    exported = saved.read_text()
+    assert "Vaelmoor" in exported
+
+    await page.click("#memory-reset")
+    await page.wait_for_selector("#memory[data-turns='0']")
+    assert "no lines remembered" in await page.text_content("#memory")
+    assert "no facts" in await page.text_content("#memory")
+    # The NPC starts afresh: a new conversation that remembers nothing of the player.
+    await page.wait_for_selector("#transcript li.system >> text=Mind the sparks")
+    assert "remembers" not in await page.text_content("#transcript")
+    request = conversation_pb2.ExportMemoryRequest(npc_id=npc, player_id=player)
+    assert not (await stub(gateway).ExportMemory(request)).snapshot.turns
+
+    # The exported file brings the memory back.
+    await page.set_input_files("#memory-import", files=[{"name": "m.json", "mimeType": "application/json",
+                                                         "buffer": exported.encode()}])  # fmt: skip
+    await page.wait_for_selector("#memory[data-turns='2']")
+    assert len((await stub(gateway).ExportMemory(request)).snapshot.turns) == 2
+
+
+async def test_talking_over_the_npc_interrupts_it_and_shows_what_was_heard(browser, site, test_persona_dir):
+    npc = fresh_persona(test_persona_dir, "innkeeper_tobin")
+    page = await open_page(browser, site, npc, new_player())
+    heard = page.locator("#transcript .heard")
+    for _ in range(5):  # a reply may end before the player gets a word in: then try again
+        ended = await turns_ended(page)
+        await page.fill("#say", "Tell me about this town, its people and its history.")
+        await page.click("#send")
+        # Some of the reply has sounded (0.8 s), or the turn is over already.
+        await page.wait_for_function(
+            f"(window.playground.player.played()?.played_samples || 0) > 0.8 * 22050"
+            f" || window.playground.conversation.turnsEnded > {ended}",
+            timeout=REPLY_TIMEOUT_MS,
+        )
+        if await turns_ended(page) > ended:
+            continue
+        await page.fill("#say", "Sorry, wait a moment.")
+        await page.click("#send")
+        await page.wait_for_function(
+            f"window.playground.conversation.turnsEnded > {ended + 1}", timeout=REPLY_TIMEOUT_MS
+        )
+        if await heard.count():
+            break
+    assert await heard.count() == 1, "never interrupted"
+    kept = (await heard.text_content()).split("heard:", 1)[1].strip(" “”")
+    reply = await page.locator("#transcript li.npc .text").nth(-2).text_content()
+    assert kept and reply.startswith(kept[: len(kept) // 2]), (kept, reply)
+    assert "interrupted" in await page.text_content("#latency tbody")
+    await page.wait_for_function("document.querySelector('#memory').textContent.includes('(interrupted)')")
+
+
+async def test_the_microphone_streams_to_the_gateway_and_its_line_is_answered(
+    site, test_persona_dir, speak, tmp_path
+):
+    # Chromium's fake microphone plays this file once (%noloop): the player's line, then silence.
+    silence = np.zeros(16000, dtype=np.float32)
+    samples = np.concatenate([silence / 2, speak("Can you repair my sword?", 16000), silence, silence])
+    recording = tmp_path / "player.wav"
+    with wave.open(str(recording), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    npc = fresh_persona(test_persona_dir, "blacksmith_hilda")
+    async with chromium(f"--use-file-for-fake-audio-capture={recording}%noloop") as browser:
+        page = await open_page(browser, site, npc, new_player())
+        await page.click("#open-mic")  # voice activity: the gateway ends the utterance
+        spoken = page.locator("#transcript li.player:not(.interim)")
+        await spoken.first.wait_for(timeout=REPLY_TIMEOUT_MS)
+        assert "sword" in (await spoken.first.text_content()).lower()
+        await page.wait_for_function(
+            "window.playground.conversation.turnsEnded >= 1", timeout=REPLY_TIMEOUT_MS
+        )
+        assert await page.evaluate("window.playground.conversation.mic.stats.chunksSent") > 10
+        assert await page.locator("#transcript li.npc .text").last.text_content()
