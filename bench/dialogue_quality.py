@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import machine, table
-from npcvoice.devtools.prepare_model import gguf_to_hf, prepare
+from npcvoice.devtools.model_source import gguf_to_hf
+from npcvoice.devtools.prepare_model import prepare
 from npcvoice.dialogue.model import bundled_gguf
 
 TEXT = (
@@ -74,7 +75,7 @@ def main() -> None:
     prepared = prepare(bundled_gguf(), args.models_dir)
     with tempfile.TemporaryDirectory() as work:
         hf_dir, plain = Path(work) / "hf", Path(work) / "plain-int4"
-        gguf_to_hf(bundled_gguf(), hf_dir)
+        gguf_to_hf(bundled_gguf(), hf_dir, "LlamaForCausalLM")
         builder = [
             sys.executable,
             "-m",
