@@ -14,7 +14,7 @@ import pytest
 from npcvoice.devtools.model_source import SUPPORTED
 from npcvoice.devtools.prepare_model import main, prepare
 from npcvoice.dialogue.engine import DialogueEngine
-from npcvoice.dialogue.model import ChatTemplate, load_model, prepared_models
+from npcvoice.dialogue.model import ChatTemplate, LoadedModel, load_model, prepared_models
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.runtime.errors import NotFound
 from tests.conftest import REPO_ROOT
@@ -133,16 +133,24 @@ def test_a_model_without_a_chat_template_needs_one_given(
     assert "--chat-template" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def tiny_gemma(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    """A tiny Gemma 3 (local attention window: 8 tokens) with Gemma's chat template, given on the command
+    line since its folder has none."""
+    work = tmp_path_factory.mktemp("gemma")
+    folder = save_hf_folder(tiny_model("Gemma3ForCausalLM"), work / "gemma")
+    (folder / "chat_template.jinja").unlink()
+    template = REPO_ROOT / "docs" / "chat-templates" / "gemma.jinja"
+    prepared = prepare(folder, work / "models", name="tiny-gemma", chat_template=template)
+    return load_model("tiny-gemma", prepared, "cpu", context_tokens=64)
+
+
 def test_a_template_that_wants_turns_to_alternate_gets_a_game_event_and_the_players_line_as_one(
-    tmp_path: Path,
+    tiny_gemma: LoadedModel,
 ) -> None:
     """Gemma's template refuses two user messages in a row (a game event, then the player's line), and
     Gemma 2's any system message; the prompt is shaped to what the model's own template takes."""
-    folder = save_hf_folder(tiny_model("Gemma3ForCausalLM"), tmp_path / "gemma")
-    (folder / "chat_template.jinja").unlink()
-    template = REPO_ROOT / "docs" / "chat-templates" / "gemma.jinja"
-    prepared = prepare(folder, tmp_path / "models", name="tiny-gemma", chat_template=template)
-    loaded = load_model("tiny-gemma", prepared, "cpu")
+    loaded = tiny_gemma
     assert (loaded.template.system, loaded.template.consecutive) == (True, False)  # Gemma 3 folds it
     messages = [
         {"role": "system", "content": "You are Hilda."},
@@ -172,3 +180,21 @@ def test_a_template_without_a_system_role_gets_the_persona_at_the_head_of_the_fi
         {"role": "assistant", "content": "Welcome."},
         {"role": "user", "content": "[a storm broke]\n\nBye."},
     ]
+
+
+def test_a_sliding_window_model_can_be_rewound_past_its_window_as_the_engine_does_between_turns(
+    tiny_gemma: LoadedModel,
+) -> None:
+    """The engine rewinds a conversation's generator to the first token a new prompt changes; a local
+    attention layer that kept only its window (8 here) could not go back 20 tokens."""
+    ids = np.random.default_rng(3).integers(20, VOCABULARY, size=40).astype(np.int32)
+    generator = tiny_gemma.new_generator(48)
+    generator.append_tokens(ids[None, :30])
+    generator.rewind_to(10)
+    generator.append_tokens(ids[None, 10:40])
+    rewound = np.asarray(generator.get_logits(), np.float32).reshape(-1)[:VOCABULARY]
+    fresh = tiny_gemma.new_generator(64)
+    fresh.append_tokens(ids[None, :40])
+    assert np.allclose(
+        rewound, np.asarray(fresh.get_logits(), np.float32).reshape(-1)[:VOCABULARY], atol=1e-3
+    )

@@ -104,7 +104,11 @@ class DialogueEngine:
         with self._load_lock:
             if model_id not in self._models:
                 self._models[model_id] = load_model(
-                    model_id, Path(folder), self.device, self.options.cuda_graph
+                    model_id,
+                    Path(folder),
+                    self.device,
+                    self.options.cuda_graph,
+                    context_tokens=self.options.context_tokens,
                 )
             return self._models[model_id]
 

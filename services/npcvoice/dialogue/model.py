@@ -191,8 +191,14 @@ def bundled_model_folder(models_dir: Path, device: str) -> Path:
 
 
 def load_model(
-    model_id: str, folder: Path, device: str, cuda_graph: bool = False, threads: int = 0
+    model_id: str,
+    folder: Path,
+    device: str,
+    cuda_graph: bool = False,
+    threads: int = 0,
+    context_tokens: int = 1024,
 ) -> LoadedModel:
+    """``context_tokens``: the longest conversation a generator holds (the engine's option)."""
     import onnxruntime_genai as og
 
     if not (folder / "genai_config.json").exists():
@@ -202,14 +208,21 @@ def load_model(
         config.overlay(
             json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}})
         )
+    settings = json.loads((folder / "genai_config.json").read_text())["model"]
+    decoder = settings["decoder"]
+    window = int(decoder.get("sliding_window", {}).get("window_size", 0))
+    if window:
+        # A sliding-window layer keeps only its window of the KV cache, but the engine rewinds a
+        # conversation's generator (to reuse its prefix, to write a sentence again): keep the whole
+        # conversation resident, as a full-attention layer does.
+        sliding = {**decoder["sliding_window"], "cache_slack": max(0, context_tokens - window)}
+        config.overlay(json.dumps({"model": {"decoder": {"sliding_window": sliding}}}))
     config.clear_providers()
     if device == "cuda":
         config.append_provider("cuda")
         config.set_provider_option("cuda", "enable_cuda_graph", "1" if cuda_graph else "0")
     model = og.Model(config)
     tokenizer = og.Tokenizer(model)
-    settings = json.loads((folder / "genai_config.json").read_text())["model"]
-    decoder = settings["decoder"]
     manifest = folder / MANIFEST
     half = device == "cuda" and (
         not manifest.exists() or json.loads(manifest.read_text()).get("device") == "cuda"
@@ -242,5 +255,5 @@ def load_model(
         context_length=int(settings.get("context_length", 2048)),
         end_ids=frozenset(end_ids),
         template=probe_template(tokenizer),
-        min_length=int(decoder.get("sliding_window", {}).get("window_size", 0)),
+        min_length=window,
     )
