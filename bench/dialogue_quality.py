@@ -2,6 +2,7 @@
 the fp32 model dequantized from the same GGUF, on a fixed English text, in one run.
 
     .venv/bin/python -m bench.dialogue_quality [--models-dir .models]
+    .venv/bin/python -m bench.dialogue_quality --gguf other.gguf --name other [--chat-template FILE]
 
 Compares `npcvoice prepare-model`'s output with onnxruntime-genai's builder left to its defaults (int4),
 both run token by token through onnxruntime-genai as the service runs them. Needs the convert extra.
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import machine, table
-from npcvoice.devtools.model_source import gguf_to_hf
+from npcvoice.devtools.model_source import gguf_to_hf, inspect_source
 from npcvoice.devtools.prepare_model import prepare
 from npcvoice.dialogue.model import bundled_gguf
 
@@ -71,11 +72,15 @@ def genai_logits(model_dir: Path, ids: np.ndarray) -> tuple[np.ndarray, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=Path(".models"))
+    parser.add_argument("--gguf", type=Path, help="another GGUF (default: the bundled SmolLM2)")
+    parser.add_argument("--name", help="its model name, as for prepare-model")
+    parser.add_argument("--chat-template", type=Path, help="for a GGUF without one, as for prepare-model")
     args = parser.parse_args()
-    prepared = prepare(bundled_gguf(), args.models_dir)
+    gguf = args.gguf or bundled_gguf()
+    prepared = prepare(gguf, args.models_dir, name=args.name, chat_template=args.chat_template)
     with tempfile.TemporaryDirectory() as work:
         hf_dir, plain = Path(work) / "hf", Path(work) / "plain-int4"
-        gguf_to_hf(bundled_gguf(), hf_dir, "LlamaForCausalLM")
+        gguf_to_hf(gguf, hf_dir, inspect_source(gguf).architecture)
         builder = [
             sys.executable,
             "-m",

