@@ -11,8 +11,6 @@ both run token by token through onnxruntime-genai as the service runs them. Need
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +19,8 @@ import numpy as np
 
 from bench.common import machine, table
 from npcvoice.devtools.model_source import gguf_to_hf, inspect_source
-from npcvoice.devtools.prepare_model import prepare
-from npcvoice.dialogue.model import bundled_gguf
+from npcvoice.devtools.prepare_model import prepare, run_builder
+from npcvoice.dialogue.model import bundled_gguf, load_model
 
 TEXT = (
     "The history of metalworking begins in the ancient Near East, where people first learned to hammer "
@@ -55,12 +53,8 @@ def reference_logits(hf_dir: Path, ids: np.ndarray) -> np.ndarray:
 
 
 def genai_logits(model_dir: Path, ids: np.ndarray) -> tuple[np.ndarray, float]:
-    import onnxruntime_genai as og
-
-    model = og.Model(str(model_dir))
-    params = og.GeneratorParams(model)
-    params.set_search_options(max_length=len(ids) + 8)
-    generator = og.Generator(model, params)
+    # load_model: as the service loads it (a sliding-window model gets a cache at least its window long).
+    generator = load_model(model_dir.name, model_dir, "cpu").new_generator(len(ids) + 8)
     rows = []
     started = time.perf_counter()
     for token in ids:
@@ -81,24 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         hf_dir, plain = Path(work) / "hf", Path(work) / "plain-int4"
         gguf_to_hf(gguf, hf_dir, inspect_source(gguf).architecture)
-        builder = [
-            sys.executable,
-            "-m",
-            "onnxruntime_genai.models.builder",
-            "-i",
-            str(hf_dir),
-            "-o",
-            str(plain),
-            "-p",
-            "int4",
-            "-e",
-            "cpu",
-            "-c",
-            str(Path(work) / "cache"),
-            "--extra_options",
-            "hf_token=false",
-        ]
-        subprocess.run(builder, check=True, capture_output=True)
+        run_builder(hf_dir, plain, Path(work) / "cache", "cpu", ["hf_token=false"])  # its defaults
         from transformers import AutoTokenizer
 
         ids = np.asarray(AutoTokenizer.from_pretrained(hf_dir)(TEXT)["input_ids"], np.int64)

@@ -78,7 +78,9 @@ def adapt_config(config: Any) -> None:
         config.rope_theta = full["rope_theta"]
 
 
-def run_builder(hf_dir: Path, out: Path, cache: Path, execution_provider: str) -> None:
+def run_builder(
+    hf_dir: Path, out: Path, cache: Path, execution_provider: str, options: list[str] = BUILDER_OPTIONS
+) -> None:
     """onnxruntime-genai's builder, run in this process (its command line would import torch and
     transformers a second time) on a configuration it can read; its chatter is shown only if it fails."""
     chatter = io.StringIO()
@@ -87,7 +89,7 @@ def run_builder(hf_dir: Path, out: Path, cache: Path, execution_provider: str) -
             from onnxruntime_genai.models import builder
 
             settings = [str(hf_dir), str(out), "int4", execution_provider, str(cache)]
-            extra = builder.parse_extra_options(None, *settings, BUILDER_OPTIONS)
+            extra = builder.parse_extra_options(None, *settings, list(options))
             adapt_config(extra["hf_details"]["hf_config"])
             builder.create_model(None, *settings, **extra)
     except Exception as failure:
