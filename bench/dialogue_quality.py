@@ -2,6 +2,7 @@
 the fp32 model dequantized from the same GGUF, on a fixed English text, in one run.
 
     .venv/bin/python -m bench.dialogue_quality [--models-dir .models]
+    .venv/bin/python -m bench.dialogue_quality --gguf other.gguf --name other [--chat-template FILE]
 
 Compares `npcvoice prepare-model`'s output with onnxruntime-genai's builder left to its defaults (int4),
 both run token by token through onnxruntime-genai as the service runs them. Needs the convert extra.
@@ -10,8 +11,6 @@ both run token by token through onnxruntime-genai as the service runs them. Need
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import machine, table
-from npcvoice.devtools.prepare_model import gguf_to_hf, prepare
-from npcvoice.dialogue.model import bundled_gguf
+from npcvoice.devtools.model_source import gguf_to_hf, inspect_source
+from npcvoice.devtools.prepare_model import prepare, run_builder
+from npcvoice.dialogue.model import bundled_gguf, load_model
 
 TEXT = (
     "The history of metalworking begins in the ancient Near East, where people first learned to hammer "
@@ -53,12 +53,8 @@ def reference_logits(hf_dir: Path, ids: np.ndarray) -> np.ndarray:
 
 
 def genai_logits(model_dir: Path, ids: np.ndarray) -> tuple[np.ndarray, float]:
-    import onnxruntime_genai as og
-
-    model = og.Model(str(model_dir))
-    params = og.GeneratorParams(model)
-    params.set_search_options(max_length=len(ids) + 8)
-    generator = og.Generator(model, params)
+    # load_model: as the service loads it (a sliding-window model gets a cache at least its window long).
+    generator = load_model(model_dir.name, model_dir, "cpu").new_generator(len(ids) + 8)
     rows = []
     started = time.perf_counter()
     for token in ids:
@@ -70,29 +66,16 @@ def genai_logits(model_dir: Path, ids: np.ndarray) -> tuple[np.ndarray, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=Path(".models"))
+    parser.add_argument("--gguf", type=Path, help="another GGUF (default: the bundled SmolLM2)")
+    parser.add_argument("--name", help="its model name, as for prepare-model")
+    parser.add_argument("--chat-template", type=Path, help="for a GGUF without one, as for prepare-model")
     args = parser.parse_args()
-    prepared = prepare(bundled_gguf(), args.models_dir)
+    gguf = args.gguf or bundled_gguf()
+    prepared = prepare(gguf, args.models_dir, name=args.name, chat_template=args.chat_template)
     with tempfile.TemporaryDirectory() as work:
         hf_dir, plain = Path(work) / "hf", Path(work) / "plain-int4"
-        gguf_to_hf(bundled_gguf(), hf_dir)
-        builder = [
-            sys.executable,
-            "-m",
-            "onnxruntime_genai.models.builder",
-            "-i",
-            str(hf_dir),
-            "-o",
-            str(plain),
-            "-p",
-            "int4",
-            "-e",
-            "cpu",
-            "-c",
-            str(Path(work) / "cache"),
-            "--extra_options",
-            "hf_token=false",
-        ]
-        subprocess.run(builder, check=True, capture_output=True)
+        gguf_to_hf(gguf, hf_dir, inspect_source(gguf).architecture)
+        run_builder(hf_dir, plain, Path(work) / "cache", "cpu", ["hf_token=false"])  # its defaults
         from transformers import AutoTokenizer
 
         ids = np.asarray(AutoTokenizer.from_pretrained(hf_dir)(TEXT)["input_ids"], np.int64)

@@ -16,7 +16,13 @@ from typing import Any
 from npcvoice.dialogue.cache import ConversationCache
 from npcvoice.dialogue.generation import Generation
 from npcvoice.dialogue.jobs import SummaryJob, WarmJob
-from npcvoice.dialogue.model import LoadedModel, bundled_model_folder, load_model, resolve_device
+from npcvoice.dialogue.model import (
+    LoadedModel,
+    bundled_model_folder,
+    load_model,
+    prepared_models,
+    resolve_device,
+)
 from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.prompt import fixed_messages
 from npcvoice.dialogue.sampling import SamplingSettings, check_sampling
@@ -76,10 +82,13 @@ class DialogueEngine:
 
     @property
     def model_ids(self) -> list[str]:
-        return sorted({BUNDLED_MODEL_ID, *self.options.models})
+        prepared = prepared_models(self.options.models_dir, self.device)
+        return sorted({BUNDLED_MODEL_ID, *prepared, *self.options.models})
 
     def model(self, model_id: str) -> LoadedModel:
-        """The loaded model ``model_id`` (loaded on first use); NOT_FOUND for an unknown id."""
+        """The loaded model ``model_id`` (loaded on first use); NOT_FOUND for an unknown id. Models named in
+        the options come first, then the bundled one, then those `npcvoice prepare-model` put in the models
+        folder (looked up when first asked for, so one prepared while the service runs is found)."""
         loaded = self._models.get(model_id)
         if loaded is not None:
             return loaded
@@ -88,11 +97,18 @@ class DialogueEngine:
         elif model_id == BUNDLED_MODEL_ID:
             folder = bundled_model_folder(self.options.models_dir, self.device)
         else:
-            raise NotFound("model", model_id, self.model_ids)
+            found = prepared_models(self.options.models_dir, self.device).get(model_id)
+            if found is None:
+                raise NotFound("model", model_id, self.model_ids)
+            folder = found
         with self._load_lock:
             if model_id not in self._models:
                 self._models[model_id] = load_model(
-                    model_id, Path(folder), self.device, self.options.cuda_graph
+                    model_id,
+                    Path(folder),
+                    self.device,
+                    self.options.cuda_graph,
+                    context_tokens=self.options.context_tokens,
                 )
             return self._models[model_id]
 

@@ -15,7 +15,9 @@ class DialogueOptions(BaseModel):
 
     persona_dir: Path = Field(Path("npc_personas"), description="Directory of persona YAML files.")
     models_dir: Path = Field(
-        Path(".models"), description="Where `npcvoice prepare-model` puts the bundled model."
+        Path(".models"),
+        description="Where `npcvoice prepare-model` puts the bundled model and the models it "
+        "prepares; a persona names one by the name it was prepared under.",
     )
     models: dict[str, Path] = Field(
         default_factory=dict,

@@ -19,9 +19,11 @@ class TokenTexts:
         self._texts: dict[int, str] = {}
         self._containing: dict[str, frozenset[int]] = {}
         self._memo: dict[Hashable, object] = {}
+        # What the tokenizer puts before any text (Gemma's and Llama's BOS): not part of the text's tokens.
+        self._added = len(tokenizer.encode(""))
 
     def encode(self, text: str) -> list[int]:
-        return [int(t) for t in self._tokenizer.encode(text)]
+        return [int(t) for t in self._tokenizer.encode(text)][self._added :]
 
     def text(self, token: int) -> str:
         known = self._texts.get(token)
