@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
+from npcvoice.conversation.relationship import moved, nudged
 from tests.support.conversation import Conversation, config, export
 from tests.support.grpc_status import status_of
 
@@ -80,7 +81,11 @@ async def test_a_trigger_or_a_cue_makes_the_npc_speak_first_with_audio_and_visem
     snapshot = await export(gateway, player, NPC)
     roles = [t.role for t in snapshot.turns]
     assert roles == ["event", "npc", "npc"]  # the gift, then what the NPC said; no invented player line
-    assert snapshot.affinity == pytest.approx(0.2, abs=0.1)  # the trigger's 0.2, give or take her emotions
+    # the trigger's 0.2 and 0.1, then what her emotions and actions in the two replies moved
+    affinity, trust = nudged(0.0, 0.0, 0.2, 0.1)
+    for out in (reacted, called):
+        affinity, trust = moved(affinity, trust, out.emotions, out.actions)
+    assert (snapshot.affinity, snapshot.trust) == pytest.approx((affinity, trust))
 
 
 async def test_bad_context_events_and_cues_get_invalid_argument_naming_the_field(gateway):

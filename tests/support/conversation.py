@@ -40,6 +40,8 @@ class TurnOutput:
     text: str = ""
     audio: list[conversation_pb2.ReplyAudio] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    emotions: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
     interruption: conversation_pb2.Interruption | None = None
     end: conversation_pb2.TurnEnd = field(default_factory=conversation_pb2.TurnEnd)
     ended: bool = False
@@ -87,6 +89,10 @@ class Conversation:
                 out.text += response.reply_text.delta
             elif kind == "audio":
                 out.audio.append(response.audio)
+            elif kind == "emotion":
+                out.emotions.append(response.emotion.emotion)
+            elif kind == "action":
+                out.actions.append(response.action.name)
             elif kind == "interruption":
                 out.interruption = response.interruption
             elif kind == "turn_end":
