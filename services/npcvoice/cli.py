@@ -165,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     redis.add_argument("--redis-url", help="use this existing Redis instead of starting one (redis://...)")
     up_cmd.add_argument("--personas", type=Path, default=Path("npc_personas"), help="persona directory")
     commands.add_parser("serve", help="run one service: npcvoice serve SERVICE [flags]")
-    commands.add_parser("prepare-model", help="convert the bundled GGUF dialogue model to ONNX (once)")
+    commands.add_parser(
+        "prepare-model",
+        help="convert a dialogue model (the bundled one, a GGUF or a HF folder) to ONNX, once",
+    )
     commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")
     commands.add_parser("demo", help="a scripted conversation with Hilda the blacksmith")
     commands.add_parser("eval", help="run conversation scripts: npcvoice eval npc_personas/evals/*.yaml")
