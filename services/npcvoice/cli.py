@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         "--playground-port", type=int, default=PLAYGROUND_PORT, help="the writers' page (0: do not start it)"
     )
     commands.add_parser("serve", help="run one service: npcvoice serve SERVICE [flags]")
-    commands.add_parser("prepare-model", help="convert the bundled GGUF dialogue model to ONNX (once)")
+    commands.add_parser(
+        "prepare-model",
+        help="convert a dialogue model (the bundled one, a GGUF or a HF folder) to ONNX, once",
+    )
     commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")
     commands.add_parser("demo", help="a scripted conversation with Hilda the blacksmith")
     commands.add_parser("playground", help="a web page to edit personas and talk to NPCs (see --help)")
