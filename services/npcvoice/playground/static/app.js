@@ -1,12 +1,12 @@
 // The playground page: pick an NPC, edit its persona, talk to it, see its memory and run its tests.
 
 import { Conversation } from "./conversation.js";
+import { $ } from "./dom.js";
 import { PersonaEditor } from "./editor.js";
 import { Face } from "./face.js";
 import { MemoryPanel, ScriptsPanel, api } from "./panels.js";
 import { ReplyPlayer } from "./player.js";
 
-const $ = (id) => document.getElementById(id);
 const npcId = () => $("npc").value;
 const playerId = () => $("player").value.trim() || "playground";
 

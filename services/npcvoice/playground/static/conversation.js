@@ -1,16 +1,8 @@
 // One conversation with the NPC over the playground's WebSocket: typed lines and microphone audio out;
 // reply text, audio, visemes, emotions, actions, interruptions and each turn's latency in.
 
+import { $, el } from "./dom.js";
 import { Microphone } from "./mic.js";
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 export class Conversation {
   constructor(player, { onTurnEnd, onStatus }) {

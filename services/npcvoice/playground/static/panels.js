@@ -1,13 +1,6 @@
 // The side panels: what the NPC remembers of the player, and the persona's conversation tests.
 
-const $ = (id) => document.getElementById(id);
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+import { $, el } from "./dom.js";
 
 export async function api(method, path, body) {
   const response = await fetch(path, {
