@@ -31,6 +31,9 @@ async def test_a_player_who_goes_on_after_a_pause_is_answered_once_for_the_whole
     answered = await conversation.turn()
     await conversation.close()
 
+    # the client heard of the player's voice before its transcript, and again when they went on
+    assert dropped.events.index("speaking") < dropped.events.index("transcript"), dropped.events
+    assert answered.events.count("speaking") + dropped.events.count("speaking") == 2
     # the reply to the first part was dropped before anything of it was heard
     assert dropped.end.interrupted and dropped.end.reply_text == "" and not dropped.audio
     assert dropped.interruption is not None and dropped.interruption.heard_text == ""

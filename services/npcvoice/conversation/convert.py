@@ -154,6 +154,10 @@ def reply_audio(
     )
 
 
+def player_speaking(turn_index: int) -> Response:
+    return Response(speaking=conversation_pb2.PlayerSpeaking(turn_index=turn_index))
+
+
 def interruption(turn_index: int, heard_text: str, heard_samples: int) -> Response:
     return Response(
         interruption=conversation_pb2.Interruption(

@@ -151,7 +151,9 @@ class Session:
 
     async def _speech_started(self) -> None:
         """The player talks: barge-in, or, if nothing of the reply has reached them yet, more of the same
-        line (they had only paused): the reply to the part is dropped unsaid, and its line is kept."""
+        line (they had only paused): the reply to the part is dropped unsaid, and its line is kept. The
+        client hears of it first, so that it can stop the reply audio it is still playing."""
+        self.out.put_nowait(convert.player_speaking(self._turn_index))
         task, state = self._turn, self._state
         if task is None or state is None or task.done() or state.first_audio_s or not state.transcript_s:
             await self.interrupt()

@@ -89,10 +89,14 @@ export class Conversation {
     this.line("system", "", `${event.display_name}: “${event.greeting}”${remembered}`);
   }
 
-  on_transcript(event) {
-    // The player talks over audio the gateway has finished sending (it interrupts only a turn still
-    // running): the page stops it too, as a game would.
+  on_speaking(event) {
+    // The player's voice was detected: stop the reply audio still playing, as a game would (the gateway
+    // interrupts only a turn it is still running; audio it finished sending may still be playing here).
     if (this.player.busy() && this.player.turn.index !== event.turn_index) this.player.stop();
+  }
+
+  on_transcript(event) {
+    this.on_speaking(event); // (for a gateway that does not send the speaking event yet)
     if (!event.is_final) {
       if (!this.interim) this.interim = this.line("player interim", "you", "");
       this.interim.lastChild.textContent = event.text + "…";

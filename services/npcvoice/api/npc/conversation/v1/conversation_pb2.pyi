@@ -650,6 +650,34 @@ class TurnEnd(_message.Message):
 Global___TurnEnd: _TypeAlias = TurnEnd  # noqa: Y015
 
 @_typing.final
+class PlayerSpeaking(_message.Message):
+    """The player's voice was detected (voice activity), as soon as an utterance starts: before its
+    transcript. A game stops the NPC audio it is still playing (what the gateway has sent may be seconds
+    ahead of what was heard) and shows that the NPC listens; the Interruption and TurnEnd that follow say
+    what was kept as heard.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURN_INDEX_FIELD_NUMBER: _builtins.int
+    turn_index: _builtins.int
+    """The turn this speech will start, as in its PlayerTranscript (the reply it may talk over is the one
+    before).
+    """
+    def __init__(
+        self,
+        *,
+        turn_index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["turn_index", b"turn_index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlayerSpeaking: _TypeAlias = PlayerSpeaking  # noqa: Y015
+
+@_typing.final
 class ConverseResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -661,6 +689,7 @@ class ConverseResponse(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     INTERRUPTION_FIELD_NUMBER: _builtins.int
     TURN_END_FIELD_NUMBER: _builtins.int
+    SPEAKING_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def started(self) -> Global___SessionStarted: ...
     @_builtins.property
@@ -677,6 +706,8 @@ class ConverseResponse(_message.Message):
     def interruption(self) -> Global___Interruption: ...
     @_builtins.property
     def turn_end(self) -> Global___TurnEnd: ...
+    @_builtins.property
+    def speaking(self) -> Global___PlayerSpeaking: ...
     def __init__(
         self,
         *,
@@ -688,12 +719,13 @@ class ConverseResponse(_message.Message):
         action: Global___Action | None = ...,
         interruption: Global___Interruption | None = ...,
         turn_end: Global___TurnEnd | None = ...,
+        speaking: Global___PlayerSpeaking | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "reply_text", b"reply_text", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "reply_text", b"reply_text", "speaking", b"speaking", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "reply_text", b"reply_text", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "reply_text", b"reply_text", "speaking", b"speaking", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "transcript", "reply_text", "audio", "emotion", "action", "interruption", "turn_end"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "transcript", "reply_text", "audio", "emotion", "action", "interruption", "turn_end", "speaking"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
