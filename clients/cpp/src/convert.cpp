@@ -152,6 +152,8 @@ std::optional<Event> event(const pb::ConverseResponse& response) {
       const pb::PlayerTranscript& t = response.transcript();
       return Transcript{t.turn_index(), t.text(), t.is_final()};
     }
+    case pb::ConverseResponse::kSpeaking:
+      return PlayerSpeaking{response.speaking().turn_index()};
     case pb::ConverseResponse::kReplyText:
       return ReplyText{response.reply_text().turn_index(), response.reply_text().delta()};
     case pb::ConverseResponse::kAudio:

@@ -47,6 +47,11 @@ struct Transcript {
   bool is_final = false;
 };
 
+// The player's voice was detected, before any transcript: stop the NPC audio still playing.
+struct PlayerSpeaking {
+  int turn_index = 0;  // the turn this speech will start
+};
+
 // Text to append to the reply shown so far.
 struct ReplyText {
   int turn_index = 0;
@@ -107,7 +112,7 @@ struct Closed {
   bool ok() const { return code == 0; }
 };
 
-using Event =
-    std::variant<Started, Transcript, ReplyText, ReplyAudio, Emotion, Action, Interruption, TurnEnd, Closed>;
+using Event = std::variant<Started, Transcript, PlayerSpeaking, ReplyText, ReplyAudio, Emotion, Action,
+                           Interruption, TurnEnd, Closed>;
 
 }  // namespace npcvoice
