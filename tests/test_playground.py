@@ -138,9 +138,11 @@ async def test_talking_over_the_npc_interrupts_it_and_shows_what_was_heard(brows
         ended = await turns_ended(page)
         await page.fill("#say", "Tell me about this town, its people and its history.")
         await page.click("#send")
-        # Some of the reply has sounded (0.8 s), or the turn is over already.
+        # Some of this reply has sounded (0.8 s), or the turn is over already. (This turn's index is the
+        # number of turns ended before it; the audio of an earlier reply may still be playing.)
         await page.wait_for_function(
-            f"(window.playground.player.played()?.played_samples || 0) > 0.8 * 22050"
+            f"(window.playground.player.played()?.turn_index === {ended}"
+            f" && window.playground.player.played().played_samples > 0.8 * 22050)"
             f" || window.playground.conversation.turnsEnded > {ended}",
             timeout=REPLY_TIMEOUT_MS,
         )
