@@ -187,7 +187,7 @@ def repeated_tail(text: str, min_words: int = 2) -> int | None:
     clubs 10 of clubs 10"). A tail of at least ``min_words`` words that goes on repeating the words just
     before it, and runs to the end, is such a restart. "Hello? Hello?" (one word) is not.
     """
-    plain = [re.sub(r"\W", "", w.lower()) for w in text.split()]
+    plain = plain_words(text.split())
     for cut in range(1, len(plain) - min_words + 1):
         tail = plain[cut:]
         for start in range(cut):
@@ -195,3 +195,8 @@ def repeated_tail(text: str, min_words: int = 2) -> int | None:
             if all(word == earlier[i % len(earlier)] for i, word in enumerate(tail)):
                 return cut
     return None
+
+
+def plain_words(words: list[str]) -> list[str]:
+    """Words compared as spoken: lower case, punctuation left out ("Clubs," and "clubs" agree)."""
+    return [re.sub(r"\W", "", w.lower()) for w in words]

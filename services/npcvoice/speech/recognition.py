@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -22,7 +21,14 @@ from npcvoice.audio import Encoding, decode, resample
 from npcvoice.runtime.errors import InvalidArgument, ResourceExhausted
 from npcvoice.runtime.streams import read_in_background
 from npcvoice.runtime.workers import WorkerPool
-from npcvoice.speech.engine import SAMPLE_RATE, RecognitionRequest, SpeechEngine, Transcript, Word
+from npcvoice.speech.engine import (
+    SAMPLE_RATE,
+    RecognitionRequest,
+    SpeechEngine,
+    Transcript,
+    Word,
+    plain_words,
+)
 from npcvoice.speech.options import SpeechOptions
 from npcvoice.speech.stream import FinalReason, SpeechEnded, SpeechStarted, UtteranceAudio, UtteranceDetector
 from npcvoice.speech.vad import Endpointing
@@ -115,12 +121,8 @@ def said_after(line: str, before: str) -> str:
     ``before`` could reach, so that a word said again later ("you") does not move it.
     """
     line_words, before_words = line.split(), before.split()
-
-    def plain(words: list[str]) -> list[str]:
-        return [re.sub(r"\W", "", w.lower()) for w in words]
-
     reach = line_words[: len(before_words) + 3]
-    matcher = difflib.SequenceMatcher(None, plain(before_words), plain(reach), autojunk=False)
+    matcher = difflib.SequenceMatcher(None, plain_words(before_words), plain_words(reach), autojunk=False)
     cut = max((block.b + block.size for block in matcher.get_matching_blocks() if block.size), default=0)
     return " ".join(line_words[cut:])
 
