@@ -12,27 +12,30 @@ from types import SimpleNamespace
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.dialogue.reply import Sentence
 from npcvoice.dialogue.scheduler import CPU_YIELD_MS_PER_CHAR, DialogueScheduler
+from tests.support.waiting import eventually
 
 
 class FakeReply:
     """A reply of ``tokens`` decode steps whose first step releases ``piece`` (if any) as its first piece."""
 
-    def __init__(self, log: list[tuple[str, float]], tokens: int, piece: str) -> None:
-        self._log, self._left, self._piece = log, tokens, piece
+    def __init__(
+        self, log: list[tuple[str, float]], tokens: int, piece: str, name: str = "reply", piece_at: int = 1
+    ) -> None:
+        self._log, self._left, self._piece, self._name = log, tokens, piece, name
+        self._piece_at, self._steps = piece_at, 0  # the step that releases the piece
         self.persona = SimpleNamespace(id="hilda")
         self.done = False
-        self._released = False
 
     def prefill_step(self) -> bool:
         return True
 
     def decode_step(self) -> list[Sentence]:
-        self._log.append(("reply", time.perf_counter()))
+        self._log.append((self._name, time.perf_counter()))
         time.sleep(0.01)
         self._left -= 1
         self.done = self._left == 0
-        first, self._released = not self._released, True
-        return [Sentence(0, self._piece)] if first and self._piece else []
+        self._steps += 1
+        return [Sentence(0, self._piece)] if self._steps == self._piece_at and self._piece else []
 
     def summary(self) -> str:
         return "summary"
@@ -55,9 +58,11 @@ class FakeSummary:
         return "", []
 
 
-def scheduler(log: list[tuple[str, float]], reply_tokens: int, piece: str, device: str = "cpu"):
+def scheduler(
+    log: list[tuple[str, float]], reply_tokens: int, piece: str, device: str = "cpu", **options: object
+):
     engine = SimpleNamespace(
-        options=DialogueOptions(),
+        options=DialogueOptions(**options),
         device=device,
         personas=SimpleNamespace(all=lambda: []),
         begin=lambda request: FakeReply(log, reply_tokens, piece),
@@ -96,3 +101,43 @@ async def test_after_its_first_piece_a_reply_waits_while_the_voice_speaks_it_on_
         if not wait:
             assert second - first < 0.15
         await work.aclose()
+
+
+async def new_reply_among_speaking_ones(first_piece_priority: bool, speaking: int) -> int:
+    """Steps of ``speaking`` long replies (each already past its first piece) that run between a new
+    reply's first step and its first piece, which it releases at its fifth step."""
+    log: list[tuple[str, float]] = []
+    # no wait after a first piece here: only the order of the steps is looked at
+    work = scheduler(log, 0, "", first_piece_priority=first_piece_priority, first_piece_yield_ms_per_char=0)
+    replies = iter([FakeReply(log, 400, "Aye,", "speaking", piece_at=1) for _ in range(speaking)]
+                   + [FakeReply(log, 10, "Well met,", "new", piece_at=5)])  # fmt: skip
+    work._engine.begin = lambda request: next(replies)
+    new_piece = asyncio.Event()
+
+    async def reply(new: bool) -> None:
+        async for event in work.generate(SimpleNamespace()):
+            if new and isinstance(event, Sentence):
+                new_piece.set()
+
+    long = [asyncio.create_task(reply(False)) for _ in range(speaking)]
+    await eventually(lambda: sum(kind == "speaking" for kind, _ in log) >= 3 * speaking)
+    new = asyncio.create_task(reply(True))
+    await new_piece.wait()
+    for task in [*long, new]:
+        task.cancel()
+    await asyncio.gather(*long, new, return_exceptions=True)
+    await work.aclose()
+    kinds = [kind for kind, _ in log]
+    start, end = kinds.index("new"), len(kinds) - 1 - kinds[::-1].index("new")
+    return kinds[start:end].count("speaking")
+
+
+async def test_a_new_replys_first_piece_is_not_delayed_by_replies_already_being_spoken():
+    """With first pieces first, the long replies get in between the new reply's steps at most once
+    (the step running when it asked); in arrival order, each of them steps between each two of its
+    steps, which is what the option changes."""
+    speaking = 4
+    first_pieces_first = await new_reply_among_speaking_ones(True, speaking)
+    arrival_order = await new_reply_among_speaking_ones(False, speaking)
+    assert first_pieces_first <= 1, first_pieces_first
+    assert arrival_order >= speaking * 4, arrival_order

@@ -71,6 +71,11 @@ class DialogueOptions(BaseModel):
         "synthesizes it without the model competing for the same cores; the rest of the reply is needed "
         "only once that piece has played. -1: 6 on CPU, 0 on CUDA.",
     )
+    first_piece_priority: bool = Field(
+        True,
+        description="A reply's steps up to its first piece go before the steps of replies already being "
+        "spoken (which only need to stay ahead of playback); off: all replies' steps in arrival order.",
+    )
     prewarm: bool = Field(
         True, description="At start, prefill each persona's fixed prompt so first meetings start fast."
     )

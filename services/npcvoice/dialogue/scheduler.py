@@ -8,7 +8,9 @@ persona's prompt ahead is background work: it steps only while no reply or summa
 What the player hears first comes first. A summary (for memory, never urgent) steps only while no reply
 is being generated. And once a reply's first piece is out, its decoding waits a moment, in proportion to
 the piece's length, while the voice synthesizes that piece on the same cores: the rest of the reply is
-needed only once the first piece has played, a second or more later.
+needed only once the first piece has played, a second or more later. With several replies at once, the
+steps of a reply whose first piece is not out yet go first in the worker pool: the replies already being
+spoken are ahead of their playback.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import logging
 from collections.abc import AsyncGenerator
 
 from npcvoice.dialogue.engine import DialogueEngine
-from npcvoice.dialogue.reply import Sentence
+from npcvoice.dialogue.generation import Generation
+from npcvoice.dialogue.reply import ReplyEvent, Sentence
 from npcvoice.dialogue.types import ReplyOutput, SummaryRequest, TurnRequest
 from npcvoice.runtime.errors import ResourceExhausted, ServiceError
 from npcvoice.runtime.workers import WorkerPool
@@ -29,6 +32,22 @@ log = logging.getLogger("npcvoice.dialogue")
 CPU_YIELD_MS_PER_CHAR = 6.0
 MAX_YIELD_MS = 500.0
 SUMMARY_MAX_WAIT_S = 1.0  # longest a summary's step waits for the replies in progress to end
+# Priorities of the steps in the worker pool, lowest first (see runtime.workers).
+FIRST_PIECE = 0  # a reply whose first piece is not out yet: the player is waiting in silence
+SPEAKING = 1  # a reply already being spoken: it only needs to stay ahead of playback
+BACKGROUND = 2  # a summary; a prompt prefilled while the player is still speaking
+WARM = 3  # a persona's fixed prompt prefilled for the next new conversation
+FIRST_PIECE_BURST = 8  # most tokens one call decodes for a reply waiting for its first piece
+
+
+def burst(generation: Generation) -> list[ReplyEvent]:
+    """Decode steps of a reply waiting for its first piece, in one worker call, up to the first event:
+    between two calls the freed worker would go to a reply already speaking, one token each time."""
+    for _ in range(FIRST_PIECE_BURST):
+        events = generation.decode_step()
+        if events or generation.done:
+            return events
+    return []
 
 
 class DialogueScheduler:
@@ -54,11 +73,17 @@ class DialogueScheduler:
         self._replies += 1
         self._no_replies.clear()
         try:
-            while not await self._workers.run(generation.prefill_step):
+            # Until its first piece is out, a reply's steps go before those of replies being spoken.
+            urgent = FIRST_PIECE if self._engine.options.first_piece_priority else SPEAKING
+            while not await self._workers.run_at(urgent, generation.prefill_step):
                 pass
             first_piece = True
             while not generation.done:
-                events = await self._workers.run(generation.decode_step)
+                events: list[ReplyEvent]
+                if first_piece and urgent == FIRST_PIECE:
+                    events = await self._workers.run_at(FIRST_PIECE, burst, generation)
+                else:
+                    events = await self._workers.run_at(SPEAKING, generation.decode_step)
                 for event in events:
                     yield event
                 piece = next((e for e in events if isinstance(e, Sentence)), None)
@@ -84,7 +109,7 @@ class DialogueScheduler:
                 # step now and then, so that it ends.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._no_replies.wait(), SUMMARY_MAX_WAIT_S)
-                if await self._workers.run(job.step):
+                if await self._workers.run_at(BACKGROUND, job.step):
                     break
         finally:
             self._leave()
@@ -104,7 +129,7 @@ class DialogueScheduler:
             try:
                 while True:
                     await self._idle.wait()  # background work: only while no reply or summary runs
-                    if await self._workers.run(job.step):
+                    if await self._workers.run_at(WARM, job.step):
                         break
             except (ResourceExhausted, asyncio.CancelledError):
                 self._engine.warm_done(job.key)  # the service is busy or stopping: not an error
