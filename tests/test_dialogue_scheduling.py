@@ -77,7 +77,7 @@ async def test_a_summary_never_steps_while_a_reply_is_being_written():
     work = scheduler(log, reply_tokens=20, piece="")
 
     async def reply() -> None:
-        async for _ in work.generate(SimpleNamespace()):
+        async for _ in work.generate(SimpleNamespace(conversation_id="")):
             pass
 
     replying = asyncio.create_task(reply())
@@ -94,7 +94,7 @@ async def test_after_its_first_piece_a_reply_waits_while_the_voice_speaks_it_on_
     for device, wait in (("cpu", CPU_YIELD_MS_PER_CHAR * len(piece) / 1000), ("cuda", 0.0)):
         log: list[tuple[str, float]] = []
         work = scheduler(log, reply_tokens=3, piece=piece, device=device)
-        async for _ in work.generate(SimpleNamespace()):
+        async for _ in work.generate(SimpleNamespace(conversation_id="")):
             pass
         first, second = log[0][1], log[1][1]
         assert second - first >= wait, (device, second - first)
@@ -115,7 +115,7 @@ async def new_reply_among_speaking_ones(first_piece_priority: bool, speaking: in
     new_piece = asyncio.Event()
 
     async def reply(new: bool) -> None:
-        async for event in work.generate(SimpleNamespace()):
+        async for event in work.generate(SimpleNamespace(conversation_id="")):
             if new and isinstance(event, Sentence):
                 new_piece.set()
 

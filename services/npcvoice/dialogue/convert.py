@@ -65,6 +65,7 @@ def request_from_proto(request: dialogue_pb2.GenerateRequest) -> TurnRequest:
         player_name=request.player_name,
         first_clause=request.first_clause,
         cue=request.cue,
+        prefill_only=request.prefill_only,
     )
 
 

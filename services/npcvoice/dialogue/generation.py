@@ -10,7 +10,6 @@ logits (see ``sampling``), which lets every turn bring its own sampling settings
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -18,19 +17,19 @@ from copy import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from npcvoice.dialogue.cache import Conversation, common_prefix, new_conversation, prefill
+from npcvoice.dialogue.cache import Conversation, prefill
+from npcvoice.dialogue.jobs import WARM_CHUNK
 from npcvoice.dialogue.metrics import (
     COMPLETION_TOKENS,
     DROPPED_EVENTS,
     FALLBACK_REPLIES,
     FIRST_TOKEN,
-    PROMPT_TOKENS,
     RETRIED_SENTENCES,
-    WARM_PREFIXES,
 )
 from npcvoice.dialogue.model import LoadedModel
-from npcvoice.dialogue.prompt import Message, build_messages, fixed_messages
+from npcvoice.dialogue.prompt import Message, fixed_messages
 from npcvoice.dialogue.reply import Checkpoint, ReplyEvent, ReplyFilter, Sentence
+from npcvoice.dialogue.reuse import open_prompt
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher
 from npcvoice.dialogue.steering import MAX_RETRIES, Steering, fallback_line
 from npcvoice.dialogue.types import FINISH_LENGTH, FINISH_STOP, GenerationSummary, TurnRequest
@@ -105,6 +104,10 @@ class Generation:
     def done(self) -> bool:
         return bool(self.finish_reason)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def prefill_step(self) -> bool:
         """Prefill the next chunk of the prompt; True when the whole prompt is in."""
         return bool(self._guarded(self._prefill_step))
@@ -156,77 +159,30 @@ class Generation:
                     self._release()
 
     def _prefill_step(self) -> bool:
-        if self._conversation is None:
-            self._start()
+        if self._conversation is None and not self._start():
+            self.finish_reason = FINISH_STOP  # a prefill ahead with nothing to do
+            return True
         conversation = self._conversation
         assert conversation is not None
         size = self._engine.options.prefill_chunk
+        if self.request.prefill_only:  # small chunks: a reply that arrives meanwhile waits for one at most
+            size = min(size, WARM_CHUNK)
         self._pending = prefill(conversation.generator, self._pending, size, conversation.tokens)
+        if not self._pending and self.request.prefill_only:
+            self.finish_reason = FINISH_STOP  # nothing to generate; nothing to remember either
         return not self._pending
 
-    def _start(self) -> None:
-        """Build the prompt and find how much of it the conversation's generator already holds."""
-        engine, model, key = self._engine, self._model, self.request.conversation_id
-        conversation = engine.cache.get(key) if key else None
-        if conversation is not None and not conversation.busy.acquire(timeout=engine.options.cache_wait_s):
-            conversation, self._keep = None, False  # the previous turn still holds it: start afresh
-        if conversation is None:  # a new conversation: start from the persona's prefilled prompt if ready
-            conversation = engine.cache.take(engine.warm_key(model, self.persona))
-            if conversation is not None:
-                conversation.key = key
-                conversation.busy.acquire()
-                WARM_PREFIXES.labels("taken", self.persona.id).inc()
-        limit = min(engine.options.context_tokens, model.context_length)
-        max_tokens = self.sampling.max_tokens
-        tokenized: dict[str, list[int]] = {}
-
-        def count(messages: list[Message]) -> int:
-            # The last prompt counted is the one returned: keep its ids rather than tokenize it twice.
-            key = json.dumps(messages)
-            if key not in tokenized:
-                tokenized.clear()
-                tokenized[key] = model.prompt_ids(messages)
-            return len(tokenized[key])
-
-        self._messages = build_messages(
-            self.persona,
-            self.request.memory,
-            self.request.player_text,
-            count,
-            limit - max_tokens,
-            self.request.player_name,
-            rendered=conversation.rendered if conversation is not None else None,
-            cue=self.request.cue,
-        )
-        ids = tokenized.get(json.dumps(self._messages)) or model.prompt_ids(self._messages)
-        self._prompt_tokens = len(ids)
-        shared = 0
-        fits = conversation is not None and len(ids) + max_tokens <= conversation.max_length
-        if conversation is not None and fits and conversation.model_id == model.model_id:
-            # at least two tokens to prefill: a lone one would change the numerics (see cache.prefill)
-            shared = min(common_prefix(conversation.tokens, ids), len(ids) - 2)
-        if shared > 0 and conversation is not None:
-            if shared < len(conversation.tokens):
-                conversation.generator.rewind_to(shared)
-                del conversation.tokens[shared:]
-        else:
-            if conversation is not None:
-                engine.cache.discard(key, conversation)
-                conversation.busy.release()
-            # A conversation that will come back gets the whole context at once: a later turn that
-            # outgrew a smaller buffer would need a new generator and a full prefill.
-            max_length = limit if key else min(limit, len(ids) + max_tokens)
-            conversation = new_conversation(model, key, max_length)
-            conversation.busy.acquire()
-        self._conversation = conversation
-        memory = self.request.memory
-        if not memory.recent_turns and not memory.summary:
-            conversation.said = []  # a memory that starts afresh (a reset, a new save): nothing was said yet
-        self.filter.also_said(conversation.said)
-        self._cached_tokens = shared
-        self._pending = ids[shared:]
-        PROMPT_TOKENS.labels("cached").inc(shared)
-        PROMPT_TOKENS.labels("prefilled").inc(len(self._pending))
+    def _start(self) -> bool:
+        """Build the prompt and take the conversation (see ``reuse``); False for a prefill ahead that is
+        skipped: a reply of the same conversation holds it."""
+        opened = open_prompt(self._engine, self._model, self.persona, self.request, self.sampling.max_tokens)
+        if opened is None:
+            return False
+        self._conversation, self._keep = opened.conversation, self._keep and opened.keep
+        self._messages, self._pending = opened.messages, opened.pending
+        self._prompt_tokens, self._cached_tokens = opened.prompt_tokens, opened.cached_tokens
+        self.filter.also_said(opened.conversation.said)
+        return True
 
     def _decode_step(self) -> list[ReplyEvent]:
         conversation = self._conversation

@@ -23,8 +23,8 @@ from collections.abc import AsyncGenerator
 from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.generation import Generation
 from npcvoice.dialogue.reply import ReplyEvent, Sentence
-from npcvoice.dialogue.types import ReplyOutput, SummaryRequest, TurnRequest
-from npcvoice.runtime.errors import ResourceExhausted, ServiceError
+from npcvoice.dialogue.types import GenerationSummary, ReplyOutput, SummaryRequest, TurnRequest
+from npcvoice.runtime.errors import InvalidArgument, ResourceExhausted, ServiceError
 from npcvoice.runtime.workers import WorkerPool
 
 log = logging.getLogger("npcvoice.dialogue")
@@ -65,10 +65,12 @@ class DialogueScheduler:
         self._no_replies = asyncio.Event()
         self._no_replies.set()
         self._background: set[asyncio.Task[None]] = set()
+        self._prefills: dict[str, Generation] = {}  # prefills ahead in progress, by conversation
 
     async def generate(self, request: TurnRequest) -> AsyncGenerator[ReplyOutput, None]:
         """The reply's events as they are decoded, then its summary."""
         generation = self._engine.begin(request)
+        self._stop_prefill(request.conversation_id)  # the reply replaces it (and takes what it prefilled)
         self._admit()
         self._replies += 1
         self._no_replies.clear()
@@ -98,6 +100,31 @@ class DialogueScheduler:
             self._leave()
             generation.close()
             self.warm(generation.persona.id)  # the next new conversation with this NPC starts fast
+
+    async def prefill(self, request: TurnRequest) -> GenerationSummary:
+        """Prefill ``request``'s prompt into its conversation's cache without generating (the player is
+        still speaking: ``player_text`` is their line so far). Background work: it never holds a reply
+        up for more than one small chunk, and a newer prefill or a reply of the conversation stops it."""
+        if not request.conversation_id:
+            raise InvalidArgument("conversation_id", "must be set to prefill (the cache is per conversation)")
+        generation = self._engine.begin(request)
+        self._stop_prefill(request.conversation_id)
+        self._prefills[request.conversation_id] = generation
+        try:
+            while not generation.closed and not await self._workers.run_at(
+                BACKGROUND, generation.prefill_step
+            ):
+                pass
+            return generation.summary()
+        finally:
+            if self._prefills.get(request.conversation_id) is generation:
+                del self._prefills[request.conversation_id]
+            generation.close()
+
+    def _stop_prefill(self, conversation_id: str) -> None:
+        stale = self._prefills.pop(conversation_id, None) if conversation_id else None
+        if stale is not None:
+            stale.close()  # what it prefilled so far goes back to the cache after its step in flight
 
     async def summarize(self, request: SummaryRequest) -> tuple[str, list[str]]:
         """The summary (the earlier one extended) and the facts the player told."""

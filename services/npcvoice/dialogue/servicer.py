@@ -23,8 +23,12 @@ class DialogueServicer(dialogue_pb2_grpc.DialogueServiceServicer):
     async def Generate(
         self, request: dialogue_pb2.GenerateRequest, context: Context
     ) -> AsyncIterator[dialogue_pb2.GenerateResponse]:
+        turn = request_from_proto(request)
+        if turn.prefill_only:
+            yield output_to_proto(await self._scheduler.prefill(turn))
+            return
         # aclosing: a call that ends early (cancelled) lets go of the reply at once, not when collected.
-        async with aclosing(self._scheduler.generate(request_from_proto(request))) as outputs:
+        async with aclosing(self._scheduler.generate(turn)) as outputs:
             async for output in outputs:
                 yield output_to_proto(output)
 

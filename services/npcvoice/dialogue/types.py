@@ -36,6 +36,7 @@ class TurnRequest:
     player_name: str = ""
     first_clause: bool = False  # release the first clause as its own sentence (for early speech)
     cue: str = ""  # when the NPC speaks first: what prompts it (player_text is then empty)
+    prefill_only: bool = False  # put the prompt in the conversation's cache, generate nothing
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enpc/dialogue/v1/dialogue.proto\x12\x0fnpc.dialogue.v1\"N\n\x04Turn\x12#\n\x04role\x18\x01 \x01(\x0e\x32\x15.npc.dialogue.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0binterrupted\x18\x03 \x01(\x08\"/\n\x0cRelationship\x12\x10\n\x08\x61\x66\x66inity\x18\x01 \x01(\x02\x12\r\n\x05trust\x18\x02 \x01(\x02\"\x91\x01\n\x06Memory\x12+\n\x0crecent_turns\x18\x01 \x03(\x0b\x32\x15.npc.dialogue.v1.Turn\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x14\n\x0cplayer_facts\x18\x03 \x03(\t\x12\x33\n\x0crelationship\x18\x04 \x01(\x0b\x32\x1d.npc.dialogue.v1.Relationship\"\xfa\x01\n\x08Sampling\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x05\x88\x01\x01\x12\x0c\n\x04stop\x18\x07 \x03(\tB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x15\n\x13_repetition_penaltyB\r\n\x0b_max_tokensB\x07\n\x05_seed\"\xcb\x02\n\x0fGenerateRequest\x12\x12\n\npersona_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x13\n\x0bplayer_text\x18\x03 \x01(\t\x12\'\n\x06memory\x18\x04 \x01(\x0b\x32\x17.npc.dialogue.v1.Memory\x12+\n\x08sampling\x18\x05 \x01(\x0b\x32\x19.npc.dialogue.v1.Sampling\x12\x13\n\x0bplayer_name\x18\x06 \x01(\t\x12\x14\n\x0c\x66irst_clause\x18\x07 \x01(\x08\x12:\n\x05world\x18\x08 \x03(\x0b\x32+.npc.dialogue.v1.GenerateRequest.WorldEntry\x12\x0b\n\x03\x63ue\x18\t \x01(\t\x1a,\n\nWorldEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x19\n\tTextDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\'\n\x08Sentence\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"2\n\x0c\x45motionEvent\x12\x0f\n\x07\x65motion\x18\x01 \x01(\t\x12\x11\n\tintensity\x18\x02 \x01(\x02\"\x90\x01\n\x0b\x41\x63tionEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12@\n\nparameters\x18\x02 \x03(\x0b\x32,.npc.dialogue.v1.ActionEvent.ParametersEntry\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb9\x02\n\x11GenerationSummary\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x34\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x1d.npc.dialogue.v1.FinishReason\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x05\x12#\n\x1btime_to_first_token_seconds\x18\x06 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x07 \x01(\x01\x12 \n\x18\x64\x65\x63ode_tokens_per_second\x18\x08 \x01(\x01\x12\x16\n\x0e\x64ropped_events\x18\t \x01(\x05\x12\x1a\n\x12\x65xecution_provider\x18\n \x01(\t\"\x90\x02\n\x10GenerateResponse\x12+\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1a.npc.dialogue.v1.TextDeltaH\x00\x12-\n\x08sentence\x18\x02 \x01(\x0b\x32\x19.npc.dialogue.v1.SentenceH\x00\x12\x30\n\x07\x65motion\x18\x03 \x01(\x0b\x32\x1d.npc.dialogue.v1.EmotionEventH\x00\x12.\n\x06\x61\x63tion\x18\x04 \x01(\x0b\x32\x1c.npc.dialogue.v1.ActionEventH\x00\x12\x35\n\x07summary\x18\x05 \x01(\x0b\x32\".npc.dialogue.v1.GenerationSummaryH\x00\x42\x07\n\x05\x65vent\"f\n\x10SummarizeRequest\x12\x12\n\npersona_id\x18\x01 \x01(\t\x12\x18\n\x10previous_summary\x18\x02 \x01(\t\x12$\n\x05turns\x18\x03 \x03(\x0b\x32\x15.npc.dialogue.v1.Turn\":\n\x11SummarizeResponse\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x14\n\x0cplayer_facts\x18\x02 \x03(\t*K\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_PLAYER\x10\x01\x12\x0c\n\x08ROLE_NPC\x10\x02\x12\x0e\n\nROLE_EVENT\x10\x03*_\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x32\xb8\x01\n\x0f\x44ialogueService\x12Q\n\x08Generate\x12 .npc.dialogue.v1.GenerateRequest\x1a!.npc.dialogue.v1.GenerateResponse0\x01\x12R\n\tSummarize\x12!.npc.dialogue.v1.SummarizeRequest\x1a\".npc.dialogue.v1.SummarizeResponseB\x12\xaa\x02\x0fNpc.Dialogue.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enpc/dialogue/v1/dialogue.proto\x12\x0fnpc.dialogue.v1\"N\n\x04Turn\x12#\n\x04role\x18\x01 \x01(\x0e\x32\x15.npc.dialogue.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0binterrupted\x18\x03 \x01(\x08\"/\n\x0cRelationship\x12\x10\n\x08\x61\x66\x66inity\x18\x01 \x01(\x02\x12\r\n\x05trust\x18\x02 \x01(\x02\"\x91\x01\n\x06Memory\x12+\n\x0crecent_turns\x18\x01 \x03(\x0b\x32\x15.npc.dialogue.v1.Turn\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x14\n\x0cplayer_facts\x18\x03 \x03(\t\x12\x33\n\x0crelationship\x18\x04 \x01(\x0b\x32\x1d.npc.dialogue.v1.Relationship\"\xfa\x01\n\x08Sampling\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x04\x88\x01\x01\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x05\x88\x01\x01\x12\x0c\n\x04stop\x18\x07 \x03(\tB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x15\n\x13_repetition_penaltyB\r\n\x0b_max_tokensB\x07\n\x05_seed\"\xe1\x02\n\x0fGenerateRequest\x12\x12\n\npersona_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x13\n\x0bplayer_text\x18\x03 \x01(\t\x12\'\n\x06memory\x18\x04 \x01(\x0b\x32\x17.npc.dialogue.v1.Memory\x12+\n\x08sampling\x18\x05 \x01(\x0b\x32\x19.npc.dialogue.v1.Sampling\x12\x13\n\x0bplayer_name\x18\x06 \x01(\t\x12\x14\n\x0c\x66irst_clause\x18\x07 \x01(\x08\x12:\n\x05world\x18\x08 \x03(\x0b\x32+.npc.dialogue.v1.GenerateRequest.WorldEntry\x12\x0b\n\x03\x63ue\x18\t \x01(\t\x12\x14\n\x0cprefill_only\x18\n \x01(\x08\x1a,\n\nWorldEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x19\n\tTextDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\'\n\x08Sentence\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"2\n\x0c\x45motionEvent\x12\x0f\n\x07\x65motion\x18\x01 \x01(\t\x12\x11\n\tintensity\x18\x02 \x01(\x02\"\x90\x01\n\x0b\x41\x63tionEvent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12@\n\nparameters\x18\x02 \x03(\x0b\x32,.npc.dialogue.v1.ActionEvent.ParametersEntry\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb9\x02\n\x11GenerationSummary\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x34\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x1d.npc.dialogue.v1.FinishReason\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x05\x12#\n\x1btime_to_first_token_seconds\x18\x06 \x01(\x01\x12\x15\n\rtotal_seconds\x18\x07 \x01(\x01\x12 \n\x18\x64\x65\x63ode_tokens_per_second\x18\x08 \x01(\x01\x12\x16\n\x0e\x64ropped_events\x18\t \x01(\x05\x12\x1a\n\x12\x65xecution_provider\x18\n \x01(\t\"\x90\x02\n\x10GenerateResponse\x12+\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1a.npc.dialogue.v1.TextDeltaH\x00\x12-\n\x08sentence\x18\x02 \x01(\x0b\x32\x19.npc.dialogue.v1.SentenceH\x00\x12\x30\n\x07\x65motion\x18\x03 \x01(\x0b\x32\x1d.npc.dialogue.v1.EmotionEventH\x00\x12.\n\x06\x61\x63tion\x18\x04 \x01(\x0b\x32\x1c.npc.dialogue.v1.ActionEventH\x00\x12\x35\n\x07summary\x18\x05 \x01(\x0b\x32\".npc.dialogue.v1.GenerationSummaryH\x00\x42\x07\n\x05\x65vent\"f\n\x10SummarizeRequest\x12\x12\n\npersona_id\x18\x01 \x01(\t\x12\x18\n\x10previous_summary\x18\x02 \x01(\t\x12$\n\x05turns\x18\x03 \x03(\x0b\x32\x15.npc.dialogue.v1.Turn\":\n\x11SummarizeResponse\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x14\n\x0cplayer_facts\x18\x02 \x03(\t*K\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_PLAYER\x10\x01\x12\x0c\n\x08ROLE_NPC\x10\x02\x12\x0e\n\nROLE_EVENT\x10\x03*_\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x32\xb8\x01\n\x0f\x44ialogueService\x12Q\n\x08Generate\x12 .npc.dialogue.v1.GenerateRequest\x1a!.npc.dialogue.v1.GenerateResponse0\x01\x12R\n\tSummarize\x12!.npc.dialogue.v1.SummarizeRequest\x1a\".npc.dialogue.v1.SummarizeResponseB\x12\xaa\x02\x0fNpc.Dialogue.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATEREQUEST_WORLDENTRY']._serialized_options = b'8\001'
   _globals['_ACTIONEVENT_PARAMETERSENTRY']._loaded_options = None
   _globals['_ACTIONEVENT_PARAMETERSENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=1937
-  _globals['_ROLE']._serialized_end=2012
-  _globals['_FINISHREASON']._serialized_start=2014
-  _globals['_FINISHREASON']._serialized_end=2109
+  _globals['_ROLE']._serialized_start=1959
+  _globals['_ROLE']._serialized_end=2034
+  _globals['_FINISHREASON']._serialized_start=2036
+  _globals['_FINISHREASON']._serialized_end=2131
   _globals['_TURN']._serialized_start=51
   _globals['_TURN']._serialized_end=129
   _globals['_RELATIONSHIP']._serialized_start=131
@@ -49,27 +49,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SAMPLING']._serialized_start=329
   _globals['_SAMPLING']._serialized_end=579
   _globals['_GENERATEREQUEST']._serialized_start=582
-  _globals['_GENERATEREQUEST']._serialized_end=913
-  _globals['_GENERATEREQUEST_WORLDENTRY']._serialized_start=869
-  _globals['_GENERATEREQUEST_WORLDENTRY']._serialized_end=913
-  _globals['_TEXTDELTA']._serialized_start=915
-  _globals['_TEXTDELTA']._serialized_end=940
-  _globals['_SENTENCE']._serialized_start=942
-  _globals['_SENTENCE']._serialized_end=981
-  _globals['_EMOTIONEVENT']._serialized_start=983
-  _globals['_EMOTIONEVENT']._serialized_end=1033
-  _globals['_ACTIONEVENT']._serialized_start=1036
-  _globals['_ACTIONEVENT']._serialized_end=1180
-  _globals['_ACTIONEVENT_PARAMETERSENTRY']._serialized_start=1131
-  _globals['_ACTIONEVENT_PARAMETERSENTRY']._serialized_end=1180
-  _globals['_GENERATIONSUMMARY']._serialized_start=1183
-  _globals['_GENERATIONSUMMARY']._serialized_end=1496
-  _globals['_GENERATERESPONSE']._serialized_start=1499
-  _globals['_GENERATERESPONSE']._serialized_end=1771
-  _globals['_SUMMARIZEREQUEST']._serialized_start=1773
-  _globals['_SUMMARIZEREQUEST']._serialized_end=1875
-  _globals['_SUMMARIZERESPONSE']._serialized_start=1877
-  _globals['_SUMMARIZERESPONSE']._serialized_end=1935
-  _globals['_DIALOGUESERVICE']._serialized_start=2112
-  _globals['_DIALOGUESERVICE']._serialized_end=2296
+  _globals['_GENERATEREQUEST']._serialized_end=935
+  _globals['_GENERATEREQUEST_WORLDENTRY']._serialized_start=891
+  _globals['_GENERATEREQUEST_WORLDENTRY']._serialized_end=935
+  _globals['_TEXTDELTA']._serialized_start=937
+  _globals['_TEXTDELTA']._serialized_end=962
+  _globals['_SENTENCE']._serialized_start=964
+  _globals['_SENTENCE']._serialized_end=1003
+  _globals['_EMOTIONEVENT']._serialized_start=1005
+  _globals['_EMOTIONEVENT']._serialized_end=1055
+  _globals['_ACTIONEVENT']._serialized_start=1058
+  _globals['_ACTIONEVENT']._serialized_end=1202
+  _globals['_ACTIONEVENT_PARAMETERSENTRY']._serialized_start=1153
+  _globals['_ACTIONEVENT_PARAMETERSENTRY']._serialized_end=1202
+  _globals['_GENERATIONSUMMARY']._serialized_start=1205
+  _globals['_GENERATIONSUMMARY']._serialized_end=1518
+  _globals['_GENERATERESPONSE']._serialized_start=1521
+  _globals['_GENERATERESPONSE']._serialized_end=1793
+  _globals['_SUMMARIZEREQUEST']._serialized_start=1795
+  _globals['_SUMMARIZEREQUEST']._serialized_end=1897
+  _globals['_SUMMARIZERESPONSE']._serialized_start=1899
+  _globals['_SUMMARIZERESPONSE']._serialized_end=1957
+  _globals['_DIALOGUESERVICE']._serialized_start=2134
+  _globals['_DIALOGUESERVICE']._serialized_end=2318
 # @@protoc_insertion_point(module_scope)

@@ -243,6 +243,7 @@ class GenerateRequest(_message.Message):
     FIRST_CLAUSE_FIELD_NUMBER: _builtins.int
     WORLD_FIELD_NUMBER: _builtins.int
     CUE_FIELD_NUMBER: _builtins.int
+    PREFILL_ONLY_FIELD_NUMBER: _builtins.int
     persona_id: _builtins.str
     conversation_id: _builtins.str
     """Identifies the conversation so its cached prompt state can be reused on the next turn."""
@@ -255,6 +256,13 @@ class GenerateRequest(_message.Message):
     cue: _builtins.str
     """When the NPC speaks first, what prompts it ("The player walked in. Greet them."); player_text is then
     empty.
+    """
+    prefill_only: _builtins.bool
+    """Only prefill the prompt this request would have into the conversation's cache, and generate nothing:
+    the gateway sends the player's line as heard so far while they are still speaking, so that the reply
+    to the final line only prefills where it differs. The stream carries just a GenerationSummary (no
+    completion tokens). Needs conversation_id; a newer prefill or a reply of the same conversation
+    replaces one still running, and one that would wait for a reply in progress is skipped.
     """
     @_builtins.property
     def memory(self) -> Global___Memory: ...
@@ -276,10 +284,11 @@ class GenerateRequest(_message.Message):
         first_clause: _builtins.bool = ...,
         world: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         cue: _builtins.str = ...,
+        prefill_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["memory", b"memory", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "cue", b"cue", "first_clause", b"first_clause", "memory", b"memory", "persona_id", b"persona_id", "player_name", b"player_name", "player_text", b"player_text", "sampling", b"sampling", "world", b"world"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "cue", b"cue", "first_clause", b"first_clause", "memory", b"memory", "persona_id", b"persona_id", "player_name", b"player_name", "player_text", b"player_text", "prefill_only", b"prefill_only", "sampling", b"sampling", "world", b"world"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,56 @@
+"""Prefilling while the player speaks (issue #13), on the real dialogue service and model over gRPC: the
+gateway sends the line heard so far with ``prefill_only``; the reply to the final line then finds that
+prefix in the conversation's cache and prefills only where the line differs."""
+
+from __future__ import annotations
+
+import grpc
+
+from tests.support.grpc_status import status_of
+from tests.support.waiting import fresh_persona
+from tests.test_dialogue import generate, npc_turn, player_turn, request, stub
+
+FIRST = "Good evening! Are you the innkeeper?"
+PARTIAL = "Do you have a warm room"
+FINAL = "Do you have a warm room for the night?"
+
+
+async def second_turn(service, persona: str, conversation: str, prefill: bool):
+    """A first turn, then (when ``prefill``) a prefill of the partial second line, then the final second
+    line; returns the prefill's summary (or None) and the final reply."""
+    first = await generate(service, request(FIRST, persona=persona, conversation=conversation))
+    history = [player_turn(FIRST), npc_turn(first.summary.text)]
+    ahead = None
+    if prefill:
+        partial = request(PARTIAL, persona=persona, conversation=conversation)
+        partial.memory.recent_turns.extend(history)
+        partial.prefill_only = True
+        responses = [r async for r in stub(service).Generate(partial)]
+        assert [r.WhichOneof("event") for r in responses] == ["summary"]  # nothing is generated
+        ahead = responses[0].summary
+    final = request(FINAL, persona=persona, conversation=conversation)
+    final.memory.recent_turns.extend(history)
+    return ahead, await generate(service, final)
+
+
+async def test_after_a_prefill_of_the_partial_line_the_final_turn_finds_that_prefix_cached(
+    dialogue_service, test_persona_dir
+):
+    persona = fresh_persona(test_persona_dir, "innkeeper_tobin")
+    ahead, reply = await second_turn(dialogue_service, persona, "prefilled-ahead", prefill=True)
+    _, plain = await second_turn(dialogue_service, persona, "not-prefilled", prefill=False)
+    assert ahead is not None and ahead.completion_tokens == 0 and ahead.prompt_tokens > 0
+    # Everything the prefill held but the end of its prompt (the user message's end and the reply's
+    # header, a few tokens that come after the whole line in the final prompt) is reused...
+    assert reply.summary.cached_prompt_tokens >= ahead.prompt_tokens - 8
+    # ...which is the partial line's words more than the same turn without the prefill reuses.
+    gained = reply.summary.cached_prompt_tokens - plain.summary.cached_prompt_tokens
+    assert gained >= len(PARTIAL.split()), (reply.summary, plain.summary)
+    assert reply.text.strip()  # and the reply itself is written as usual
+
+
+async def test_a_prefill_needs_a_conversation(dialogue_service):
+    partial = request(PARTIAL)
+    partial.prefill_only = True
+    code, details = await status_of(stub(dialogue_service).Generate(partial))
+    assert (code, details.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "conversation_id")
