@@ -237,7 +237,11 @@ def memory_from_proto(snapshot: conversation_pb2.MemorySnapshot) -> Memory:
 # --- requests to the services the gateway composes -------------------------------------------------------
 
 
-def speech_config(persona: Persona, config: SessionConfig) -> speech_pb2.StreamingRecognitionConfig:
+def speech_config(
+    persona: Persona, config: SessionConfig, interims: bool
+) -> speech_pb2.StreamingRecognitionConfig:
+    """``interims``: whether the speech service sends interim transcripts (for the client, or for the
+    gateway's own prefill while the player speaks)."""
     return speech_pb2.StreamingRecognitionConfig(
         recognition=speech_pb2.RecognitionConfig(
             audio_format=audio_pb2.AudioFormat(
@@ -246,7 +250,7 @@ def speech_config(persona: Persona, config: SessionConfig) -> speech_pb2.Streami
             language=persona.speech.language,
             hotwords=list(persona.speech.hotwords),
         ),
-        interim_results=config.interim_transcripts,
+        interim_results=interims,
     )
 
 

@@ -68,7 +68,8 @@ class Listener:
 
     def _open(self) -> None:
         persona = self._gateway.persona(self._config.npc_id, "config.npc_id")
-        config = convert.speech_config(persona, self._config)
+        interims = self._config.interim_transcripts or self._gateway.options.prefill_while_speaking
+        config = convert.speech_config(persona, self._config, interims)
         audio_in: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._audio_in = audio_in
         self._received_samples = 0

@@ -67,6 +67,11 @@ class GatewayOptions(BaseModel):
         "meanwhile still writes them (one file per gateway process); unset: held in memory only.",
     )
     max_text_chars: int = Field(1000, ge=1, description="Longest typed player line.")
+    prefill_while_speaking: bool = Field(
+        True,
+        description="While the player speaks, have dialogue prefill the prompt with the line heard so far "
+        "(from interim transcripts), so the reply to the final line only prefills where it differs.",
+    )
 
     @field_validator("redis_url")
     @classmethod

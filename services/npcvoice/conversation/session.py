@@ -26,6 +26,7 @@ from npcvoice.runtime.errors import FailedPrecondition, InvalidArgument
 from npcvoice.world import GameEvent
 
 MAX_AUDIO_CHUNK_BYTES = 1 << 20
+MIN_PREFILL_WORDS = 2  # fewer words heard so far are not worth a prefill while the player speaks
 
 # What goes on the session's output queue: an event for the client, an error that ends the stream, or
 # None when the conversation is over (see runtime.streams.read_in_background).
@@ -63,6 +64,7 @@ class Session:
         self._playback: dict[int, int] = {}
         self._continued = ""  # the player's line so far, when they went on talking after its final
         self._heard_line = ""  # the speech service's last line, which its next final may continue
+        self._prefilled = ""  # the line so far last sent to be prefilled
 
     async def start(self) -> conversation_pb2.ConverseResponse:
         persona = self.gateway.persona(self.config.npc_id, "config.npc_id")
@@ -133,7 +135,15 @@ class Session:
         self.listener.audio(chunk)
 
     def _interim(self, text: str) -> None:
-        self.out.put_nowait(convert.transcript(self._turn_index, text, is_final=False))
+        if self.config.interim_transcripts:
+            self.out.put_nowait(convert.transcript(self._turn_index, text, is_final=False))
+        # Dialogue prefills the line so far while the player goes on; its last word is left out, being
+        # the one the next hearing most often changes (it may have been cut mid-word).
+        words = text.split()[:-1]
+        line = " ".join(filter(None, [self._continued, *words]))
+        if len(words) >= MIN_PREFILL_WORDS and line != self._prefilled:
+            self._prefilled = line
+            self.turns.prefill(line)
 
     async def _heard(self, text: str, line_text: str, speech_end: float, transcript_s: float) -> None:
         """A final transcript (possibly empty: noise): the player's line, which replaces any reply still
@@ -143,6 +153,7 @@ class Session:
         if line_text and self._heard_line and before.endswith(self._heard_line):
             before, text = before.removesuffix(self._heard_line).strip(), line_text
         self._heard_line = line_text or text
+        self._prefilled = ""
         line, self._continued = " ".join(filter(None, [before, text])), ""
         if not line:
             return
@@ -182,6 +193,7 @@ class Session:
         """The client went away: stop the reply and the speech stream without sending anything."""
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()
+        self.turns.stop_prefill()
         self.listener.cancel()
 
     async def interrupt(self) -> None:

@@ -7,6 +7,7 @@ breakdown. A turn is a task: barge-in cancels it, and the session then finishes 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from npcvoice.personas import Persona
 from npcvoice.turns import Turn
 
 Emit = Callable[[conversation_pb2.ConverseResponse], None]
+log = logging.getLogger("npcvoice.conversation")
 
 
 def recent_window(turns: list[Turn], recent: int) -> list[Turn]:
@@ -74,6 +76,13 @@ class TurnState:
     cue: str = ""  # when the NPC speaks first (player_text empty): what prompts it
 
 
+def _prefill_failed(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.info(
+            "prefilling while the player speaks failed (the reply prefills it all): %s", task.exception()
+        )
+
+
 class TurnPipeline:
     """Runs a conversation's turns: dialogue → voice → face, then memory and ``TurnEnd``."""
 
@@ -90,15 +99,12 @@ class TurnPipeline:
         self._memory = memory
         self._emit = emit
         self._world = world  # the session's world context, as the game keeps updating it
+        self._prefilling: asyncio.Task[None] | None = None  # the prefill while the player speaks
 
     async def run(self, state: TurnState) -> None:
         self._gateway.replay.check_room()  # back-pressure while Redis is away too long
-        persona = self._gateway.persona(self._config.npc_id, "config.npc_id")  # this turn's snapshot
-        memory = await self._memory.refresh()
-        recent = recent_window(memory.turns, persona.memory.recent_turns)
-        request = convert.generate_request(
-            persona, self._config, state.player_text, memory, recent, self._world, state.cue
-        )
+        self.stop_prefill()  # dialogue takes over what it prefilled so far
+        persona, request = await self._request(state.player_text, state.cue)
         sentences: asyncio.Queue[dialogue_pb2.Sentence | None] = asyncio.Queue()
         speaker = (
             asyncio.create_task(self._speak(state, persona, sentences)) if self._config.voice_reply else None
@@ -112,6 +118,39 @@ class TurnPipeline:
             if speaker is not None and not speaker.done():
                 speaker.cancel()
         await self.finish(state, state.reply_text)
+
+    async def _request(self, player_text: str, cue: str = "") -> tuple[Persona, dialogue_pb2.GenerateRequest]:
+        """The dialogue's request for ``player_text`` now, with this turn's snapshot of the persona."""
+        persona = self._gateway.persona(self._config.npc_id, "config.npc_id")
+        memory = await self._memory.refresh()
+        recent = recent_window(memory.turns, persona.memory.recent_turns)
+        request = convert.generate_request(
+            persona, self._config, player_text, memory, recent, self._world, cue
+        )
+        return persona, request
+
+    def prefill(self, line_so_far: str) -> None:
+        """The player is still speaking: have dialogue prefill the prompt their line will have, with the
+        words heard so far, so that the reply to the final line prefills only where it differs. At most
+        one at a time: a newer line replaces the one in flight; the turn's reply stops it. It generates
+        nothing and writes no memory; a failure only loses the head start."""
+        if not self._gateway.options.prefill_while_speaking:
+            return
+        self.stop_prefill()
+
+        async def ask() -> None:
+            _, request = await self._request(line_so_far)
+            request.prefill_only = True
+            async for _ in self._gateway.downstream.generate(request):
+                pass
+
+        self._prefilling = asyncio.create_task(ask())
+        self._prefilling.add_done_callback(_prefill_failed)
+
+    def stop_prefill(self) -> None:
+        if self._prefilling is not None and not self._prefilling.done():
+            self._prefilling.cancel()
+        self._prefilling = None
 
     async def _think(
         self,

@@ -1,0 +1,60 @@
+"""Prefill while the player speaks (issue #13), through the real gateway, speech and dialogue services:
+interim transcripts make the gateway ask dialogue to prefill the line heard so far, before the reply to
+the final line; nothing of it reaches memory, and the gateway option switches it off. (That the prefill
+shortens the reply's prefill is tested on the dialogue service: test_dialogue_prefill_ahead.py.)"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npcvoice.api.npc.audio.v1 import audio_pb2
+from npcvoice.conversation.registration import REGISTRATION
+from tests.conftest import start_service
+from tests.support.conversation import Conversation, config, export, gateway_options, pcm16
+
+LINE = "Can you repair my sword? The blade is chipped and the handle is loose."
+RATE = 16000
+
+
+async def voice_turn(service, player: str, speech: np.ndarray) -> None:
+    audio = audio_pb2.AudioFormat(encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=RATE)
+    conversation = Conversation(service, config(player, input_audio=audio))
+    for start in range(0, len(speech), RATE // 10):
+        conversation.send(audio=pcm16(speech[start : start + RATE // 10]))
+    out = await conversation.turn()
+    await conversation.close()
+    assert out.audio and out.end.player_text
+
+
+async def test_the_line_heard_so_far_is_prefilled_before_the_reply_and_never_remembered(
+    test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service,
+    dialogue_requests, speak,
+):  # fmt: skip
+    speech = np.concatenate([speak(LINE, RATE), np.zeros(RATE, np.float32)])
+    options = gateway_options(
+        test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
+    )
+    for prefill in (True, False):
+        service = await start_service(
+            "conversation", REGISTRATION, {**options, "prefill_while_speaking": prefill}
+        )
+        dialogue_requests.clear()
+        player = f"player-prefill-{prefill}"
+        await voice_turn(service, player, speech)
+        snapshot = await export(service, player)
+        await service.channel.close()
+        await service.host.stop(grace=0)
+        ahead = [r for r in dialogue_requests if r.prefill_only]
+        replies = [r for r in dialogue_requests if not r.prefill_only]
+        assert len(replies) == 1
+        assert len(snapshot.turns) == 2 and snapshot.turns[0].text == replies[0].player_text  # the final only
+        if not prefill:
+            assert not ahead
+            continue
+        assert ahead and dialogue_requests.index(ahead[-1]) < dialogue_requests.index(replies[0])
+        heard = replies[0].player_text.lower().split()
+        for request in ahead:  # each a start of the line (the speech service may hear it differently)
+            words = request.player_text.lower().split()
+            assert 2 <= len(words) < len(heard) and words[:1] == heard[:1], (request.player_text, heard)
+            assert request.conversation_id == replies[0].conversation_id
+            assert request.memory == replies[0].memory
