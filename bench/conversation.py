@@ -1,6 +1,10 @@
 """Conversation gateway benchmark: time to the NPC's first audio, text and voice turns, and concurrency.
 
-    .venv/bin/python -m bench.conversation [--turns 20]
+    .venv/bin/python -m bench.conversation [--turns 20] [--at-once 1,2,4,8]
+        [--variant conversation:prefill_while_speaking=false] [--base-port 51500 --redis-port 16579]
+
+``--variant`` measures a change off and on in one run: a second gateway runs with those options (over
+its own instance of each service named, the others shared), and the two take turns.
 
 Redis and all five services run as their own processes, as in production; the player is this process,
 through the Python client.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import tempfile
 import time
 from collections.abc import Iterator
@@ -56,21 +61,52 @@ CHUNK_S = 0.1
 @contextlib.contextmanager
 def suite() -> Iterator[str]:
     """Redis and the five services as processes; yields the gateway's address."""
+    with suites([]) as addresses:
+        yield addresses[0]
+
+
+@contextlib.contextmanager
+def suites(variant: list[str], base_port: int = 0, redis_port: int = 0) -> Iterator[list[str]]:
+    """Redis and the five services as processes; yields the gateway's address, and with ``variant``
+    (``service:key=value`` options) a second gateway's, whose named services run with those options (the
+    others are shared). ``base_port``: the services take ports from there on (0: free ones)."""
+    ports = itertools.count(base_port) if base_port else iter(free_port, None)
     with tempfile.TemporaryDirectory() as data, contextlib.ExitStack() as stack:
-        redis = RedisServer(Path(data) / "redis", free_port())
+        redis = RedisServer(Path(data) / "redis", redis_port or free_port())
         redis.start()
         stack.callback(redis.stop)
-        addresses = {
-            name: stack.enter_context(service_process(name))
-            for name in ("speech", "dialogue", "voice", "face")
-        }
-        options = [
-            f"redis_url={redis.url}",
-            *(f"{name}_address={address}" for name, address in addresses.items()),
-        ]
-        yield stack.enter_context(
-            service_process("conversation", *[a for o in options for a in ("--option", o)])
-        )
+        changed: dict[str, list[str]] = {}
+        for item in variant:
+            service, option = item.split(":", 1)
+            changed.setdefault(service, []).append(option)
+
+        def services(options: dict[str, list[str]], shared: dict[str, str]) -> dict[str, str]:
+            return {
+                name: shared[name]
+                if name in shared and name not in options
+                else stack.enter_context(
+                    service_process(name, *flags(options.get(name, [])), port=next(ports))
+                )
+                for name in ("speech", "dialogue", "voice", "face")
+            }
+
+        def gateway(addresses: dict[str, str], extra: list[str]) -> str:
+            options = [
+                f"redis_url={redis.url}",
+                *(f"{name}_address={address}" for name, address in addresses.items()),
+                *extra,
+            ]
+            return stack.enter_context(service_process("conversation", *flags(options), port=next(ports)))
+
+        first = services({}, {})
+        gateways = [gateway(first, [])]
+        if variant:
+            gateways.append(gateway(services(changed, first), changed.get("conversation", [])))
+        yield gateways
+
+
+def flags(options: list[str]) -> list[str]:
+    return [a for o in options for a in ("--option", o)]
 
 
 async def text_turn(npc: NpcConversation, line: str) -> tuple[float, Reply]:
@@ -103,22 +139,32 @@ async def voice_turn(npc: NpcConversation, speech: np.ndarray) -> tuple[float, R
     return reply.first_audio_at - end_of_speech_at, reply
 
 
-async def run_text(address: str, turns: int) -> tuple[list[float], list[Reply]]:
-    async with NpcClient(address) as client:
-        npc = await client.conversation(NPC, f"bench-text-{time.time_ns()}")
-        await npc.say("Hello.")  # warm-up: the persona's prompt, the voice
-        results = [await text_turn(npc, LINES[i % len(LINES)]) for i in range(turns)]
-        await npc.close()
-    return [r[0] for r in results], [r[1] for r in results]
-
-
-async def run_voice(address: str, turns: int, voices: list[np.ndarray]) -> tuple[list[float], list[Reply]]:
-    async with NpcClient(address) as client:
-        npc = await client.conversation(NPC, f"bench-voice-{time.time_ns()}", input_sample_rate=RATE)
-        await npc.say("Hello.")
-        results = [await voice_turn(npc, voices[i % len(voices)]) for i in range(turns)]
-        await npc.close()
-    return [r[0] for r in results], [r[1] for r in results]
+async def run_turns(
+    addresses: list[str], turns: int, voices: list[np.ndarray] | None = None
+) -> list[tuple[list[float], list[Reply]]]:
+    """``turns`` text turns (voice turns with ``voices``) on one conversation per gateway, the gateways
+    taking turns (which goes first alternates), so that both see the same load; results per gateway."""
+    results: list[tuple[list[float], list[Reply]]] = [([], []) for _ in addresses]
+    async with contextlib.AsyncExitStack() as stack:
+        npcs = []
+        for address in addresses:
+            client = await stack.enter_async_context(NpcClient(address))
+            name = f"bench-{'voice' if voices else 'text'}-{time.time_ns()}"
+            npc = await client.conversation(NPC, name, input_sample_rate=RATE)
+            await npc.say("Hello.")  # warm-up: the persona's prompt, the voice
+            npcs.append(npc)
+        for i in range(turns):
+            order = list(range(len(npcs)))[:: 1 if i % 2 == 0 else -1]
+            for k in order:
+                if voices:
+                    latency, reply = await voice_turn(npcs[k], voices[i % len(voices)])
+                else:
+                    latency, reply = await text_turn(npcs[k], LINES[i % len(LINES)])
+                results[k][0].append(latency)
+                results[k][1].append(reply)
+        for npc in npcs:
+            await npc.close()
+    return results
 
 
 async def run_concurrent(address: str, count: int) -> list[float]:
@@ -156,33 +202,57 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--at-once", default="1,2,4,8")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="service:key=value, e.g. conversation:prefill_while_speaking=false: a second gateway (with its "
+        "own instance of each named service) runs with these options, alternating with the default one",
+    )
+    parser.add_argument("--base-port", type=int, default=0, help="services' ports from here (0: free ones)")
+    parser.add_argument("--redis-port", type=int, default=0)
     args = parser.parse_args()
     voices = player_voices()
+    counts = [int(c) for c in args.at_once.split(",")]
 
-    with suite() as address:
-        text, text_replies = asyncio.run(run_text(address, args.turns))
-        voice, voice_replies = asyncio.run(run_voice(address, args.turns, voices))
-        sweep = [
-            (count, asyncio.run(run_concurrent(address, int(count)))) for count in args.at_once.split(",")
-        ]
+    with suites(args.variant, args.base_port, args.redis_port) as addresses:
+        text = asyncio.run(run_turns(addresses, args.turns))
+        voice = asyncio.run(run_turns(addresses, args.turns, voices))
+        sweep: list[dict[int, list[float]]] = [{} for _ in addresses]
+        for round_ in range(len(counts)):
+            count = counts[round_]
+            for k in list(range(len(addresses)))[:: 1 if round_ % 2 == 0 else -1]:
+                sweep[k][count] = asyncio.run(run_concurrent(addresses[k], count))
 
+    labels = ["default", "variant " + " ".join(args.variant)][: len(addresses)]
+    print(f"\n{machine()}; {args.turns} turns each, persona {NPC}")
+    for k, label in enumerate(labels):
+        report(label, text[k], voice[k], sweep[k])
+
+
+def report(
+    label: str,
+    text: tuple[list[float], list[Reply]],
+    voice: tuple[list[float], list[Reply]],
+    sweep: dict[int, list[float]],
+) -> None:
     def ms(values: list[float]) -> list[object]:
         return [p50(values) * 1000, percentile(values, 95) * 1000]
 
-    print(f"\n{machine()}; {args.turns} turns each, persona {NPC}\n")
+    print(f"\n## {label}\n")
     print(
         table(
             ["turn", "first audio p50 ms", "p95 ms"],
-            [["text", *ms(text)], ["voice (from end of speech)", *ms(voice)]],
+            [["text", *ms(text[0])], ["voice (from end of speech)", *ms(voice[0])]],
         )
     )
-    print(f"\ntext:  {breakdown(text_replies)}")
-    print(f"voice: {breakdown(voice_replies)}")
+    print(f"\ntext:  {breakdown(text[1])}")
+    print(f"voice: {breakdown(voice[1])}")
     print("\nconversations at once, three text turns each:\n")
     print(
         table(
             ["at once", "first audio p50 ms", "p95 ms", "max ms"],
-            [[c, *ms(v), max(v) * 1000] for c, v in sweep],
+            [[c, *ms(v), max(v) * 1000] for c, v in sweep.items()],
         )
     )
 

@@ -108,7 +108,9 @@ class DialogueEngine:
                     Path(folder),
                     self.device,
                     self.options.cuda_graph,
+                    threads=self.options.threads,
                     context_tokens=self.options.context_tokens,
+                    spinning=self.options.spinning,
                 )
             return self._models[model_id]
 

@@ -197,17 +197,22 @@ def load_model(
     cuda_graph: bool = False,
     threads: int = 0,
     context_tokens: int = 1024,
+    spinning: bool = True,
 ) -> LoadedModel:
-    """``context_tokens``: the longest conversation a generator holds (the engine's option)."""
+    """``context_tokens``: the longest conversation a generator holds (the engine's option); ``threads``:
+    onnxruntime's intra-op threads (0: its default); ``spinning``: whether they spin-wait between runs."""
     import onnxruntime_genai as og
 
     if not (folder / "genai_config.json").exists():
         raise RuntimeError(f"model {model_id!r}: {folder} has no genai_config.json")
     config = og.Config(str(folder))
-    if threads:
-        config.overlay(
-            json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}})
-        )
+    session: dict[str, object] = {"intra_op_num_threads": threads} if threads else {}
+    if not spinning:
+        # A spinning thread keeps its core busy for a while after each step, which on a small CPU takes
+        # it from the voice and speech processes; the entries are passed to onnxruntime as strings.
+        session |= {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
+    if session:
+        config.overlay(json.dumps({"model": {"decoder": {"session_options": session}}}))
     settings = json.loads((folder / "genai_config.json").read_text())["model"]
     decoder = settings["decoder"]
     window = int(decoder.get("sliding_window", {}).get("window_size", 0))

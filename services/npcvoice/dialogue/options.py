@@ -30,6 +30,12 @@ class DialogueOptions(BaseModel):
     threads: int = Field(
         0, ge=0, description="CPU threads the model uses (0: onnxruntime's default, one per core)."
     )
+    spinning: bool = Field(
+        True,
+        description="Whether onnxruntime's threads spin-wait between model steps (on a CPU): spinning "
+        "answers the next step a little sooner but keeps the cores busy meanwhile, away from the voice "
+        "and speech processes on the same machine.",
+    )
     cuda_graph: bool = Field(
         True,
         description="On CUDA, replay each one-token step as a CUDA graph (about 4x the decode speed on an "
