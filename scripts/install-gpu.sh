@@ -7,6 +7,11 @@
 # disappears and `pip check` says nothing. Uninstalling every build and reinstalling only the GPU ones
 # (their CUDA/cuDNN dependencies came with the extra) fixes the folder. Every service logs the execution
 # providers it really got at start-up; look for CUDAExecutionProvider there.
+#
+# Speech (CTranslate2) wants CUDA 12 cuBLAS/cuDNN where onnxruntime-gpu wants CUDA 13: the "gpu" extra
+# brings nvidia-cublas-cu12 and nvidia-cudnn-cu12 too, and `npcvoice up` puts their folders on the speech
+# process's library path only (services/npcvoice/service_env.py). The last step asks each service's own
+# library, in that service's environment, whether it can use the GPU: one line per service.
 set -eu
 PYTHON="${PYTHON:-python}"
 "$PYTHON" -m pip uninstall -y onnxruntime onnxruntime-gpu onnxruntime-genai onnxruntime-genai-cuda
@@ -19,3 +24,4 @@ print("onnxruntime", onnxruntime.__version__, providers)
 if "CUDAExecutionProvider" not in providers:
     raise SystemExit("CUDAExecutionProvider missing: another onnxruntime build is still installed")
 PY
+"$PYTHON" -m npcvoice.devtools.gpu_check

@@ -68,7 +68,7 @@ def test_cpu_is_the_default_and_the_gpu_profile_reserves_nvidia_devices():
     env_file = (REPO_ROOT / ".env").read_text()
     assert "COMPOSE_PROFILES=cpu" in env_file
     gpu_services = [key for key, service in COMPOSE.items() if "gpu" in service.get("profiles", [])]
-    assert sorted(gpu_services) == ["dialogue-gpu", "voice-gpu"]
+    assert sorted(gpu_services) == ["dialogue-gpu", "speech-gpu", "voice-gpu"]
     for key in gpu_services:
         devices = COMPOSE[key]["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
@@ -76,3 +76,6 @@ def test_cpu_is_the_default_and_the_gpu_profile_reserves_nvidia_devices():
         assert COMPOSE[cpu_twin]["profiles"] == ["cpu"]
         assert cpu_twin in COMPOSE[key]["networks"]["default"]["aliases"]
         assert _effective_config(key).engine["device"] == "cuda"
+        # only speech (CTranslate2, CUDA 12) gets the CUDA 12 libraries of the pip packages on its path
+        library_path = COMPOSE[key]["environment"].get("LD_LIBRARY_PATH", "")
+        assert ("nvidia/cublas/lib" in library_path) == (key == "speech-gpu"), key

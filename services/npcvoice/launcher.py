@@ -26,6 +26,7 @@ from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
 from npcvoice.redis_server import Persistence, RedisServer, read_persistence, server_info, without_password
 from npcvoice.runtime.config import load_service_config
 from npcvoice.runtime.health_client import check_health
+from npcvoice.service_env import service_environment
 from npcvoice.supervisor import RestartPolicy, Supervisor
 
 log = logging.getLogger("npcvoice.launcher")
@@ -35,9 +36,17 @@ class ServiceProcess:
     """One service as a child process. Its log passes through the launcher's stderr, and its last lines
     are kept, to say why it failed."""
 
-    def __init__(self, name: str, command: list[str], address: str, metrics_port: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        address: str,
+        metrics_port: int,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.command = command
+        self.env = env  # None: the launcher's own
         self.address = address
         self.metrics_port = metrics_port
         self.process: subprocess.Popen[bytes] | None = None
@@ -45,7 +54,9 @@ class ServiceProcess:
         self._passing_on: threading.Thread | None = None
 
     def spawn(self) -> None:
-        self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            self.command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env
+        )
         assert self.process.stderr is not None
         self._passing_on = threading.Thread(target=self._pass_on, args=(self.process.stderr,), daemon=True)
         self._passing_on.start()
@@ -162,7 +173,8 @@ class Launcher:
         for key, value in options.items():
             if key not in config.engine:
                 command += ["--option", f"{key}={value}"]
-        return ServiceProcess(name, command, f"{config.server.host}:{port}", metrics_port)
+        env = service_environment(name)  # e.g. speech's own CUDA 12 libraries on a GPU
+        return ServiceProcess(name, command, f"{config.server.host}:{port}", metrics_port, env)
 
     def _playground(self, port: int) -> PlaygroundProcess | None:
         """The page for the suite's gateway, when the gateway is one of the services started."""
