@@ -105,10 +105,13 @@ async def test_asked_what_the_player_told_it_the_npc_answers_with_it(dialogue_se
         ("Greetings, I am Orrin, a fisherman from Saltmere.", "Do you remember where I am from?", "saltmere"),
         ("My name is Talia and I sell spices.", "Do you remember my name?", "talia"),
     ]
+    # Two seeds each: the model's wording moves with the last bits of its numerics, so a handful of
+    # conversations would pass or fail by luck. About 35 % are answered without the recall bonus, 80 % with.
     answered = 0
-    for index, (told, question, answer) in enumerate(players):
-        replies = await converse(
-            dialogue_service, [told, "It is cold today.", question], f"recall-{index}", 3
-        )
-        answered += answer in replies[-1].summary.text.lower()
-    assert answered >= 3, answered
+    for seed in (3, 5):
+        for index, (told, question, answer) in enumerate(players):
+            replies = await converse(
+                dialogue_service, [told, "It is cold today.", question], f"recall-{seed}-{index}", seed
+            )
+            answered += answer in replies[-1].summary.text.lower()
+    assert answered >= 5, answered

@@ -40,11 +40,23 @@ def adversary(texts: TokenTexts, rng: np.random.Generator, lures: list[str]) -> 
     return logits
 
 
-def write_tags(texts: TokenTexts, persona, rng: np.random.Generator, lures: list[str], line: str) -> str:
-    """The tags a TagWriter lets through, the player having said ``line``."""
+def write_tags(
+    texts: TokenTexts,
+    persona,
+    rng: np.random.Generator,
+    lures: list[str],
+    line: str,
+    passes: list[int] | None = None,
+) -> str:
+    """The tags a TagWriter lets through, the player having said ``line``. With ``passes``, the tokens it
+    forces are taken as the engine takes them, without logits, and the model passes needed are counted."""
     writer = TagWriter(texts, persona, line)
     tokens: list[int] = []
     for _ in range(64):
+        while passes is not None and (forced := writer.forced()) is not None:
+            tokens.append(forced)
+        if passes is not None:
+            passes.append(1)
         logits = adversary(texts, rng, lures)
         allowed = writer.allowed(logits)
         if allowed is None:
@@ -68,7 +80,10 @@ def test_the_leading_tags_admit_only_declared_emotions_actions_and_typed_paramet
         line = (
             persona.actions[trial % len(persona.actions)].description if persona.actions and trial % 2 else ""
         )
-        written = write_tags(texts, persona, rng, lures, line)
+        passes: list[int] = []
+        written = write_tags(texts, persona, rng, lures, line, passes if trial % 4 >= 2 else None)
+        if passes:  # the tags' fixed text ("[emotion: ", "]", " [action: ") took no model pass
+            assert len(passes) < len(texts.encode(written)) - 2, written
         if not line:
             assert "[action" not in written, "an action nobody asked for"
         assert re.fullmatch(r"\[emotion: \w+\]( \[action: \w+( \w+=\w+)*\])?", written), written

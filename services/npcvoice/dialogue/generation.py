@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from copy import copy
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from npcvoice.dialogue.cache import Conversation, prefill
@@ -27,11 +26,11 @@ from npcvoice.dialogue.metrics import (
     RETRIED_SENTENCES,
 )
 from npcvoice.dialogue.model import LoadedModel
-from npcvoice.dialogue.prompt import Message, fixed_messages
-from npcvoice.dialogue.reply import Checkpoint, ReplyEvent, ReplyFilter, Sentence
+from npcvoice.dialogue.prompt import Message, rendered_turns
+from npcvoice.dialogue.reply import ReplyEvent, ReplyFilter, Sentence
 from npcvoice.dialogue.reuse import open_prompt
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher
-from npcvoice.dialogue.steering import MAX_RETRIES, Steering, fallback_line
+from npcvoice.dialogue.steering import MAX_RETRIES, Mark, Steering, fallback_line
 from npcvoice.dialogue.types import FINISH_LENGTH, FINISH_STOP, GenerationSummary, TurnRequest
 from npcvoice.personas.schema import Persona
 
@@ -41,17 +40,6 @@ if TYPE_CHECKING:
 
 # Replies a cached conversation remembers having said, beyond the request's turns.
 MAX_SAID = 100
-
-
-@dataclass(frozen=True)
-class Mark:
-    """Where a reply's next sentence begins: what to go back to when it comes out as a repeat."""
-
-    tokens: int  # the conversation's tokens (prompt and reply so far)
-    reply: int  # the reply's tokens
-    raw: int  # characters of the model's raw text
-    filter: Checkpoint
-    stop: StopMatcher
 
 
 class Generation:
@@ -90,6 +78,8 @@ class Generation:
         self._messages: list[Message] = []
         self._reply_tokens: list[int] = []
         self._raw = ""
+        self._lead = ""  # the text of the reply's opening, prefilled with the prompt, not yet released
+        self._opening = 0  # its tokens
         self._prompt_tokens = 0
         self._cached_tokens = 0
         self.started = time.perf_counter()
@@ -126,7 +116,7 @@ class Generation:
         now = time.perf_counter()
         first = self._first_token_at or now
         decode_s = now - first
-        tokens = len(self._reply_tokens)
+        tokens = len(self._reply_tokens) - self._opening  # the reply's opening was prefilled, not decoded
         return GenerationSummary(
             text=self.filter.text,
             finish_reason=self.finish_reason or FINISH_STOP,
@@ -182,6 +172,12 @@ class Generation:
         self._messages, self._pending = opened.messages, opened.pending
         self._prompt_tokens, self._cached_tokens = opened.prompt_tokens, opened.cached_tokens
         self.filter.also_said(opened.conversation.said)
+        if not self.request.prefill_only:
+            # The reply's fixed opening ("[emotion:") goes in with the prompt: no decoding step for it.
+            self._reply_tokens = self._steer.forced(self.sampling.max_tokens - 1)
+            self._lead = "".join(self._stream.decode(token) for token in self._reply_tokens)
+            self._opening = len(self._reply_tokens)
+            self._pending += self._reply_tokens
         return True
 
     def _decode_step(self) -> list[ReplyEvent]:
@@ -198,9 +194,16 @@ class Generation:
             )
         if token in self._model.end_ids:
             return self._finish(FINISH_STOP, "")
-        self._reply_tokens.append(token)
-        COMPLETION_TOKENS.inc()
-        released = self._stop.feed(self._stream.decode(token))
+        # A tag's fixed text after the token needs no choice: all of it goes through the model in one pass.
+        room = min(
+            self.sampling.max_tokens - len(self._reply_tokens),
+            conversation.max_length - len(conversation.tokens),
+        )
+        run = [token, *self._steer.forced(room - 2)]
+        self._reply_tokens += run
+        COMPLETION_TOKENS.inc(len(run))
+        released = self._stop.feed(self._lead + "".join(self._stream.decode(t) for t in run))
+        self._lead = ""
         self._raw += released
         if self._stop.stopped:
             return self._finish(FINISH_STOP, released)
@@ -209,8 +212,8 @@ class Generation:
             or len(conversation.tokens) + 1 >= conversation.max_length
         ):
             return self._finish(FINISH_LENGTH, released)
-        conversation.generator.append_tokens([token])
-        conversation.tokens.append(token)
+        conversation.generator.append_tokens(run)
+        conversation.tokens.extend(run)
         events = self.filter.feed(released)
         if self._rolled_back(events):
             return events
@@ -273,21 +276,14 @@ class Generation:
         conversation = self._conversation
         if conversation is None:
             return
-        rendered: dict[tuple[str, str], str] = {}
-        history = self._messages[len(fixed_messages(self.persona)) : -1]
-        turns = self.request.memory.recent_turns[-len(history) :] if history else []
-        for turn, message in zip(turns, history, strict=False):
-            rendered[(turn.role, turn.text)] = message["content"]
-        if self.request.player_text.strip():
-            rendered[("player", self.request.player_text)] = self._messages[-1]["content"]
-        if self.filter.text:
-            raw = self._raw.strip()
+        said = self.filter.text
+        raw = self._raw.strip()
+        if said and (self.finish_reason == FINISH_LENGTH or self.filter.sentences >= self._max_pieces):
             end = max(raw.rfind(mark) for mark in ".!?")
-            if self.finish_reason == FINISH_LENGTH or self.filter.sentences >= self._max_pieces:
-                raw = raw[: end + 1] if end > 0 else raw  # the unfinished sentence was never said
-            rendered[("npc", self.filter.text)] = raw
-            conversation.said = [*conversation.said, self.filter.text][-MAX_SAID:]
-        conversation.rendered = rendered
+            raw = raw[: end + 1] if end > 0 else raw  # the unfinished sentence was never said
+        conversation.rendered = rendered_turns(self.persona, self.request, self._messages, said, raw)
+        if said:
+            conversation.said = [*conversation.said, said][-MAX_SAID:]
 
     def _release(self) -> None:
         """Hand the conversation back (to the cache if it is still sound). Called once, under _state."""

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from npcvoice.personas.schema import Persona
 from npcvoice.runtime.errors import InvalidArgument
 from npcvoice.turns import Turn
+
+if TYPE_CHECKING:
+    from npcvoice.dialogue.types import TurnRequest
 
 
 @dataclass
@@ -191,3 +195,21 @@ def build_messages(
             )
         messages = assemble()
     return messages
+
+
+def rendered_turns(
+    persona: Persona, request: TurnRequest, messages: list[Message], said: str, raw: str
+) -> dict[tuple[str, str], str]:
+    """How this turn's prompt wrote each of its turns (``messages``), and the NPC's reply (``said``, as
+    ``raw``: the model's own text with its tags), keyed by (role, text): the next prompt writes them the
+    same way, so the conversation's cached tokens still match it."""
+    rendered: dict[tuple[str, str], str] = {}
+    history = messages[len(fixed_messages(persona)) : -1]
+    turns = request.memory.recent_turns[-len(history) :] if history else []
+    for turn, message in zip(turns, history, strict=False):
+        rendered[(turn.role, turn.text)] = message["content"]
+    if request.player_text.strip():
+        rendered[("player", request.player_text)] = messages[-1]["content"]
+    if said:
+        rendered[("npc", said)] = raw
+    return rendered

@@ -7,6 +7,7 @@ to the sentence's start and asks again with the token it took there ruled out (`
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,7 +15,8 @@ from npcvoice.dialogue.blocking import PRESENCE_PENALTY, Blocker, fixed_table
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
 from npcvoice.dialogue.recall import Recall
 from npcvoice.dialogue.repetition import near_copy, scaffolding_phrases
-from npcvoice.dialogue.sampling import Sampler
+from npcvoice.dialogue.reply import Checkpoint
+from npcvoice.dialogue.sampling import Sampler, StopMatcher
 from npcvoice.dialogue.tags import TagWriter
 from npcvoice.dialogue.types import TurnRequest
 from npcvoice.dialogue.vocabulary import TokenTexts
@@ -22,6 +24,17 @@ from npcvoice.personas.schema import Persona
 
 # Sentences written again (rolled back and resampled) in one reply before a repeat is just dropped.
 MAX_RETRIES = 4
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a reply's next sentence begins: what to go back to when it comes out as a repeat."""
+
+    tokens: int  # the conversation's tokens (prompt and reply so far)
+    reply: int  # the reply's tokens
+    raw: int  # characters of the model's raw text
+    filter: Checkpoint
+    stop: StopMatcher
 
 
 def earlier_lines(persona: Persona, request: TurnRequest) -> list[str]:
@@ -74,6 +87,14 @@ class Steering:
         banned |= self._texts.containing("[", np.asarray(logits).size)
         return sampler.pick(logits, reply, banned=banned, penalized=self._blocker.penalized,
                             presence=PRESENCE_PENALTY, favoured=self.recall.favoured(reply))  # fmt: skip
+
+    def forced(self, limit: int) -> list[int]:
+        """The tokens that must come next (a tag's fixed text), at most ``limit``: the model can take
+        them in one pass instead of one step each."""
+        run: list[int] = []
+        while len(run) < limit and (token := self.tags.forced()) is not None:
+            run.append(token)
+        return run
 
     def retry(self, position: int, token: int) -> None:
         """Rule out ``token`` at ``position`` of the reply: the sentence it began came out as a repeat."""

@@ -134,14 +134,9 @@ class TagWriter:
 
     def allowed(self, logits: np.ndarray) -> list[int] | None:
         """The tokens allowed next; None once the tags are written (free text follows)."""
+        self._settle()
         if self.done:
             return None
-        if self._node is None and self._value is None:  # the emotion is written: an action, or not?
-            self._offered = True
-            if self._actions is None:
-                self.done = True
-                return None
-            self._node = self._actions
         if self._node is not None:
             return list(self._node.children)
         assert self._value is not None
@@ -153,6 +148,26 @@ class TagWriter:
         if self._value_tokens:
             return ids + list(closing.children)
         return ids or [self._value.fallback]
+
+    def forced(self) -> int | None:
+        """The next token when the tags leave only one (taken: no choice, so no need for the model's
+        logits), else None."""
+        self._settle()
+        if self.done or self._node is None or len(self._node.children) != 1:
+            return None
+        token = next(iter(self._node.children))
+        self.advance(token)
+        return token
+
+    def _settle(self) -> None:
+        """Once the emotion is written: on to the action, or the tags are done."""
+        if self.done or self._node is not None or self._value is not None:
+            return
+        self._offered = True
+        if self._actions is None:
+            self.done = True
+        else:
+            self._node = self._actions
 
     def advance(self, token: int) -> None:
         if self._value is not None:
