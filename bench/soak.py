@@ -96,13 +96,19 @@ def suite(base_port: int, redis_port: int, data: Path) -> Iterator[Suite]:
         yield Suite(addresses["conversation"], redis_server, pids)
 
 
-async def barge_in(npc: NpcConversation, first: str, second: str, ack: Callable[[Reply], None]) -> Reply:
+async def barge_in(
+    npc: NpcConversation, first: str, second: str, ack: Callable[[Reply | TurnRefused], None]
+) -> Reply:
     """Type ``second`` a moment after ``first``, as a player who talks over the NPC's answer (if the
-    answer is already over by then, it is simply the next turn)."""
+    answer is already over by then, it is simply the next turn). The first line may be refused: the
+    second is answered (or refused) after it all the same, so both are read off the stream."""
     npc.send(conversation_pb2.ConverseRequest(text=first))
     await asyncio.sleep(random.uniform(0.3, 1.2))  # the player's timing, not a wait for the suite
     npc.send(conversation_pb2.ConverseRequest(text=second))
-    ack(await npc.reply())
+    try:
+        ack(await npc.reply())
+    except TurnRefused as refused:
+        ack(refused)
     ack(reply := await npc.reply())
     return reply
 
@@ -112,7 +118,7 @@ async def one_turn(
     kind: str,
     rng: random.Random,
     voices: list[np.ndarray],
-    ack: Callable[[Reply], None],
+    ack: Callable[[Reply | TurnRefused], None],
 ) -> Reply:
     """One turn of ``kind``; each TurnEnd is counted as it arrives (``ack``). Returns the reply the
     player listens to."""
@@ -158,11 +164,12 @@ async def talk(
                             reply = await one_turn(npc, kind, rng, voices, ack)
                             await asyncio.sleep(pause_s(reply, rng, think_s))  # the player's pace
                         except TurnRefused as refused:  # the stream goes on
-                            tally.refused += 1
+                            ack(refused)
                             await asyncio.sleep(refused.retry_after_s)
                         turn += 1
             except (grpc.aio.AioRpcError, ConnectionError) as error:
-                tally.failed.append(f"{player} turn {turn} ({kind}): {error}")
+                detail = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
+                tally.failed.append(f"{player} turn {turn} ({kind}): {detail}")
                 turn += 1
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import redis
 
 from bench.common import machine, p50, table
-from npcvoice.client import Reply
+from npcvoice.client import Reply, TurnRefused
 from npcvoice.conversation.memory import MemoryStore
 from npcvoice.conversation.redis_urls import memory_client
 
@@ -24,7 +24,10 @@ class Tally:
     refused: int = 0
     failed: list[str] = field(default_factory=list)
 
-    def ack(self, npc: str, player: str, kind: str, reply: Reply) -> None:
+    def ack(self, npc: str, player: str, kind: str, reply: Reply | TurnRefused) -> None:
+        if isinstance(reply, TurnRefused):
+            self.refused += 1
+            return
         self.acknowledged.setdefault((npc, player), []).append(reply.player_text)
         self.kinds[kind] = self.kinds.get(kind, 0) + 1
         self.interrupted += reply.interrupted
@@ -35,10 +38,17 @@ class Tally:
 async def missing_turns(redis_url: str, tally: Tally) -> list[str]:
     """Conversations whose acknowledged player lines are not all in Redis in the order they were
     acknowledged. Redis may hold more: a turn is stored before its TurnEnd is sent, and a stream that
-    fails in between never delivers that TurnEnd."""
+    fails in between never delivers that TurnEnd. A spoken line the player went on with before any of its
+    reply was heard is acknowledged on its own but stored once, joined with the rest (the next line)."""
     client = memory_client(redis_url)
     store, missing = MemoryStore(client), []
-    for (npc, player), lines in tally.acknowledged.items():
+    for (npc, player), acknowledged in tally.acknowledged.items():
+        following = [*acknowledged[1:], ""]
+        lines = [
+            line
+            for line, then in zip(acknowledged, following, strict=True)
+            if not then.startswith(f"{line} ")
+        ]
         stored = iter([t.text for t in (await store.load(npc, player)).turns if t.role == "player"])
         found = sum(1 for line in lines if any(line == s for s in stored))  # in order: a subsequence
         if found != len(lines):
