@@ -177,7 +177,7 @@ async def test_a_gateway_killed_while_redis_is_away_writes_every_acknowledged_tu
         redis.stop()
 
 
-async def test_while_the_replay_queue_is_full_new_turns_get_resource_exhausted_and_none_is_dropped(
+async def test_while_the_replay_queue_is_full_new_turns_are_refused_and_none_is_dropped(
     own_redis, hosted, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
 ):
     redis = own_redis
@@ -192,16 +192,17 @@ async def test_while_the_replay_queue_is_full_new_turns_get_resource_exhausted_a
     conversation = Conversation(service, config(player, COURIER, reply_mode=TEXT))
     conversation.send(text="One turn fits in the queue.")
     kept = (await conversation.turn()).end.player_text
-    conversation.send(text="The next does not.")
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await conversation.turn()
-    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "finished turns are waiting" in (caught.value.details() or "")
+    conversation.send(text="The next does not: it is refused, and the stream stays open.")
+    refused = (await conversation.turn()).refused
+    assert refused is not None and "finished turns are waiting" in refused.reason
 
     redis.start()
 
     await until_memory_serving(service)
     assert await player_lines(service, player, COURIER) == [kept]
+    conversation.send(text="Redis is back.")  # on the same stream
+    again = (await conversation.turn()).end.player_text
+    assert await player_lines(service, player, COURIER) == [kept, again]
 
 
 async def test_a_session_that_starts_while_redis_is_away_talks_and_its_turns_reach_redis_later(

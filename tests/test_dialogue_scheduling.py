@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import time
 from types import SimpleNamespace
+from typing import Any
+
+import pytest
 
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.dialogue.reply import Sentence
-from npcvoice.dialogue.scheduler import CPU_YIELD_MS_PER_CHAR, DialogueScheduler
+from npcvoice.dialogue.scheduler import CPU_YIELD_MS_PER_CHAR, DialogueScheduler, admission_limit
+from npcvoice.runtime.errors import ResourceExhausted
 from tests.support.waiting import eventually
 
 
@@ -59,7 +63,7 @@ class FakeSummary:
 
 
 def scheduler(
-    log: list[tuple[str, float]], reply_tokens: int, piece: str, device: str = "cpu", **options: object
+    log: list[tuple[str, float]], reply_tokens: int, piece: str, device: str = "cpu", **options: Any
 ):
     engine = SimpleNamespace(
         options=DialogueOptions(**options),
@@ -141,3 +145,24 @@ async def test_a_new_replys_first_piece_is_not_delayed_by_replies_already_being_
     arrival_order = await new_reply_among_speaking_ones(False, speaking)
     assert first_pieces_first <= 1, first_pieces_first
     assert arrival_order >= speaking * 4, arrival_order
+
+
+async def test_past_the_limit_a_reply_is_refused_at_once_and_there_is_room_again_when_one_ends():
+    work = scheduler([], reply_tokens=50, piece="Hello there,", threads=1)  # on a CPU: 2 per thread
+    held = [work.generate(SimpleNamespace(conversation_id="")) for _ in range(2)]
+    for reply in held:
+        await reply.__anext__()  # admitted and under way (its first piece is out)
+    with pytest.raises(ResourceExhausted, match="2 replies and summaries are being generated"):
+        await work.generate(SimpleNamespace(conversation_id="")).__anext__()
+    await held[0].aclose()
+    later = work.generate(SimpleNamespace(conversation_id=""))
+    await later.__anext__()
+    for reply in (held[1], later):
+        await reply.aclose()
+    await work.aclose()
+
+
+def test_the_default_limit_fits_the_device():
+    assert admission_limit(0, "cpu", threads=2) == 4  # every reply in progress shares the cores
+    assert admission_limit(0, "cuda", threads=2) == 16
+    assert admission_limit(3, "cpu", threads=2) == 3  # as configured

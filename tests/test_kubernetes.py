@@ -18,9 +18,12 @@ import pytest
 
 from npcvoice.catalog import SERVICES
 from npcvoice.conversation.options import GatewayOptions
+from npcvoice.dialogue.options import DialogueOptions
+from npcvoice.dialogue.scheduler import admission_limit
 from npcvoice.personas import PersonaStore
-from npcvoice.runtime.config import ServiceConfig
+from npcvoice.runtime.config import ServerSettings, ServiceConfig
 from npcvoice.runtime.metrics import RPC_IN_FLIGHT
+from npcvoice.runtime.server import server_options
 from tests.conftest import REPO_ROOT
 from tests.support.certs import make_certificate
 from tests.support.deployment import effective_config, ingress_allowed, run_kubectl
@@ -141,6 +144,26 @@ def test_internal_services_are_headless_and_the_gateway_balances_over_their_pods
         assert getattr(options, f"{name}_address") == f"dns:///{name}:{SERVICES[name].port}"
     assert str(options.persona_dir) == "/etc/npcvoice/personas"
     assert options.spool_file is not None
+
+
+def test_internal_services_send_the_gateway_away_now_and_then_so_that_new_pods_get_calls():
+    for name in INTERNAL:
+        settings = _config(BASE, name).server
+        assert ("grpc.max_connection_age_ms", 300_000) in server_options(settings), name
+        # no grace: a call in flight (a speech stream lasts as long as the player talks) is never cut
+        assert not any(key == "grpc.max_connection_age_grace_ms" for key, _ in server_options(settings))
+    local = server_options(ServerSettings())  # one machine: nothing new to find, no reconnects
+    assert not any(key.startswith("grpc.max_connection_age") for key, _ in local)
+    graced = server_options(ServerSettings(max_connection_age_s=1, max_connection_age_grace_s=2.5))
+    assert ("grpc.max_connection_age_grace_ms", 2500) in graced
+
+
+def test_dialogue_on_a_cpu_takes_as_many_replies_at_once_as_its_requested_cores_serve():
+    dialogue = _config(BASE, "dialogue").engine
+    cores = int(_container(BASE, "dialogue")["resources"]["requests"]["cpu"])
+    options = DialogueOptions(**dialogue)
+    assert options.threads == cores  # not the node's cores, which the process would see
+    assert admission_limit(options.max_active, "cpu", options.threads) == 2 * cores
 
 
 def test_keys_and_the_redis_url_come_from_secrets_and_the_inside_has_its_own_key():

@@ -4,6 +4,8 @@ and a master killed mid-conversation."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import redis
 from pydantic import ValidationError
@@ -15,7 +17,9 @@ from npcvoice.conversation.memory import PARTS, MemoryStore, Retention, TurnReco
 from npcvoice.conversation.options import GatewayOptions
 from npcvoice.conversation.redis_urls import memory_client, parse_redis_url
 from npcvoice.conversation.registration import REGISTRATION
+from npcvoice.launcher import Launcher
 from npcvoice.personas import PersonaStore
+from npcvoice.runtime.ports import free_port
 from npcvoice.turns import Turn
 from tests.conftest import PERSONA_DIR
 from tests.support.memory import append_turns
@@ -173,6 +177,44 @@ async def test_memory_behind_a_sentinel_is_stored_and_read_through_the_master_it
     finally:
         await client.aclose()
         sentinel.stop()
+
+
+def test_up_with_a_cluster_or_sentinel_url_checks_each_master_that_holds_the_memory(
+    cluster, tmp_path, caplog
+):
+    sentinel = LocalSentinel(tmp_path)
+    sentinel.start()
+    try:
+        with redis.Redis(port=sentinel.master.port) as master:  # this one keeps nothing on disk
+            master.config_set("appendonly", "no")
+            master.config_set("save", "")
+        with caplog.at_level(logging.INFO, logger="npcvoice.launcher"):
+            for url in (cluster.url, sentinel.url):
+                launcher = Launcher([], redis_url=url)
+                launcher.start()
+                launcher.stop()
+    finally:
+        sentinel.stop()
+    said = [r.getMessage() for r in caplog.records]
+    checked = [m for m in said if m.startswith("using the existing Redis at")]
+    masters = {
+        n.port for n in cluster.alive() if redis.Redis(port=n.port).info("replication")["role"] == "master"
+    }
+    for port in masters:
+        assert any(f":{port}/0 (not started by npcvoice" in m and f"Redis Cluster at {cluster.url}" in m
+                   for m in checked), checked  # fmt: skip
+    assert sum("Redis Cluster" in m for m in checked) == len(masters) == 3
+    named = f"127.0.0.1:{sentinel.master.port}/0"
+    assert any(named in m and f"the master the Sentinel names at {sentinel.url}" in m for m in checked), said
+    assert any(named in m and "keeps nothing on disk" in m for m in said), said
+
+
+def test_up_with_a_cluster_url_where_nothing_answers_says_so():
+    port = free_port()
+    with pytest.raises(
+        RuntimeError, match=f"nothing answers at --redis-url redis\\+cluster://127.0.0.1:{port}"
+    ):
+        Launcher([], redis_url=f"redis+cluster://127.0.0.1:{port}").start()
 
 
 @pytest.mark.parametrize(

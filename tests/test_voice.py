@@ -11,6 +11,8 @@ from prometheus_client import REGISTRY
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.voice.v1 import voice_pb2, voice_pb2_grpc
 from npcvoice.text import SentenceBuffer, clean_for_speech
+from npcvoice.voice.engine import SynthesisSettings, VoiceEngine
+from npcvoice.voice.options import VoiceOptions
 from tests.support.grpc_status import status_of
 from tests.support.waiting import eventually
 
@@ -182,3 +184,13 @@ async def test_cancelling_stops_synthesis(voice_service):
     call.cancel()
     await eventually(lambda: voice_service.host.interceptor.in_flight == 0, 5)  # the call was let go
     assert spoken() - before <= 1  # at most the sentence already in the synthesizer finishes
+
+
+def test_a_cpu_voice_plans_no_memory_per_sentence_length_and_still_times_its_phonemes():
+    # onnxruntime's memory pattern (piper's default) caches an allocation plan for every input length
+    # seen, and the arena grows with each; off, the process's memory stays flat over a long run
+    engine = VoiceEngine(VoiceOptions(device="cpu"))
+    voice = engine.load(engine.default_voice)
+    assert voice.session.get_session_options().enable_mem_pattern is False  # type: ignore[attr-defined]
+    chunk = engine.synthesize_piece("A short line.", engine.check(SynthesisSettings()), 0, 0)
+    assert chunk.phonemes and sum(p.num_samples for p in chunk.phonemes) == chunk.num_samples

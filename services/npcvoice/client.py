@@ -36,6 +36,16 @@ from npcvoice.audio import encode, resample
 SEND_CHUNK_S = 0.1
 
 
+class TurnRefused(Exception):
+    """The gateway could not take the turn now (a service at capacity): nothing was said or remembered,
+    the conversation goes on; send the line again after ``retry_after_s``."""
+
+    def __init__(self, turn_index: int, player_text: str, reason: str, retry_after_s: float) -> None:
+        super().__init__(f"turn {turn_index} refused: {reason} (retry after {retry_after_s:g} s)")
+        self.turn_index, self.player_text, self.reason = turn_index, player_text, reason
+        self.retry_after_s = retry_after_s
+
+
 @dataclass
 class Reply:
     turn_index: int = 0
@@ -133,7 +143,7 @@ class NpcConversation:
         return await self.reply()
 
     async def reply(self) -> Reply:
-        """Collect events until the turn ends."""
+        """Collect events until the turn ends (``TurnRefused`` if the gateway could not take it now)."""
         reply = Reply()
         async for response in self._responses:
             kind = response.WhichOneof("event")
@@ -158,6 +168,11 @@ class NpcConversation:
                 )
             elif kind == "interruption":
                 reply.interrupted, reply.heard_text = True, response.interruption.heard_text
+            elif kind == "refused":
+                refused = response.refused
+                raise TurnRefused(
+                    refused.turn_index, refused.player_text, refused.reason, refused.retry_after_seconds
+                )
             elif kind == "turn_end":
                 end = response.turn_end
                 reply.turn_index, reply.player_text, reply.cue = end.turn_index, end.player_text, end.cue

@@ -23,7 +23,15 @@ from typing import IO
 from redis.exceptions import RedisError
 
 from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
-from npcvoice.redis_server import Persistence, RedisServer, read_persistence, server_info, without_password
+from npcvoice.conversation.redis_urls import parse_redis_url
+from npcvoice.redis_server import (
+    Persistence,
+    RedisServer,
+    data_servers,
+    read_persistence,
+    server_info,
+    without_password,
+)
 from npcvoice.runtime.config import load_service_config
 from npcvoice.runtime.health_client import check_health
 from npcvoice.service_env import service_environment
@@ -200,19 +208,30 @@ class Launcher:
             self.supervisor.start([self.playground], timeout_s, should_stop=lambda: self.stop_requested)
 
     def _check_existing_redis(self) -> None:
-        """Say plainly which Redis holds the memory, and what it keeps on disk."""
+        """Say plainly which Redis holds the memory, and what it keeps on disk: each master of a Redis
+        Cluster, or the master a Sentinel names (the one it names after a failover is not checked)."""
         where = without_password(self.redis_url)
-        info = server_info(self.redis_url, timeout_s=2.0)
-        if info is None:
+        servers = data_servers(self.redis_url)
+        if not servers:
             raise RuntimeError(f"redis: nothing answers at --redis-url {where}")
+        kind = parse_redis_url(self.redis_url).kind
+        role = {"cluster": "a master of the Redis Cluster", "sentinel": "the master the Sentinel names"}
+        for server in servers:
+            self._check_server(server, f", {role[kind]} at {where}" if kind in role else "")
+
+    def _check_server(self, url: str, role: str) -> None:
+        where = without_password(url)
+        info = server_info(url, timeout_s=2.0)
+        if info is None:
+            raise RuntimeError(f"redis: nothing answers at {where}{role}")
         persistence: Persistence | None = None
         try:
-            persistence = read_persistence(self.redis_url)
+            persistence = read_persistence(url)
             kept = str(persistence)
         except RedisError as exc:
             kept = f"persistence unknown: CONFIG GET refused ({exc})"
-        log.info("using the existing Redis at %s (not started by npcvoice: pid %s, version %s; %s)",
-                 where, info.get("process_id"), info.get("redis_version"), kept)  # fmt: skip
+        log.info("using the existing Redis at %s (not started by npcvoice: pid %s, version %s; %s)%s",
+                 where, info.get("process_id"), info.get("redis_version"), kept, role)  # fmt: skip
         if persistence is not None and not persistence.keeps_anything:
             log.warning("the Redis at %s keeps nothing on disk: NPC memory is lost when it restarts "
                         "(turn on appendonly there, or drop --redis-url to use npcvoice's own Redis)",

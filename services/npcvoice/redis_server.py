@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 from redis.exceptions import RedisError
+from redis.sentinel import Sentinel
 
+from npcvoice.conversation.redis_urls import parse_redis_url
 from npcvoice.runtime.ports import listen_problem
 
 HOST = "127.0.0.1"
@@ -56,6 +58,46 @@ def server_info(url: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
             return dict(client.info("server"))
     except (RedisError, OSError):
         return None
+
+
+def data_servers(url: str, timeout_s: float = 2.0) -> list[str]:
+    """The servers holding the data behind a ``redis_url``, each as a plain ``redis://`` URL: the server
+    itself; every master of a Redis Cluster (as its first node that answers lists them); the master a
+    Sentinel names now. Empty when nothing answers."""
+    target = parse_redis_url(url)
+    if target.kind == "standalone":
+        return [url]
+    credentials = ":".join(quote(part or "", safe="") for part in (target.username, target.password))
+    auth = f"{credentials}@" if target.password else ""
+    scheme = "rediss" if target.tls else "redis"
+    if target.kind == "sentinel":
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            target.hosts,
+            sentinel_kwargs={
+                "password": target.sentinel_password,
+                "ssl": target.tls,
+                "socket_timeout": timeout_s,
+            },
+            socket_timeout=timeout_s,
+        )
+        try:
+            host, port = sentinel.discover_master(target.service_name)  # type: ignore[no-untyped-call]
+        except (RedisError, OSError):
+            return []
+        return [f"{scheme}://{auth}{host}:{port}/{target.db}"]
+    for host, port in target.hosts:
+        try:
+            with _client(f"{scheme}://{auth}{host}:{port}/0", timeout_s) as client:
+                nodes: dict[str, dict[str, Any]] = client.cluster("NODES")
+        except (RedisError, OSError):
+            continue  # the next seed node may answer
+        masters = [
+            address
+            for address, node in nodes.items()
+            if "master" in node["flags"] and "fail" not in node["flags"]
+        ]
+        return [f"{scheme}://{auth}{address.split('@')[0]}/0" for address in sorted(masters)]
+    return []
 
 
 @dataclass(frozen=True)

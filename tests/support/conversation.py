@@ -45,6 +45,7 @@ class TurnOutput:
     interruption: conversation_pb2.Interruption | None = None
     end: conversation_pb2.TurnEnd = field(default_factory=conversation_pb2.TurnEnd)
     ended: bool = False
+    refused: conversation_pb2.TurnRefused | None = None  # the gateway could not take the turn now
 
 
 def config(player: str, npc: str = NPC, **kwargs: Any) -> conversation_pb2.ConverseRequest:
@@ -75,9 +76,9 @@ class Conversation:
         return await asyncio.wait_for(self.responses.__anext__(), 120)
 
     async def turn(self, out: TurnOutput | None = None) -> TurnOutput:
-        """Collect events until the next TurnEnd."""
+        """Collect events until the next TurnEnd (or TurnRefused)."""
         out = out or TurnOutput()
-        while not out.ended:
+        while not out.ended and out.refused is None:
             response = await self.next()
             kind = response.WhichOneof("event")
             out.events.append(kind or "")
@@ -97,6 +98,8 @@ class Conversation:
                 out.interruption = response.interruption
             elif kind == "turn_end":
                 out.end, out.ended = response.turn_end, True
+            elif kind == "refused":
+                out.refused = response.refused
         return out
 
     async def close(self) -> None:

@@ -166,6 +166,13 @@ def interruption(turn_index: int, heard_text: str, heard_samples: int) -> Respon
     )
 
 
+def turn_refused(turn_index: int, player_text: str, reason: str, retry_after_s: float) -> Response:
+    refused = conversation_pb2.TurnRefused(
+        turn_index=turn_index, player_text=player_text, reason=reason, retry_after_seconds=retry_after_s
+    )
+    return Response(refused=refused)
+
+
 def turn_end(
     turn_index: int, player_text: str, reply: str, interrupted: bool, latency: dict[str, float], cue: str
 ) -> Response:

@@ -47,6 +47,12 @@ class GatewayOptions(BaseModel):
     reply_timeout_s: float = Field(
         60.0, gt=0, description="Deadline of one reply from the dialogue service (the whole stream)."
     )
+    busy_retry_after_s: float = Field(
+        1.0,
+        ge=0,
+        description="When a turn is refused because a service is at capacity (TurnRefused): how long the "
+        "game is told to wait before it sends the line again.",
+    )
     synthesis_timeout_s: float = Field(20.0, gt=0, description="Deadline of one sentence's synthesis.")
     animation_timeout_s: float = Field(5.0, gt=0, description="Deadline of one sentence's visemes.")
     summary_timeout_s: float = Field(60.0, gt=0, description="Deadline of one background summary.")

@@ -12,6 +12,7 @@ and the next final continues the same line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 
@@ -22,7 +23,7 @@ from npcvoice.conversation.listening import Listener
 from npcvoice.conversation.options import SessionConfig
 from npcvoice.conversation.recording import SessionMemory
 from npcvoice.conversation.turn import TurnPipeline, TurnState, heard_text
-from npcvoice.runtime.errors import FailedPrecondition, InvalidArgument
+from npcvoice.runtime.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from npcvoice.world import GameEvent
 
 MAX_AUDIO_CHUNK_BYTES = 1 << 20
@@ -97,8 +98,8 @@ class Session:
         if self._continued:  # the player went on, but nothing more was heard: answer what they said
             self._start_turn(self._continued, time.perf_counter(), 0.0)
             self._continued = ""
-        if self._turn is not None and not self._turn.done():
-            await self._turn  # (a turn that failed has already put its error on the queue)
+        if self._turn is not None:
+            await asyncio.wait([self._turn])  # (a turn that failed has already put its outcome on the queue)
 
     async def _typed(self, text: str) -> None:
         if not text.strip():
@@ -183,11 +184,20 @@ class Session:
             self.out.put_nowait(convert.transcript(state.index, player_text, is_final=True))
         self._state = state
         self._turn = asyncio.create_task(self.turns.run(state))
-        self._turn.add_done_callback(self._turn_failed)
+        self._turn.add_done_callback(functools.partial(self._turn_ended, state))
 
-    def _turn_failed(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self.out.put_nowait(task.exception())
+    def _turn_ended(self, state: TurnState, task: asyncio.Task[None]) -> None:
+        """A failed turn ends the stream with its error. A turn refused for lack of capacity (the dialogue
+        service at its limit, memory away too long) ends only itself, unsaid and unremembered: the game
+        can act on it (show the NPC busy, send the line again) and the conversation goes on."""
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, ResourceExhausted):
+            retry_after_s = self.gateway.options.busy_retry_after_s
+            self.out.put_nowait(
+                convert.turn_refused(state.index, state.player_text, error.message, retry_after_s)
+            )
+        elif error is not None:
+            self.out.put_nowait(error)
 
     async def interrupt_quietly(self) -> None:
         """The client went away: stop the reply and the speech stream without sending anything."""

@@ -64,9 +64,12 @@ class DialogueOptions(BaseModel):
     )
     workers: int = Field(1, ge=1, description="Model steps run at once (one token or prompt chunk each).")
     max_active: int = Field(
-        16,
-        ge=1,
-        description="Replies generated at once, interleaved token by token; more get RESOURCE_EXHAUSTED.",
+        0,
+        ge=0,
+        description="Replies and summaries generated at once, interleaved token by token; more get "
+        "RESOURCE_EXHAUSTED at once (the game is told to try again) rather than a slow reply for everyone. "
+        "0: 16 on CUDA; on the CPU 2 per core the model uses (`threads`, else the cores this process may "
+        "run on), as every reply in progress shares those cores.",
     )
     first_piece_yield_ms_per_char: float = Field(
         -1.0,

@@ -2,7 +2,9 @@
 
 A reply's steps (prompt chunks, then one token each) go through the worker pool one at a time, so
 replies being generated at once interleave token by token and none waits for another to finish. At most
-``max_active`` replies and summaries are in progress; more get RESOURCE_EXHAUSTED at once. Prefilling a
+``max_active`` replies and summaries are in progress; more get RESOURCE_EXHAUSTED at once: on an
+overloaded machine a clear "busy, try again" beats every reply slowing down until the gateway's deadline
+fails them (8 conversations replying at once on a loaded 2-core machine had turns past 60 s). Prefilling a
 persona's prompt ahead is background work: it steps only while no reply or summary runs.
 
 What the player hears first comes first. A summary (for memory, never urgent) steps only while no reply
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncGenerator
 
 from npcvoice.dialogue.engine import DialogueEngine
@@ -50,13 +53,27 @@ def burst(generation: Generation) -> list[ReplyEvent]:
     return []
 
 
+ACTIVE_PER_CORE = 2
+ACTIVE_ON_GPU = 16
+
+
+def admission_limit(max_active: int, device: str, threads: int) -> int:
+    """Replies and summaries in progress at once: ``max_active``, or for 0 one that fits the device."""
+    if max_active:
+        return max_active
+    if device == "cuda":
+        return ACTIVE_ON_GPU
+    return ACTIVE_PER_CORE * (threads or len(os.sched_getaffinity(0)))
+
+
 class DialogueScheduler:
     def __init__(self, engine: DialogueEngine) -> None:
         self._engine = engine
         options = engine.options
+        self._limit = admission_limit(options.max_active, engine.device, options.threads)
         # Every active reply or summary has at most one step waiting, and so has each persona being
         # prefilled ahead, so the pool's queue does not refuse a reply that was admitted.
-        max_waiting = options.max_active + len(engine.personas.all()) + 8
+        max_waiting = self._limit + len(engine.personas.all()) + 8
         self._workers = WorkerPool("dialogue", options.workers, max_waiting)
         self._active = 0
         self._idle = asyncio.Event()  # no reply nor summary in progress
@@ -183,9 +200,8 @@ class DialogueScheduler:
         return min(per_char * len(piece), MAX_YIELD_MS) / 1000
 
     def _admit(self) -> None:
-        limit = self._engine.options.max_active
-        if self._active >= limit:
-            raise ResourceExhausted(f"{limit} replies and summaries are being generated; retry later")
+        if self._active >= self._limit:
+            raise ResourceExhausted(f"{self._limit} replies and summaries are being generated; retry later")
         self._active += 1
         self._idle.clear()
 

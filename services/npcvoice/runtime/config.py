@@ -42,6 +42,19 @@ class ServerSettings(BaseModel):
     keepalive_time_s: float = Field(30.0, gt=0, description="Ping an idle connection this often.")
     keepalive_timeout_s: float = Field(10.0, gt=0, description="Drop a connection whose ping is unanswered.")
     shutdown_grace_s: float = Field(10.0, ge=0, description="On SIGTERM, in-flight calls get this long.")
+    max_connection_age_s: float = Field(
+        0.0,
+        ge=0,
+        description="Ask each client to reconnect after this long (an HTTP/2 GOAWAY: its new calls go on a "
+        "new connection, calls in flight finish), so that a client of a headless Service resolves the name "
+        "again and new replicas get calls; 0: never (one machine, nothing to find).",
+    )
+    max_connection_age_grace_s: float | None = Field(
+        None,
+        ge=0,
+        description="After max_connection_age_s, how long calls in flight may still take before the "
+        "connection is closed under them; unset: as long as they take (a speech stream lasts a talk).",
+    )
     api_keys: list[str] = Field(default_factory=list, description="If set, calls must carry one of these.")
     tls_cert_file: Path | None = Field(None, description="Server certificate (PEM); enables TLS.")
     tls_key_file: Path | None = Field(None, description="Server private key (PEM).")

@@ -56,7 +56,7 @@ class Registration:
 
 
 def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
-    return [
+    options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
@@ -68,6 +68,13 @@ def server_options(settings: ServerSettings) -> list[tuple[str, int]]:
         # calls) with the first instead of failing: a leftover suite would answer for the new one.
         ("grpc.so_reuseport", 0),
     ]
+    if settings.max_connection_age_s:
+        options.append(("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)))
+        if settings.max_connection_age_grace_s is not None:
+            options.append(
+                ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000))
+            )
+    return options
 
 
 def server_credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:

@@ -148,6 +148,11 @@ export class Conversation {
     entry.append(el("span", "heard", `interrupted — heard: “${event.heard_text}”`));
   }
 
+  on_refused(event) {
+    // The suite was at capacity: nothing of this turn was said or remembered; the writer may say it again.
+    this.line("system", "", `busy: say it again in ${event.retry_after_seconds || 1} s (${event.reason})`);
+  }
+
   on_turn_end(event) {
     const ms = (seconds) => (seconds ? Math.round(seconds * 1000) : "–");
     const latency = event.latency || {};

@@ -678,6 +678,41 @@ class PlayerSpeaking(_message.Message):
 Global___PlayerSpeaking: _TypeAlias = PlayerSpeaking  # noqa: Y015
 
 @_typing.final
+class TurnRefused(_message.Message):
+    """The gateway could not take this turn now: the dialogue service is generating as many replies as it
+    may (or memory has been away too long). Nothing of the turn is said or remembered, and the stream stays
+    open: a game shows the NPC as busy, or sends the line again after retry_after_seconds.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURN_INDEX_FIELD_NUMBER: _builtins.int
+    PLAYER_TEXT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    turn_index: _builtins.int
+    player_text: _builtins.str
+    """Empty when the NPC was to speak first."""
+    reason: _builtins.str
+    """Why, in words (for logs, not for the player)."""
+    retry_after_seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        turn_index: _builtins.int = ...,
+        player_text: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        retry_after_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["player_text", b"player_text", "reason", b"reason", "retry_after_seconds", b"retry_after_seconds", "turn_index", b"turn_index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TurnRefused: _TypeAlias = TurnRefused  # noqa: Y015
+
+@_typing.final
 class ConverseResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -690,6 +725,7 @@ class ConverseResponse(_message.Message):
     INTERRUPTION_FIELD_NUMBER: _builtins.int
     TURN_END_FIELD_NUMBER: _builtins.int
     SPEAKING_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def started(self) -> Global___SessionStarted: ...
     @_builtins.property
@@ -708,6 +744,8 @@ class ConverseResponse(_message.Message):
     def turn_end(self) -> Global___TurnEnd: ...
     @_builtins.property
     def speaking(self) -> Global___PlayerSpeaking: ...
+    @_builtins.property
+    def refused(self) -> Global___TurnRefused: ...
     def __init__(
         self,
         *,
@@ -720,12 +758,13 @@ class ConverseResponse(_message.Message):
         interruption: Global___Interruption | None = ...,
         turn_end: Global___TurnEnd | None = ...,
         speaking: Global___PlayerSpeaking | None = ...,
+        refused: Global___TurnRefused | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "reply_text", b"reply_text", "speaking", b"speaking", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "refused", b"refused", "reply_text", b"reply_text", "speaking", b"speaking", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "reply_text", b"reply_text", "speaking", b"speaking", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "refused", b"refused", "reply_text", b"reply_text", "speaking", b"speaking", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "transcript", "reply_text", "audio", "emotion", "action", "interruption", "turn_end", "speaking"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "transcript", "reply_text", "audio", "emotion", "action", "interruption", "turn_end", "speaking", "refused"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
