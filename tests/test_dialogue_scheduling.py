@@ -112,7 +112,8 @@ async def new_reply_among_speaking_ones(first_piece_priority: bool, speaking: in
     reply's first step and its first piece, which it releases at its fifth step."""
     log: list[tuple[str, float]] = []
     # no wait after a first piece here: only the order of the steps is looked at
-    work = scheduler(log, 0, "", first_piece_priority=first_piece_priority, first_piece_yield_ms_per_char=0)
+    work = scheduler(log, 0, "", first_piece_priority=first_piece_priority, first_piece_yield_ms_per_char=0,
+                     max_active=speaking + 1)  # all of them admitted, whatever this machine's cores  # fmt: skip
     replies = iter([FakeReply(log, 400, "Aye,", "speaking", piece_at=1) for _ in range(speaking)]
                    + [FakeReply(log, 10, "Well met,", "new", piece_at=5)])  # fmt: skip
     work._engine.begin = lambda request: next(replies)
@@ -126,7 +127,12 @@ async def new_reply_among_speaking_ones(first_piece_priority: bool, speaking: in
     long = [asyncio.create_task(reply(False)) for _ in range(speaking)]
     await eventually(lambda: sum(kind == "speaking" for kind, _ in log) >= 3 * speaking)
     new = asyncio.create_task(reply(True))
-    await new_piece.wait()
+    piece = asyncio.create_task(new_piece.wait())
+    await asyncio.wait([new, piece], return_when=asyncio.FIRST_COMPLETED)
+    if not piece.done():  # the new reply ended without a first piece: say why rather than wait forever
+        piece.cancel()
+        new.result()
+        raise AssertionError("the new reply ended without a first piece")
     for task in [*long, new]:
         task.cancel()
     await asyncio.gather(*long, new, return_exceptions=True)
