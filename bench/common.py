@@ -53,6 +53,14 @@ def p50(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def speech_end_s(speech: Any, rate: int) -> float:
+    """Where speech ends in a recording: after its last sample above -40 dBFS (its length if none is)."""
+    import numpy as np
+
+    voiced = np.flatnonzero(np.abs(speech) > 0.01)
+    return float(voiced[-1] + 1) / rate if voiced.size else len(speech) / rate
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
