@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 
 from bench.common import REPO_ROOT, machine, p50, percentile, speech_end_s, table
@@ -119,9 +120,8 @@ class Phase:
     total: list[float] = field(default_factory=list)
     cpu_s: float = 0.0
     turns: int = 0  # every turn played, warm-up included: what the CPU seconds are divided by
-    audio_s: float = (
-        0.0  # reply audio of the timed turns, summed: replies of different length cost differently
-    )
+    audio_s: float = 0.0  # reply audio of the timed turns, summed (longer replies cost more)
+    failed: int = 0  # timed turns that got no reply (on an overloaded machine: a deadline)
 
     @property
     def cpu_per_turn(self) -> float:
@@ -181,13 +181,17 @@ def timed(plan: list[list[Turn]]) -> list[list[Turn]]:
 
 # --- the two systems -------------------------------------------------------------------------------
 
-Result = tuple[float, float, float]  # first audio s, whole turn s, reply audio s
+Result = tuple[float, float, float] | None  # first audio s, whole turn s, reply audio s; None: it failed
 
 
 def phase_of(plan: list[list[Turn]], results: list[list[Result]], cpu_s: float) -> Phase:
     phase = Phase(cpu_s=cpu_s, turns=sum(len(turns) for turns in plan))
     for turns, played in zip(timed(plan), results, strict=True):
-        for first, total, audio_s in played[len(played) - len(turns) :]:
+        for result in played[len(played) - len(turns) :]:
+            if result is None:
+                phase.failed += 1
+                continue
+            first, total, audio_s = result
             phase.first.append(first)
             phase.total.append(total)
             phase.audio_s += audio_s
@@ -195,18 +199,23 @@ def phase_of(plan: list[list[Turn]], results: list[list[Result]], cpu_s: float) 
 
 
 async def our_conversation(client: NpcClient, name: str, turns: list[Turn]) -> list[Result]:
-    npc = await client.conversation(NPC, f"peer-{name}-{time.time_ns()}", input_sample_rate=RATE)
     loop = asyncio.get_running_loop()
-    played = []
+    npc = await client.conversation(NPC, f"peer-{name}-{time.time_ns()}", input_sample_rate=RATE)
+    played: list[Result] = []
     for turn in turns:
         started = loop.time()
-        if isinstance(turn, Recording):
-            first, reply = await voice_turn(npc, turn.speech)  # from the end of speech
-            total = first + loop.time() - reply.first_audio_at
-        else:
-            first, reply = await text_turn(npc, turn)
-            total = loop.time() - started
-        played.append((first, total, reply.seconds))
+        try:
+            if isinstance(turn, Recording):
+                first, reply = await voice_turn(npc, turn.speech)  # from the end of speech
+                total = first + loop.time() - reply.first_audio_at
+            else:
+                first, reply = await text_turn(npc, turn)
+                total = loop.time() - started
+            played.append((first, total, reply.seconds))
+        except grpc.RpcError as error:  # counted, and the conversation goes on in a new stream
+            print(f"ours, conversation {name}: a turn failed: {error}", file=sys.stderr)
+            played.append(None)
+            npc = await client.conversation(NPC, f"peer-{name}-{time.time_ns()}", input_sample_rate=RATE)
     await npc.close()
     return played
 
@@ -314,7 +323,9 @@ def run_pipecat(plans: dict[str, list[list[Turn]]]) -> tuple[dict[str, Phase], f
             with metered(phase):
                 answer = ask(worker, "run", turns=[[as_job(t) for t in turns] for turns in plan])
             ask(worker, "close")
-            results = [[(r["first_audio_s"], r["total_s"], r["audio_s"]) for r in c] for c in answer]
+            results = [
+                [(r["first_audio_s"], r["total_s"], r["audio_s"]) if r else None for r in c] for c in answer
+            ]
             phases[name] = phase_of(plan, results, phase.cpu_s)
         return phases, peak_mb(children(os.getpid()))
 
@@ -334,6 +345,8 @@ def comparison(
     for name, a in ours.items():
         b = theirs[name]
         after = {"typed": " after the line", "speech": " after end of speech"}.get(name, "")
+        if not a.first or not b.first:
+            continue  # every turn of the phase failed on one side: only the failures row tells
         add(f"{name}: first audio{after} p50 ms", p50(a.first) * 1000, p50(b.first) * 1000)
         add(
             f"{name}: first audio{after} p95 ms",
@@ -346,6 +359,11 @@ def comparison(
         add(f"{name}: whole turn p50 ms", p50(a.total) * 1000, p50(b.total) * 1000)
         add(f"{name}: reply audio s per turn", a.audio_s / len(a.first), b.audio_s / len(b.first))
         add(f"{name}: CPU s per turn", a.cpu_per_turn, b.cpu_per_turn)
+    add(
+        "failed turns (no reply)",
+        sum(p.failed for p in ours.values()),
+        sum(p.failed for p in theirs.values()),
+    )
     add("peak memory MB (VmHWM, all processes summed)", *peaks)
     return rows
 

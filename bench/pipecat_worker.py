@@ -24,6 +24,7 @@ import re
 import sys
 import time
 import wave
+from pathlib import Path
 from typing import Any
 
 from pipecat.audio.vad.silero import SileroVADAnalyzer
@@ -35,7 +36,6 @@ from pipecat.frames.frames import (
     LLMMessagesAppendFrame,
     StartFrame,
     TTSAudioRawFrame,
-    TTSStoppedFrame,
     TTSTextFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
@@ -64,8 +64,8 @@ async def strip_tags(text: str, _type: object) -> str:
 
 
 class Listener(FrameProcessor):
-    """After the TTS: when a reply's audio arrives, and when the turn is over (the LLM has finished and
-    the TTS has gone quiet: TTSStoppedFrame after LLMFullResponseEndFrame)."""
+    """After the TTS: when a reply's audio arrives, and when the turn is over (the TTS queues the LLM's
+    LLMFullResponseEndFrame behind the turn's audio, so it comes here after the last of it)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,7 +76,6 @@ class Listener(FrameProcessor):
         self.first_audio: float | None = None
         self.last_audio = 0.0
         self.audio_bytes = 0
-        self.llm_done = False
         self.words: list[str] = []
         self.done = asyncio.Event()
 
@@ -92,15 +91,14 @@ class Listener(FrameProcessor):
         elif isinstance(frame, TTSTextFrame):
             self.words.append(frame.text)
         elif isinstance(frame, LLMFullResponseEndFrame):
-            self.llm_done = True
-        elif isinstance(frame, TTSStoppedFrame) and self.llm_done and self.first_audio:
             self.done.set()
         await self.push_frame(frame, direction)
 
 
 class Conversation:
     def __init__(self, config: dict[str, Any]) -> None:
-        self.context = LLMContext(messages=config["messages"])
+        system, *exchange = config["messages"]  # our prompt's fixed start: the persona, one example exchange
+        self.context = LLMContext(messages=exchange)
         stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.0)  # the VAD's silence alone ends it
         pair = LLMContextAggregatorPair(
             self.context,
@@ -115,13 +113,14 @@ class Conversation:
         llm = OpenAILLMService(
             api_key="unused",
             base_url=config["llm_url"],
-            settings=OpenAILLMService.Settings(model="smollm2", **config["sampling"]),
+            settings=OpenAILLMService.Settings(
+                model="smollm2", system_instruction=system["content"], **config["sampling"]
+            ),
         )
         tts = PiperTTSService(
             settings=PiperTTSService.Settings(voice=config["voice"]),
-            download_dir=config["voice_dir"],
+            download_dir=Path(config["voice_dir"]),
             text_transforms=[("*", strip_tags)],
-            stop_frame_timeout_s=1.0,  # how long after the last audio the turn counts as over (untimed)
         )
         self.listener = Listener()
         pipeline = Pipeline(
@@ -134,16 +133,26 @@ class Conversation:
         )
         self.runner = asyncio.create_task(PipelineRunner(handle_sigint=False).run(self.task))
 
-    async def text_turn(self, line: str) -> dict[str, Any]:
+    async def text_turn(self, line: str) -> dict[str, Any] | None:
         self.listener.expect()
         started = time.perf_counter()
         await self.task.queue_frame(
             LLMMessagesAppendFrame(messages=[{"role": "user", "content": line}], run_llm=True)
         )
-        await self.listener.done.wait()
+        if not await self.finished():
+            return None
         return self.result(started, "")
 
-    async def voice_turn(self, path: str, speech_end_s: float) -> dict[str, Any]:
+    async def finished(self) -> bool:
+        """Whether the turn ended in time (as our gateway's reply deadline: 60 s)."""
+        try:
+            await asyncio.wait_for(self.listener.done.wait(), 60)
+        except TimeoutError:
+            print("pipecat: a turn got no reply in 60 s", file=sys.stderr)
+            return False
+        return True
+
+    async def voice_turn(self, path: str, speech_end_s: float) -> dict[str, Any] | None:
         """Stream the recording in real time, then silence until the turn is over; from the end of speech."""
         with wave.open(path, "rb") as source:
             assert source.getframerate() == RATE and source.getnchannels() == 1
@@ -152,11 +161,14 @@ class Conversation:
         step = int(RATE * CHUNK_S) * 2
         started = time.perf_counter()
         sent = 0
-        while not self.listener.done.is_set() and sent < len(speech) + RATE * 2 * 30:
+        while not self.listener.done.is_set() and sent < len(speech) + RATE * 2 * 60:
             chunk = speech[sent : sent + step] if sent < len(speech) else bytes(step)
             await asyncio.sleep(max(0.0, started + sent / 2 / RATE - time.perf_counter()))
             await self.task.queue_frame(InputAudioRawFrame(audio=chunk, sample_rate=RATE, num_channels=1))
             sent += len(chunk)
+        if not self.listener.done.is_set():
+            print("pipecat: a spoken turn got no reply in 60 s", file=sys.stderr)
+            return None
         user: dict[str, Any] = next(
             (m for m in reversed(self.context.get_messages()) if m.get("role") == "user"), {}
         )
@@ -172,7 +184,7 @@ class Conversation:
             "transcript": transcript,
         }
 
-    async def play(self, turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def play(self, turns: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
         return [
             await (self.voice_turn(t["wav"], t["speech_end_s"]) if "wav" in t else self.text_turn(t["text"]))
             for t in turns
