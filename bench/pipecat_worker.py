@@ -72,7 +72,10 @@ class Listener(FrameProcessor):
         self.started = asyncio.Event()
         self.expect()
 
-    def expect(self) -> None:
+    def expect(self, not_before: float = 0.0) -> None:
+        """A new turn: its reply is what comes after ``not_before`` (a reply to the first words of a line
+        that goes on after a pause comes before its end and is interrupted; it is not this turn's)."""
+        self.not_before = not_before
         self.first_audio: float | None = None
         self.last_audio = 0.0
         self.audio_bytes = 0
@@ -82,7 +85,9 @@ class Listener(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         now = time.perf_counter()
-        if isinstance(frame, StartFrame):
+        if now < self.not_before:
+            pass
+        elif isinstance(frame, StartFrame):
             self.started.set()
         elif isinstance(frame, TTSAudioRawFrame):
             self.first_audio = self.first_audio or now
@@ -102,7 +107,11 @@ class Conversation:
         stop = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.0)  # the VAD's silence alone ends it
         pair = LLMContextAggregatorPair(
             self.context,
-            user_params=LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(stop=[stop])),
+            # empty_user_turn=None: its default answers a turn heard but not transcribed with a message of
+            # role "developer", which llama-cpp-python's server rejects (and our gateway says nothing then)
+            user_params=LLMUserAggregatorParams(
+                user_turn_strategies=UserTurnStrategies(stop=[stop]), empty_user_turn=None
+            ),
         )
         vad = SileroVADAnalyzer(params=VADParams(stop_secs=config["min_silence_s"]))
         stt = WhisperSTTService(
@@ -157,9 +166,9 @@ class Conversation:
         with wave.open(path, "rb") as source:
             assert source.getframerate() == RATE and source.getnchannels() == 1
             speech = source.readframes(source.getnframes())
-        self.listener.expect()
         step = int(RATE * CHUNK_S) * 2
         started = time.perf_counter()
+        self.listener.expect(not_before=started + speech_end_s)
         sent = 0
         while not self.listener.done.is_set() and sent < len(speech) + RATE * 2 * 60:
             chunk = speech[sent : sent + step] if sent < len(speech) else bytes(step)
@@ -174,10 +183,13 @@ class Conversation:
         )
         return self.result(started + speech_end_s, str(user.get("content", "")))
 
-    def result(self, since: float, transcript: str) -> dict[str, Any]:
+    def result(self, since: float, transcript: str) -> dict[str, Any] | None:
         heard = self.listener
+        if heard.first_audio is None:
+            print(f"pipecat: a turn ended with no audio ({transcript!r})", file=sys.stderr)
+            return None
         return {
-            "first_audio_s": (heard.first_audio or heard.last_audio) - since,
+            "first_audio_s": heard.first_audio - since,
             "total_s": heard.last_audio - since,
             "audio_s": heard.audio_bytes / 2 / CONFIG["voice_rate"],
             "text": " ".join("".join(heard.words).split()),
