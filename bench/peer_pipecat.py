@@ -265,11 +265,14 @@ def peer_config() -> dict[str, Any]:
 
 
 def llm_server_command() -> list[str]:
+    """llama-cpp-python's server, one model, 2 threads. It runs one completion at a time, and by default a
+    new request interrupts the one streaming (two conversations at once then answer neither):
+    --interrupt_requests False queues them instead."""
     from npcvoice.dialogue.model import bundled_gguf
 
     return [str(PEER_PYTHON), "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
             "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(LLM_PORT),
-            "--n_ctx", "2048", "--n_threads", "2"]  # fmt: skip
+            "--n_ctx", "2048", "--n_threads", "2", "--interrupt_requests", "False"]  # fmt: skip
 
 
 @contextlib.contextmanager
