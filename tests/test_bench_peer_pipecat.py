@@ -20,7 +20,6 @@ from bench.peer_pipecat import (
     WARM_UP,
     Recording,
     children,
-    comparison,
     cpu_seconds,
     peak_mb,
     phase_of,
@@ -29,6 +28,7 @@ from bench.peer_pipecat import (
     setup_commands,
     timed,
 )
+from bench.peer_pipecat_report import comparison
 
 REPO = Path(__file__).resolve().parents[1]
 
