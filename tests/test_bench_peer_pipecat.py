@@ -12,16 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import speech_end_s
+from bench.common import children, cpu_seconds, peak_mb, speech_end_s
 from bench.conversation import LINES
 from bench.peer_pipecat import (
     PEER_VENV,
     REQUIREMENTS,
     WARM_UP,
     Recording,
-    children,
-    cpu_seconds,
-    peak_mb,
     phase_of,
     recordings,
     scripts,
