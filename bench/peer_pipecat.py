@@ -77,7 +77,13 @@ def setup() -> None:
     if marker.exists() and marker.stat().st_mtime >= REQUIREMENTS.stat().st_mtime:
         return
     print("building .venv-peer (llama-cpp-python compiles llama.cpp: 10-15 minutes)...", file=sys.stderr)
-    env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
+    # The server needs only llama.cpp itself: its multimodal library (llava/mtmd) took longer to compile
+    # than all the rest (stopped after 30 minutes on the 2-core machine), so it is not built.
+    env = {
+        **os.environ,
+        "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2),
+        "CMAKE_ARGS": (os.environ.get("CMAKE_ARGS", "") + " -DLLAVA_BUILD=OFF").strip(),
+    }
     for command in setup_commands():
         subprocess.run(command, check=True, env=env)
     marker.touch()
