@@ -53,6 +53,14 @@ def p50(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def speech_end_s(speech: Any, rate: int) -> float:
+    """Where speech ends in a recording: after its last sample above -40 dBFS (its length if none is)."""
+    import numpy as np
+
+    voiced = np.flatnonzero(np.abs(speech) > 0.01)
+    return float(voiced[-1] + 1) / rate if voiced.size else len(speech) / rate
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
@@ -75,3 +83,40 @@ def generate_blocking(engine: Any, request: Any) -> Any:
         generation.decode_step()
     generation.close()
     return generation.summary()
+
+
+# What processes cost, from /proc (Linux): a bench's own services, whatever started them.
+
+
+def children(root: int) -> list[int]:
+    """Every live process below ``root`` (not ``root`` itself: that is the player, not the system)."""
+    parent_of: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            parent_of[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        below = [pid for pid, parent in parent_of.items() if parent in frontier]
+        found += below
+        frontier = below
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes so far (the fields after the command name: state is the first)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def peak_mb(pids: list[int]) -> float:
+    """The processes' peak resident memory (VmHWM), summed: each one's own peak, not the peak of the sum."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, StopIteration):
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            total += int(next(line for line in status if line.startswith("VmHWM")).split()[1])
+    return total / 1024

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import machine, p50, percentile, service_process, table
+from bench.common import machine, p50, percentile, service_process, speech_end_s, table
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.audio import encode
 from npcvoice.client import NpcClient, NpcConversation, Reply
@@ -118,8 +118,7 @@ async def text_turn(npc: NpcConversation, line: str) -> tuple[float, Reply]:
 async def voice_turn(npc: NpcConversation, speech: np.ndarray) -> tuple[float, Reply]:
     """Stream ``speech`` in real time, then silence until the reply's first audio; from the end of speech."""
     loop = asyncio.get_running_loop()
-    voiced = np.flatnonzero(np.abs(speech) > 0.01)
-    speech_end = (voiced[-1] + 1) / RATE if voiced.size else len(speech) / RATE
+    speech_end = speech_end_s(speech, RATE)
     reply_task = asyncio.create_task(npc.reply())
     step = int(RATE * CHUNK_S)
     started = loop.time()
