@@ -35,7 +35,7 @@ import numpy as np
 from bench.common import machine, p50, percentile, service_process, speech_end_s, table
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.audio import encode
-from npcvoice.client import NpcClient, NpcConversation, Reply
+from npcvoice.client import NpcClient, NpcConversation, Reply, TurnRefused
 from npcvoice.redis_server import RedisServer
 from npcvoice.runtime.ports import free_port
 from npcvoice.voice.engine import SynthesisSettings, VoiceEngine
@@ -109,10 +109,19 @@ def flags(options: list[str]) -> list[str]:
     return [a for o in options for a in ("--option", o)]
 
 
-async def text_turn(npc: NpcConversation, line: str) -> tuple[float, Reply]:
+async def text_turn(npc: NpcConversation, line: str, refused: list[int] | None = None) -> tuple[float, Reply]:
+    """First audio after the line; a line refused (the services at capacity) is said again after the wait
+    the gateway asks for, as a game would, and counted in ``refused``: the player's wait includes it."""
     started = asyncio.get_running_loop().time()
-    reply = await npc.say(line)
-    return reply.first_audio_at - started, reply
+    while True:
+        try:
+            reply = await npc.say(line)
+            return reply.first_audio_at - started, reply
+        except TurnRefused as refusal:
+            if refused is None:
+                raise
+            refused.append(1)
+            await asyncio.sleep(refusal.retry_after_s)
 
 
 async def voice_turn(npc: NpcConversation, speech: np.ndarray) -> tuple[float, Reply]:
@@ -166,17 +175,21 @@ async def run_turns(
     return results
 
 
-async def run_concurrent(address: str, count: int) -> list[float]:
+async def run_concurrent(address: str, count: int) -> tuple[list[float], int]:
+    """First audio of ``count`` conversations at once, three text turns each; and how many lines were
+    refused (and said again)."""
+    refused: list[int] = []
     async with NpcClient(address) as client:
 
         async def one(index: int) -> list[float]:
             npc = await client.conversation(NPC, f"bench-at-once-{count}-{index}-{time.time_ns()}")
-            latencies = [(await text_turn(npc, LINES[(index + k) % len(LINES)]))[0] for k in range(3)]
+            lines = [LINES[(index + k) % len(LINES)] for k in range(3)]
+            latencies = [(await text_turn(npc, line, refused))[0] for line in lines]
             await npc.close()
             return latencies
 
         results = await asyncio.gather(*(one(i) for i in range(count)))
-    return [value for values in results for value in values]
+    return [value for values in results for value in values], len(refused)
 
 
 def player_voices() -> list[np.ndarray]:
@@ -217,7 +230,7 @@ def main() -> None:
     with suites(args.variant, args.base_port, args.redis_port) as addresses:
         text = asyncio.run(run_turns(addresses, args.turns))
         voice = asyncio.run(run_turns(addresses, args.turns, voices))
-        sweep: list[dict[int, list[float]]] = [{} for _ in addresses]
+        sweep: list[dict[int, tuple[list[float], int]]] = [{} for _ in addresses]
         for round_ in range(len(counts)):
             count = counts[round_]
             for k in list(range(len(addresses)))[:: 1 if round_ % 2 == 0 else -1]:
@@ -233,7 +246,7 @@ def report(
     label: str,
     text: tuple[list[float], list[Reply]],
     voice: tuple[list[float], list[Reply]],
-    sweep: dict[int, list[float]],
+    sweep: dict[int, tuple[list[float], int]],
 ) -> None:
     def ms(values: list[float]) -> list[object]:
         return [p50(values) * 1000, percentile(values, 95) * 1000]
@@ -250,8 +263,8 @@ def report(
     print("\nconversations at once, three text turns each:\n")
     print(
         table(
-            ["at once", "first audio p50 ms", "p95 ms", "max ms"],
-            [[c, *ms(v), max(v) * 1000] for c, v in sweep.items()],
+            ["at once", "first audio p50 ms", "p95 ms", "max ms", "lines refused, said again"],
+            [[c, *ms(v), max(v) * 1000, refused] for c, (v, refused) in sweep.items()],
         )
     )
 

@@ -186,8 +186,14 @@ async def our_conversation(client: NpcClient, name: str, turns: list[Turn]) -> l
                 first, reply = await voice_turn(npc, turn.speech)  # from the end of speech
                 total = first + loop.time() - reply.first_audio_at
             else:
-                first, reply = await text_turn(npc, turn)
+                refused: list[int] = []  # a line refused at capacity is said again, as a game would
+                first, reply = await text_turn(npc, turn, refused)
                 total = loop.time() - started
+                if refused:
+                    print(
+                        f"ours, conversation {name}: a line refused {len(refused)}x, said again",
+                        file=sys.stderr,
+                    )
             played.append((first, total, reply.seconds))
         except grpc.RpcError as error:  # counted, and the conversation goes on in a new stream
             print(f"ours, conversation {name}: a turn failed: {error}", file=sys.stderr)

@@ -78,7 +78,7 @@ async def test_a_turn_over_the_dialogue_limit_is_refused_at_once_unremembered_an
     assert refused.refused is not None and not refused.ended
     assert refused.refused.player_text == "Is the road north safe?"
     assert refused.refused.retry_after_seconds == 2.5
-    assert "1 replies and summaries are being generated" in refused.refused.reason
+    assert "1 replies are being generated" in refused.refused.reason
 
     gate.released.set()
     answered = await first.turn()

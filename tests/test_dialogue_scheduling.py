@@ -158,13 +158,19 @@ async def test_past_the_limit_a_reply_is_refused_at_once_and_there_is_room_again
     held = [work.generate(SimpleNamespace(conversation_id="")) for _ in range(2)]
     for reply in held:
         await reply.__anext__()  # admitted and under way (its first piece is out)
-    with pytest.raises(ResourceExhausted, match="2 replies and summaries are being generated"):
+    # a summary in progress meanwhile (it waits for the replies to end) takes no reply's place
+    summary = asyncio.create_task(
+        work.summarize(SimpleNamespace(persona_id="p", previous_summary="", turns=[]))
+    )
+    await eventually(lambda: work._active == 3)
+    with pytest.raises(ResourceExhausted, match="2 replies are being generated"):
         await work.generate(SimpleNamespace(conversation_id="")).__anext__()
     await held[0].aclose()
     later = work.generate(SimpleNamespace(conversation_id=""))
     await later.__anext__()
     for reply in (held[1], later):
         await reply.aclose()
+    await summary
     await work.aclose()
 
 

@@ -66,7 +66,8 @@ class DialogueOptions(BaseModel):
     max_active: int = Field(
         0,
         ge=0,
-        description="Replies and summaries generated at once, interleaved token by token; more get "
+        description="Replies generated at once (and as many summaries, counted apart: a summary never "
+        "takes a reply's place), interleaved token by token; more get "
         "RESOURCE_EXHAUSTED at once (the game is told to try again) rather than a slow reply for everyone. "
         "0: 16 on CUDA; on the CPU 2 per core the model uses (`threads`, else the cores this process may "
         "run on), as every reply in progress shares those cores.",

@@ -2,10 +2,10 @@
 
 A reply's steps (prompt chunks, then one token each) go through the worker pool one at a time, so
 replies being generated at once interleave token by token and none waits for another to finish. At most
-``max_active`` replies and summaries are in progress; more get RESOURCE_EXHAUSTED at once: on an
-overloaded machine a clear "busy, try again" beats every reply slowing down until the gateway's deadline
-fails them (8 conversations replying at once on a loaded 2-core machine had turns past 60 s). Prefilling a
-persona's prompt ahead is background work: it steps only while no reply or summary runs.
+``max_active`` replies (and as many summaries, counted apart) are in progress; more get RESOURCE_EXHAUSTED
+at once: on an overloaded machine a clear "busy, try again" beats every reply slowing down until the
+gateway's deadline fails them (8 conversations replying at once on a loaded 2-core machine had turns past
+60 s). Prefilling a persona's prompt ahead is background work: it steps only while no reply or summary runs.
 
 What the player hears first comes first. A summary (for memory, never urgent) steps only while no reply
 is being generated. And once a reply's first piece is out, its decoding waits a moment, in proportion to
@@ -58,7 +58,7 @@ ACTIVE_ON_GPU = 16
 
 
 def admission_limit(max_active: int, device: str, threads: int) -> int:
-    """Replies and summaries in progress at once: ``max_active``, or for 0 one that fits the device."""
+    """Replies in progress at once (and summaries): ``max_active``, or for 0 one that fits the device."""
     if max_active:
         return max_active
     if device == "cuda":
@@ -146,7 +146,7 @@ class DialogueScheduler:
     async def summarize(self, request: SummaryRequest) -> tuple[str, list[str]]:
         """The summary (the earlier one extended) and the facts the player told."""
         job = self._engine.begin_summary(request.persona_id, request.previous_summary, request.turns)
-        self._admit()
+        self._admit(summary=True)
         try:
             while True:
                 # A turn's reply goes first; under a steady stream of replies the summary still takes a
@@ -199,9 +199,11 @@ class DialogueScheduler:
             per_char = 0.0 if self._engine.device == "cuda" else CPU_YIELD_MS_PER_CHAR
         return min(per_char * len(piece), MAX_YIELD_MS) / 1000
 
-    def _admit(self) -> None:
-        if self._active >= self._limit:
-            raise ResourceExhausted(f"{self._limit} replies and summaries are being generated; retry later")
+    def _admit(self, summary: bool = False) -> None:
+        # Replies and summaries are counted apart: a summary (never urgent) never takes a reply's place.
+        running, kind = (self._active - self._replies, "summaries") if summary else (self._replies, "replies")
+        if running >= self._limit:
+            raise ResourceExhausted(f"{self._limit} {kind} are being generated; retry later")
         self._active += 1
         self._idle.clear()
 
