@@ -21,7 +21,7 @@ import redis
 from redis.exceptions import RedisError
 from redis.sentinel import Sentinel
 
-from npcvoice.conversation.redis_urls import parse_redis_url
+from npcvoice.conversation.redis_urls import parse_redis_url, sentinel_connection
 from npcvoice.runtime.ports import listen_problem
 
 HOST = "127.0.0.1"
@@ -73,11 +73,7 @@ def data_servers(url: str, timeout_s: float = 2.0) -> list[str]:
     if target.kind == "sentinel":
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             target.hosts,
-            sentinel_kwargs={
-                "password": target.sentinel_password,
-                "ssl": target.tls,
-                "socket_timeout": timeout_s,
-            },
+            sentinel_kwargs=sentinel_connection(target, timeout_s),
             socket_timeout=timeout_s,
         )
         try:

@@ -16,7 +16,7 @@ conversation share a hash tag, so a cluster keeps them in one slot and a turn's 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
@@ -96,6 +96,11 @@ def _host(entry: str, default_port: int, url: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def sentinel_connection(target: RedisTarget, timeout_s: float | None) -> dict[str, Any]:
+    """How to reach the Sentinels themselves (their own password, TLS as the data nodes)."""
+    return {"password": target.sentinel_password, "ssl": target.tls, "socket_timeout": timeout_s}
+
+
 def memory_client(url: str, *, timeout_s: float | None = None) -> MemoryClient:
     """The asyncio client for ``url`` (nothing is connected until the first command)."""
     target = parse_redis_url(url)
@@ -112,11 +117,7 @@ def memory_client(url: str, *, timeout_s: float | None = None) -> MemoryClient:
         )
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         target.hosts,
-        sentinel_kwargs={
-            "password": target.sentinel_password,
-            "ssl": target.tls,
-            "socket_timeout": timeout_s,
-        },
+        sentinel_kwargs=sentinel_connection(target, timeout_s),
         ssl=target.tls,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
