@@ -10,7 +10,7 @@ import numpy as np
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.conversation.registration import REGISTRATION
 from tests.conftest import start_service
-from tests.support.conversation import Conversation, config, export, gateway_options, pcm16
+from tests.support.conversation import Conversation, config, export, gateway_options
 
 LINE = "Can you repair my sword? The blade is chipped and the handle is loose."
 RATE = 16000
@@ -19,8 +19,7 @@ RATE = 16000
 async def voice_turn(service, player: str, speech: np.ndarray) -> None:
     audio = audio_pb2.AudioFormat(encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=RATE)
     conversation = Conversation(service, config(player, input_audio=audio))
-    for start in range(0, len(speech), RATE // 10):
-        conversation.send(audio=pcm16(speech[start : start + RATE // 10]))
+    conversation.send_speech(speech, RATE)
     out = await conversation.turn()
     await conversation.close()
     assert out.audio and out.end.player_text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
-from tests.support.conversation import Conversation, config, export, pcm16
+from tests.support.conversation import Conversation, config, export
 
 RATE = 16000
 
@@ -25,8 +25,7 @@ async def test_a_player_who_goes_on_after_a_pause_is_answered_once_for_the_whole
             input_audio=audio_pb2.AudioFormat(encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=RATE),
         ),
     )
-    for start in range(0, len(speech), RATE // 10):
-        conversation.send(audio=pcm16(speech[start : start + RATE // 10]))
+    conversation.send_speech(speech, RATE)
     dropped = await conversation.turn()
     answered = await conversation.turn()
     await conversation.close()

@@ -20,7 +20,7 @@ from npcvoice.runtime.channels import InternalCredentials, internal_channel
 from npcvoice.runtime.config import load_service_config
 from tests.conftest import REPO_ROOT, HostedService, start_service
 from tests.support.certs import make_certificate
-from tests.support.conversation import Conversation, config, pcm16
+from tests.support.conversation import Conversation, config
 
 DOWNSTREAM = ("speech", "dialogue", "voice", "face")
 RATE = 16000
@@ -83,8 +83,7 @@ async def voice_turn(gateway: HostedService, speak: Any, player: str) -> Any:
     speech = np.concatenate([speak("Can you repair my sword?", RATE), np.zeros(RATE, np.float32)])
     audio_format = audio_pb2.AudioFormat(encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=RATE)
     conversation = Conversation(gateway, config(player, input_audio=audio_format))
-    for start in range(0, len(speech), RATE // 10):
-        conversation.send(audio=pcm16(speech[start : start + RATE // 10]))
+    conversation.send_speech(speech, RATE)
     out = await conversation.turn()
     await conversation.close()
     return out

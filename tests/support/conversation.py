@@ -72,6 +72,12 @@ class Conversation:
     def send(self, **request: Any) -> None:
         self.requests.put_nowait(conversation_pb2.ConverseRequest(**request))
 
+    def send_speech(self, samples: np.ndarray, rate: int) -> None:
+        """The player's voice, as a game captures it: PCM16 chunks of 100 ms (sent at once, not paced)."""
+        step = rate // 10
+        for start in range(0, len(samples), step):
+            self.send(audio=pcm16(samples[start : start + step]))
+
     async def next(self) -> conversation_pb2.ConverseResponse:
         return await asyncio.wait_for(self.responses.__anext__(), 120)
 
