@@ -12,17 +12,22 @@ from npcvoice.conversation.registration import REGISTRATION
 from tests.conftest import start_service
 from tests.support.conversation import Conversation, config, export, gateway_options
 
-LINE = "Can you repair my sword? The blade is chipped and the handle is loose."
+# About 2.5 s: well inside the test speech service's 4 s utterance limit, which a longer line (piper's
+# timing varies from one synthesis to the next) sometimes crossed, cutting it in two.
+LINE = "Can you repair my sword? The blade is chipped."
 RATE = 16000
 
 
-async def voice_turn(service, player: str, speech: np.ndarray) -> None:
+async def voice_turn(service, player: str, speech: np.ndarray) -> int:
+    """The player says the line; how many replies to a part of it were dropped (the speech service may
+    cut the line at a pause: the player went on, so the reply to the part is never said)."""
     audio = audio_pb2.AudioFormat(encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=RATE)
     conversation = Conversation(service, config(player, input_audio=audio))
     conversation.send_speech(speech, RATE)
-    out = await conversation.turn()
+    out = await conversation.spoken_turn()
     await conversation.close()
     assert out.audio and out.end.player_text
+    return out.parts_dropped
 
 
 async def test_the_line_heard_so_far_is_prefilled_before_the_reply_and_never_remembered(
@@ -39,21 +44,22 @@ async def test_the_line_heard_so_far_is_prefilled_before_the_reply_and_never_rem
         )
         dialogue_requests.clear()
         player = f"player-prefill-{prefill}"
-        await voice_turn(service, player, speech)
+        dropped = await voice_turn(service, player, speech)
         snapshot = await export(service, player)
         await service.channel.close()
         await service.host.stop(grace=0)
         ahead = [r for r in dialogue_requests if r.prefill_only]
         replies = [r for r in dialogue_requests if not r.prefill_only]
-        assert len(replies) == 1
-        assert len(snapshot.turns) == 2 and snapshot.turns[0].text == replies[0].player_text  # the final only
+        # one reply per final at most (a part's may be dropped before it is asked for); the last is said
+        assert 1 <= len(replies) <= 1 + dropped
+        assert len(snapshot.turns) == 2 and snapshot.turns[0].text == replies[-1].player_text  # the line only
         if not prefill:
             assert not ahead
             continue
-        assert ahead and dialogue_requests.index(ahead[-1]) < dialogue_requests.index(replies[0])
-        heard = replies[0].player_text.lower().split()
+        assert ahead and dialogue_requests.index(ahead[-1]) < dialogue_requests.index(replies[-1])
+        heard = replies[-1].player_text.lower().split()
         for request in ahead:  # each a start of the line (the speech service may hear it differently)
             words = request.player_text.lower().split()
             assert 2 <= len(words) < len(heard) and words[:1] == heard[:1], (request.player_text, heard)
-            assert request.conversation_id == replies[0].conversation_id
-            assert request.memory == replies[0].memory
+            assert request.conversation_id == replies[-1].conversation_id
+            assert request.memory == replies[-1].memory

@@ -84,7 +84,7 @@ async def voice_turn(gateway: HostedService, speak: Any, player: str) -> Any:
     audio_format = audio_pb2.AudioFormat(encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=RATE)
     conversation = Conversation(gateway, config(player, input_audio=audio_format))
     conversation.send_speech(speech, RATE)
-    out = await conversation.turn()
+    out = await conversation.spoken_turn()
     await conversation.close()
     return out
 

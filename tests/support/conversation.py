@@ -46,6 +46,7 @@ class TurnOutput:
     end: conversation_pb2.TurnEnd = field(default_factory=conversation_pb2.TurnEnd)
     ended: bool = False
     refused: conversation_pb2.TurnRefused | None = None  # the gateway could not take the turn now
+    parts_dropped: int = 0  # replies to a part of the line, dropped unsaid when the player went on
 
 
 def config(player: str, npc: str = NPC, **kwargs: Any) -> conversation_pb2.ConverseRequest:
@@ -107,6 +108,19 @@ class Conversation:
             elif kind == "refused":
                 out.refused = response.refused
         return out
+
+    async def spoken_turn(self) -> TurnOutput:
+        """The turn that answers the player's spoken line. Where the speech service cut the line at a
+        pause (synthesized test speech varies from one run to the next, as people do), the reply to the
+        first part is dropped unsaid when the player goes on: that turn is skipped, and counted."""
+        dropped = 0
+        while True:
+            out = await self.turn()
+            unsaid = out.ended and out.end.interrupted and not out.end.reply_text and not out.audio
+            if not unsaid:
+                out.parts_dropped = dropped
+                return out
+            dropped += 1
 
     async def close(self) -> None:
         self.requests.put_nowait(None)
