@@ -108,6 +108,19 @@ async def speech_service() -> AsyncIterator[HostedService]:
         yield service
 
 
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Holds the first reply the dialogue engine begins until ``gate.released`` is set (tests/support/busy)."""
+    from npcvoice.dialogue.engine import DialogueEngine
+    from tests.support.busy import Gate
+
+    gate = Gate()
+    begin = DialogueEngine.begin
+    monkeypatch.setattr(DialogueEngine, "begin", lambda self, request: gate.hold(begin(self, request)))
+    yield gate
+    gate.released.set()  # never leave a worker thread waiting
+
+
 @pytest.fixture(scope="session")
 def speak() -> Any:
     """``speak(text, rate)``: float32 speech from the bundled piper voice, resampled to ``rate``."""

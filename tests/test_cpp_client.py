@@ -1,7 +1,8 @@
 """The C++ client (clients/cpp), built from this checkout by scripts/build-cpp-client.sh, against the real
 suite: its console sample types a line or speaks a WAV in real time to the gateway composing the real
 speech, dialogue, voice and face services, and what it printed and wrote is checked (audio, viseme frames
-that cover it, transcript, reply, latency, playback positions that a barge-in keeps)."""
+that cover it, transcript, reply, latency, playback positions that a barge-in keeps, a refused line sent
+again)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.conversation.registration import REGISTRATION
 from tests.conftest import REPO_ROOT
-from tests.support.conversation import NPC, export, gateway_options, pcm16
+from tests.support.busy import COURIER, busy_dialogue
+from tests.support.conversation import NPC, Conversation, config, export, gateway_options, pcm16
+from tests.support.waiting import eventually
 
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-cpp-client.sh"
 SAMPLE = REPO_ROOT / "build" / "cpp" / "npc_talk"
+TEXT = conversation_pb2.REPLY_MODE_TEXT
 CANNOT_INSTALL = 3  # the build script's exit status when the packages are missing and cannot be installed
 
 
@@ -190,3 +195,44 @@ async def test_context_an_event_and_a_cue_from_cpp_reach_the_npc(npc_talk, gatew
     assert called.status == 0 and called.field("cue") == "Greet the player." and called.field("reply").strip()
     stored = (await export(gateway, player)).turns
     assert (stored[0].role, stored[0].text) == ("event", gift)
+
+
+async def test_a_refused_line_is_sent_again_after_the_wait_the_gateway_asks_for(
+    npc_talk, gate, hosted, redis_server, test_persona_dir, speech_service, voice_service, face_service
+):
+    """The dialogue service is full (one place, held): the sample's line is refused, and it sends the line
+    again once the gateway's retry_after has passed, as a game would; the line is answered, and
+    remembered once."""
+    dialogue = await busy_dialogue(hosted, test_persona_dir)
+    options = gateway_options(
+        test_persona_dir, redis_server, speech_service, dialogue, voice_service, face_service
+    )
+    options["busy_retry_after_s"] = 0.5
+    gateway = await hosted("conversation", REGISTRATION, options)
+    holder = Conversation(gateway, config("player-holds-the-place", COURIER, reply_mode=TEXT))
+    holder.send(text="Any letters for me?")
+    await eventually(gate.entered.is_set)
+
+    line = "Is the road north safe?"
+    process = await asyncio.create_subprocess_exec(
+        str(npc_talk), "--address", gateway.host.address, "--npc", COURIER, "--player", "cpp-refused",
+        "--text", line, "--text-only", "--timeout", "60",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    printed = []
+    while printed_line := (await asyncio.wait_for(process.stdout.readline(), 90)).decode():
+        printed.append(printed_line)
+        if printed_line.startswith("refused:"):
+            gate.released.set()  # the place frees up: the line sent again finds room
+    err = (await process.stderr.read()).decode()
+    result = Run(await process.wait(), "".join(printed), err, 0.0)
+
+    assert result.status == 0, (result.out, result.err)
+    assert re.fullmatch(r"turn \d+ \(.*being generated.*\), retry after 0\.5 s", result.field("refused"))
+    assert result.field("retry") == line
+    assert result.field("player") == line and result.field("reply").strip()
+    await holder.turn()
+    await holder.close()
+    stored = await export(gateway, "cpp-refused", COURIER)
+    assert [t.text for t in stored.turns if t.role == "player"] == [line]  # the refused try left nothing

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -115,6 +116,9 @@ void print_event(const Event& event) {
   } else if (const auto* cut = std::get_if<npcvoice::Interruption>(&event)) {
     std::printf("interrupted: turn %d at %lld samples, heard \"%s\"\n", cut->turn_index,
                 static_cast<long long>(cut->heard_samples), cut->heard_text.c_str());
+  } else if (const auto* refused = std::get_if<npcvoice::TurnRefused>(&event)) {
+    std::printf("refused: turn %d (%s), retry after %.1f s\n", refused->turn_index, refused->reason.c_str(),
+                refused->retry_after_seconds);
   }
   std::fflush(stdout);
 }
@@ -132,15 +136,48 @@ bool ended(const Event& event) {
   return closed != nullptr;
 }
 
+// A refused turn (the NPC busy): its line is sent again once the gateway's retry_after has passed, as a
+// game would, a few times at most. A spoken line goes again as the text that was heard.
+class Retry {
+ public:
+  // Whether the refused turn will be sent again (false: give up).
+  bool schedule(const npcvoice::TurnRefused& refused, const sample::Options& options, Clock::time_point now) {
+    if (tries_ >= kMaxTries || (refused.player_text.empty() && options.speak.empty())) return false;
+    ++tries_;
+    line_ = refused.player_text;
+    due_ = now + std::chrono::duration_cast<Clock::duration>(
+                     std::chrono::duration<double>(refused.retry_after_seconds));
+    return true;
+  }
+  void send_when_due(Conversation& conversation, const sample::Options& options, Clock::time_point now) {
+    if (!due_ || now < *due_) return;
+    due_.reset();
+    std::printf("retry: %s\n", line_.empty() ? options.speak.c_str() : line_.c_str());
+    if (line_.empty()) {
+      conversation.ask_to_speak(options.speak);
+    } else {
+      conversation.send_text(line_);
+    }
+  }
+
+ private:
+  static constexpr int kMaxTries = 3;
+  int tries_ = 0;
+  std::string line_;
+  std::optional<Clock::time_point> due_;
+};
+
 // The game loop of one exchange: events in, playback positions out, and the barge-in when asked for.
 // Returns the reply of the last turn (the barge-in's line, if it cut the first one).
 bool converse(Conversation& conversation, const sample::Options& options, Clock::time_point deadline,
               Reply& reply, Playback& playback) {
   bool barged_in = options.interrupt_with.empty();
+  Retry retry;
   while (Clock::now() < deadline) {
     const std::optional<Event> event = conversation.wait(std::chrono::milliseconds(20));
     const auto now = Clock::now();
     playback.report(conversation, now);
+    retry.send_when_due(conversation, options, now);
     if (!barged_in && playback.turn() == reply.turn_index &&
         playback.played_seconds(now) >= options.interrupt_after_s) {
       playback.report(conversation, now, true);  // so what was heard is exactly where it stopped
@@ -153,6 +190,11 @@ bool converse(Conversation& conversation, const sample::Options& options, Clock:
     if (ended(*event)) return false;
     playback.on(*event);
     if (!reply.add(*event)) continue;
+    if (reply.refused) {
+      if (!retry.schedule(*reply.refused, options, now)) return fail("the NPC stayed busy");
+      reply = Reply{};
+      continue;
+    }
     if (!barged_in) std::printf("barge-in: none, the reply ended first\n");
     if (!reply.end->interrupted) return true;
     std::printf("turn %d ended interrupted\n", reply.end->turn_index);

@@ -172,6 +172,10 @@ std::optional<Event> event(const pb::ConverseResponse& response) {
     }
     case pb::ConverseResponse::kTurnEnd:
       return turn_end(response.turn_end());
+    case pb::ConverseResponse::kRefused: {
+      const pb::TurnRefused& r = response.refused();
+      return TurnRefused{r.turn_index(), r.player_text(), r.reason(), r.retry_after_seconds()};
+    }
     default:
       return std::nullopt;
   }

@@ -61,7 +61,7 @@ bool ends_with(const std::string& text, const std::string& tail) {
 
 bool Reply::add(const Event& event) {
   const int turn = turn_of(event);
-  if (turn < 0 || (turn_index >= 0 && turn != turn_index)) return end.has_value();
+  if (turn < 0 || (turn_index >= 0 && turn != turn_index)) return done();
   turn_index = turn;
   if (const auto* t = std::get_if<Transcript>(&event); t && t->is_final) {
     player_text = t->text;
@@ -81,8 +81,11 @@ bool Reply::add(const Event& event) {
   } else if (const auto* turn_end = std::get_if<TurnEnd>(&event)) {
     end = *turn_end;
     player_text = turn_end->player_text;
+  } else if (const auto* refusal = std::get_if<TurnRefused>(&event)) {
+    refused = *refusal;
+    player_text = refusal->player_text;
   }
-  return end.has_value();
+  return done();
 }
 
 double Reply::seconds() const {

@@ -105,6 +105,16 @@ struct TurnEnd {
   std::string cue;  // when the NPC spoke first: what prompted it (player_text is then empty)
 };
 
+// The gateway had no room for the turn now (the dialogue service at its limit): nothing of it was said
+// or remembered, and the conversation goes on. Send the line again after retry_after_seconds (a spoken
+// line too: player_text is what was heard, and can be sent as text).
+struct TurnRefused {
+  int turn_index = 0;
+  std::string player_text;  // empty when the NPC was to speak first
+  std::string reason;       // in words, for logs (not for the player)
+  double retry_after_seconds = 0;
+};
+
 // The stream is over; the last event of every conversation. code is the gRPC status code (0 = OK).
 struct Closed {
   int code = 0;
@@ -113,6 +123,6 @@ struct Closed {
 };
 
 using Event = std::variant<Started, Transcript, PlayerSpeaking, ReplyText, ReplyAudio, Emotion, Action,
-                           Interruption, TurnEnd, Closed>;
+                           Interruption, TurnEnd, TurnRefused, Closed>;
 
 }  // namespace npcvoice

@@ -22,9 +22,12 @@ struct Reply {
   std::vector<Action> actions;
   std::optional<Interruption> interruption;
   std::optional<TurnEnd> end;
+  std::optional<TurnRefused> refused;  // the turn was refused (nothing said): send the line again later
 
-  // Takes one event into the reply (events of other turns are left out); true once the turn has ended.
+  // Takes one event into the reply (events of other turns are left out); true once the turn has ended
+  // or was refused.
   bool add(const Event& event);
+  bool done() const { return end.has_value() || refused.has_value(); }
   double seconds() const;
 };
 

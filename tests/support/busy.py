@@ -1,0 +1,44 @@
+"""A dialogue service kept full on purpose: ``gate`` holds the first reply the engine begins on its worker
+until the test releases it (conftest's ``gate`` fixture), so a turn sent meanwhile meets a service at its
+limit (:func:`busy_dialogue`) whatever the machine's speed."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from npcvoice.dialogue.registration import REGISTRATION as DIALOGUE
+from tests.conftest import REPO_ROOT
+
+COURIER = "courier_quick_test"  # a test persona with short replies
+
+
+class Gate:
+    """Holds the first reply the dialogue engine begins on its worker until ``released`` is set."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def hold(self, generation: Any) -> Any:
+        if self.entered.is_set():
+            return generation
+        step = generation.prefill_step
+
+        def held() -> bool:
+            self.entered.set()
+            self.released.wait(60)
+            return bool(step())
+
+        generation.prefill_step = held
+        return generation
+
+
+async def busy_dialogue(hosted: Any, persona_dir: Any) -> Any:
+    """The real dialogue service with room for one reply at a time."""
+    return await hosted(
+        "dialogue",
+        DIALOGUE,
+        {"models_dir": str(REPO_ROOT / ".models"), "persona_dir": str(persona_dir),
+         "device": "cpu", "prewarm": False, "max_active": 1},
+    )  # fmt: skip
