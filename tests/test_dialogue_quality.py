@@ -115,3 +115,15 @@ async def test_asked_what_the_player_told_it_the_npc_answers_with_it(dialogue_se
             )
             answered += answer in replies[-1].summary.text.lower()
     assert answered >= 5, answered
+
+
+async def test_the_npc_shows_the_emotion_the_players_words_call_for(dialogue_service):
+    # Without the lean, all of these came out neutral (the model takes the persona's first emotion).
+    lines = {
+        "You are a lying, thieving swindler and your work is rubbish.": "anger",
+        "My father died in the mine collapse last winter.": "sadness",
+        "Thank you! Here is a gift for all your help.": "joy",
+    }
+    for index, (line, emotion) in enumerate(lines.items()):
+        reply = await generate(dialogue_service, request(line, conversation=f"feel-{index}", seed=index))
+        assert reply.emotions == [emotion], (line, reply.emotions, reply.summary.text)

@@ -104,6 +104,36 @@ def test_the_leading_tags_admit_only_declared_emotions_actions_and_typed_paramet
         assert actions == 20, "an action asked for was not taken"
 
 
+def test_the_emotion_a_line_calls_for_outweighs_the_models_habit(texts):
+    # The bundled model puts the persona's first emotion up to 8 logits above the rest (measured): the
+    # lean must carry the choice, and without a lean the model's own choice stands.
+    hilda = next(p for p in PERSONAS if "anger" in p.emotions and p.emotions[0] != "anger")
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        leaned = TagWriter(texts, hilda, "", lean="anger")
+        assert drive(texts, leaned, rng, hilda.emotions[0]) == "[emotion: anger]"
+        assert (
+            drive(texts, TagWriter(texts, hilda, ""), rng, hilda.emotions[0])
+            == f"[emotion: {hilda.emotions[0]}]"
+        )
+
+
+def drive(texts: TokenTexts, writer: TagWriter, rng: np.random.Generator, habit: str) -> str:
+    """The tags written, with the writer's bonuses, from logits that favour ``habit`` by 8."""
+    tokens: list[int] = []
+    lure = texts.encode(f" {habit}")
+    while True:
+        logits = rng.normal(scale=0.5, size=VOCABULARY).astype(np.float32)
+        logits[lure] += 8.0
+        if (allowed := writer.allowed(logits)) is None:
+            return "".join(texts.text(t) for t in tokens)
+        for token, bonus in writer.favoured().items():
+            logits[token] += bonus
+        token = max(allowed, key=lambda t: float(logits[t]))
+        writer.advance(token)
+        tokens.append(token)
+
+
 def test_an_action_is_asked_for_in_the_words_of_its_description():
     hilda, tobin = (
         load_persona(PERSONA_DIR / f"{name}.yaml") for name in ("blacksmith_hilda", "innkeeper_tobin")

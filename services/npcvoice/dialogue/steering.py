@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from npcvoice.dialogue.blocking import PRESENCE_PENALTY, Blocker, fixed_table
+from npcvoice.dialogue.feelings import called_for
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
 from npcvoice.dialogue.recall import Recall
 from npcvoice.dialogue.repetition import near_copy, scaffolding_phrases
@@ -62,7 +63,8 @@ class Steering:
     ) -> None:
         self.earlier = earlier_lines(persona, request)
         self.phrases = scaffolding_phrases(persona, LABELS)
-        self.tags = TagWriter(texts, persona, request.player_text)
+        lean = called_for(f"{request.player_text} {request.cue}", persona.emotions)
+        self.tags = TagWriter(texts, persona, request.player_text, lean)
         self.recall = Recall(texts, request.player_text, player_statements(request), persona.display_name)
         self._texts = texts
         private = private_text(persona)
@@ -77,7 +79,7 @@ class Steering:
         """The next token after ``reply``; ``may_end``: a sentence is out and the last one is finished."""
         allowed = self.tags.allowed(logits)
         if allowed is not None:
-            token = sampler.pick(logits, reply, allowed=allowed)
+            token = sampler.pick(logits, reply, allowed=allowed, favoured=self.tags.favoured())
             self.tags.advance(token)
             return token
         banned = self._blocker.banned(reply) | self._retried.get(len(reply), set())

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from npcvoice.dialogue.feelings import LEAN
 from npcvoice.dialogue.secrets import stem
 from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.personas.schema import Action, ActionParameter, Persona
@@ -47,6 +48,7 @@ class Node:
 
     children: dict[int, Node] = field(default_factory=dict)
     then: tuple[Segment, ...] | None = None
+    texts: set[str] = field(default_factory=set)  # the alternatives that go through this point
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ def trie(texts: TokenTexts, alternatives: list[tuple[str, tuple[Segment, ...]]])
         node = root
         for token in texts.encode(text):
             node = node.children.setdefault(token, Node())
+            node.texts.add(text)
         node.then = then
     return root
 
@@ -113,15 +116,23 @@ def action_trie(texts: TokenTexts, actions: list[Action]) -> Node:
     return trie(texts, alternatives)
 
 
+def emotion_tag(emotion: str) -> str:
+    return f"[emotion: {emotion}]"
+
+
 def emotion_trie(texts: TokenTexts, persona: Persona) -> Node:
-    return trie(texts, [(f"[emotion: {emotion}]", ()) for emotion in persona.emotions])
+    return trie(texts, [(emotion_tag(emotion), ()) for emotion in persona.emotions])
 
 
 class TagWriter:
     """Which tokens the reply may start with, step by step, until its tags are written."""
 
-    def __init__(self, texts: TokenTexts, persona: Persona, player_text: str = "") -> None:
+    def __init__(
+        self, texts: TokenTexts, persona: Persona, player_text: str = "", lean: str | None = None
+    ) -> None:
+        """``lean``: the emotion the line calls for (``feelings``), favoured when the emotion is chosen."""
         self._texts = texts
+        self._lean = emotion_tag(lean) if lean else None
         emotions = tuple(persona.emotions)
         self._node: Node | None = texts.memo(("emotions", emotions), lambda: emotion_trie(texts, persona))
         asked = requested(persona, player_text)
@@ -148,6 +159,12 @@ class TagWriter:
         if self._value_tokens:
             return ids + list(closing.children)
         return ids or [self._value.fallback]
+
+    def favoured(self) -> dict[int, float]:
+        """Bonuses for the next token's logits: the way to the emotion leaned to, while it is chosen."""
+        if self._lean is None or self._node is None or len(self._node.children) < 2:
+            return {}
+        return {t: LEAN for t, node in self._node.children.items() if self._lean in node.texts}
 
     def forced(self) -> int | None:
         """The next token when the tags leave only one (taken: no choice, so no need for the model's

@@ -1,0 +1,93 @@
+"""How often the reply's emotion is the one a line calls for: the model alone against the model leaned by
+the line's words (dialogue/feelings.py), in the same run, straight through the dialogue engine.
+
+    .venv/bin/python -m bench.emotions [--lines bench/data/emotion_lines.yaml] [--models-dir .models]
+
+The lines (84 in bench/data/emotion_lines.yaml, 12 per emotion) were written apart from the cue words.
+Each is the first line of a conversation with Hilda made to declare all seven emotions, so that every
+label can be shown; a reply's emotion counts as apt when it is the line's emotion or one of its others.
+Only the reply's opening (its tags) is generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import yaml
+
+from bench.common import REPO_ROOT, machine, table
+from npcvoice.dialogue import steering
+from npcvoice.dialogue.engine import DialogueEngine
+from npcvoice.dialogue.options import DialogueOptions
+from npcvoice.dialogue.reply import Emotion
+from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
+from npcvoice.personas.schema import KNOWN_EMOTIONS
+
+PERSONA = "blacksmith_hilda"
+
+
+def persona_dir(into: Path) -> Path:
+    """Hilda, declaring every emotion the face knows (her usual mood, neutral, first)."""
+    persona = yaml.safe_load((REPO_ROOT / "npc_personas" / f"{PERSONA}.yaml").read_text())
+    persona["emotions"] = list(KNOWN_EMOTIONS)
+    (into / f"{PERSONA}.yaml").write_text(yaml.safe_dump(persona, sort_keys=False))
+    return into
+
+
+def emotion(engine: DialogueEngine, line: str, index: int) -> str:
+    request = TurnRequest(
+        persona_id=PERSONA,
+        conversation_id=f"emotions-{index}",
+        player_text=line,
+        sampling=SamplingOverrides(seed=index, max_tokens=8),
+    )
+    generation = engine.begin(request)
+    while not generation.prefill_step():
+        pass
+    shown = ""
+    while not generation.done and not shown:
+        shown = next((e.emotion for e in generation.decode_step() if isinstance(e, Emotion)), "")
+    generation.close()
+    return shown
+
+
+def apt_for(line: dict[str, Any], shown: str) -> bool:
+    return shown == line["emotion"] or shown in (line.get("also") or [])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=Path, default=REPO_ROOT / "bench" / "data" / "emotion_lines.yaml")
+    parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / ".models")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for the model (0: one per core)")
+    args = parser.parse_args()
+    lines = yaml.safe_load(args.lines.read_text())["lines"]
+    with tempfile.TemporaryDirectory() as directory:
+        options = DialogueOptions(
+            models_dir=args.models_dir, persona_dir=persona_dir(Path(directory)), threads=args.threads
+        )
+        engine = DialogueEngine(options)
+        shown: dict[str, list[str]] = {"model alone": [], "leaned by the line's words": []}
+        for index, line in enumerate(lines):
+            with mock.patch.object(steering, "called_for", return_value=None):  # no lean: the model's choice
+                shown["model alone"].append(emotion(engine, line["say"], index))
+            shown["leaned by the line's words"].append(emotion(engine, line["say"], index))
+    print(f"\n{machine()}; {len(lines)} lines from {args.lines.name}, Hilda declaring all seven emotions\n")
+    labels = [line["emotion"] for line in lines]
+    rows: list[list[object]] = []
+    for name, emotions in shown.items():
+        apt = [apt_for(line, shown_emotion) for line, shown_emotion in zip(lines, emotions, strict=True)]
+        by_label = Counter(label for label, ok in zip(labels, apt, strict=True) if ok)
+        rows.append([name, f"{sum(apt)} of {len(lines)}",
+                     *(f"{by_label[e]}/{labels.count(e)}" for e in KNOWN_EMOTIONS),
+                     ", ".join(f"{e} {n}" for e, n in Counter(emotions).most_common(3))])  # fmt: skip
+    print(table(["", "apt", *KNOWN_EMOTIONS, "most shown"], rows))
+
+
+if __name__ == "__main__":
+    main()
