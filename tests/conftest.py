@@ -110,7 +110,7 @@ async def speech_service() -> AsyncIterator[HostedService]:
 
 @pytest.fixture
 def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Holds the first reply the dialogue engine begins until ``gate.released`` is set (tests/support/busy)."""
+    """Holds the replies the dialogue engine begins until ``gate.released`` is set (tests/support/busy)."""
     from npcvoice.dialogue.engine import DialogueEngine
     from tests.support.busy import Gate
 

@@ -1,9 +1,11 @@
 """Several replicas behind the gateway: a conversation's dialogue calls go to the replica that holds its
 KV cache (consistent hashing with a load cap), stateless services are balanced per call. The ring on its
-own, then the gateway's own client (Downstream) against real service processes, one of them killed."""
+own, then the gateway's own client (Downstream) against real service processes, one of them killed, and
+against real replicas held full."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import math
 import signal
@@ -19,8 +21,10 @@ from npcvoice.api.npc.face.v1 import face_pb2
 from npcvoice.conversation.downstream import Downstream
 from npcvoice.conversation.options import GatewayOptions
 from npcvoice.conversation.routing import HashRing, stable_hash
+from npcvoice.runtime.errors import ResourceExhausted
 from npcvoice.runtime.ports import free_port
 from tests.conftest import PERSONA_DIR, REPO_ROOT
+from tests.support.busy import busy_dialogue
 from tests.support.processes import serve
 from tests.support.waiting import eventually
 
@@ -201,3 +205,34 @@ async def test_one_plain_dialogue_address_keeps_the_single_channel():
     downstream = Downstream(GatewayOptions(persona_dir=PERSONA_DIR))
     assert downstream.dialogue_replicas is None
     await downstream.aclose()
+
+
+async def test_a_turn_its_busy_replica_cannot_take_goes_to_another_and_is_refused_only_when_all_are_full(
+    gate, hosted, test_persona_dir
+):
+    """Two replicas with room for one reply each, held full by the gate: a turn whose home replica is full
+    is answered by the other one rather than refused; with both full, it is refused (busy, try again),
+    not failed."""
+    replicas_started = [await busy_dialogue(hosted, test_persona_dir) for _ in range(2)]
+    addresses = [service.host.address for service in replicas_started]
+    downstream = Downstream(GatewayOptions(persona_dir=test_persona_dir, dialogue_addresses=addresses))
+    replicas = downstream.dialogue_replicas
+    assert replicas is not None
+    first = asyncio.create_task(_turn(downstream, _request("blacksmith_hilda:player-a", "Hello.", [])))
+    try:
+        await eventually(lambda: gate.held == 1)
+        home = next(r.address for r in replicas.candidates("blacksmith_hilda:player-a") if r.in_flight)
+        # another conversation at home on the full replica
+        other = next(
+            key for key in KEYS if replicas.candidates(key)[0].address == home and not key.endswith("-a")
+        )
+        second = asyncio.create_task(_turn(downstream, _request(other, "Can you repair my sword?", [])))
+        await eventually(lambda: gate.held == 2)  # taken by the other replica, not refused
+        with pytest.raises(ResourceExhausted, match="being generated"):  # both full: busy, try again
+            await _turn(downstream, _request(KEYS[7], "Good morning.", []))
+        gate.released.set()
+        assert (await second).text and (await first).text
+    finally:
+        gate.released.set()
+        await asyncio.gather(first, return_exceptions=True)
+        await downstream.aclose()

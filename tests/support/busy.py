@@ -1,6 +1,6 @@
-"""A dialogue service kept full on purpose: ``gate`` holds the first reply the engine begins on its worker
-until the test releases it (conftest's ``gate`` fixture), so a turn sent meanwhile meets a service at its
-limit (:func:`busy_dialogue`) whatever the machine's speed."""
+"""A dialogue service kept full on purpose: ``gate`` holds the replies the engine begins on its worker
+until the test releases them (conftest's ``gate`` fixture), so a turn sent meanwhile meets a service at
+its limit (:func:`busy_dialogue`) whatever the machine's speed."""
 
 from __future__ import annotations
 
@@ -14,20 +14,27 @@ COURIER = "courier_quick_test"  # a test persona with short replies
 
 
 class Gate:
-    """Holds the first reply the dialogue engine begins on its worker until ``released`` is set."""
+    """Holds every reply the dialogue engine begins on its worker until ``released`` is set; ``held``
+    counts them."""
 
     def __init__(self) -> None:
         self.entered = threading.Event()
         self.released = threading.Event()
+        self.held = 0
+        self._lock = threading.Lock()
 
     def hold(self, generation: Any) -> Any:
-        if self.entered.is_set():
-            return generation
         step = generation.prefill_step
+        waited = False
 
         def held() -> bool:
-            self.entered.set()
-            self.released.wait(60)
+            nonlocal waited
+            if not waited:
+                waited = True
+                with self._lock:
+                    self.held += 1
+                self.entered.set()
+                self.released.wait(60)
             return bool(step())
 
         generation.prefill_step = held

@@ -10,7 +10,8 @@ Channels reconnect on their own, quickly, once a service is back.
 Speech, voice and face are stateless: an address that resolves to several replicas gets each call
 balanced over them. Dialogue keeps each conversation's KV cache, so with several replicas (a list, or a
 ``dns:///`` name) each conversation's calls go to the replica that holds it (replicas.py); a call that
-cannot reach its replica before anything was answered goes to the next one on the ring.
+cannot reach its replica, or that its replica is too busy to take (RESOURCE_EXHAUSTED), before anything
+was answered goes to the next one on the ring: a turn is refused only when every replica is full.
 """
 
 from __future__ import annotations
@@ -147,11 +148,14 @@ class Downstream:
     ) -> AsyncIterator[Any]:
         """A dialogue call for conversation ``key`` on the replica the ring gives it; one that cannot be
         reached before it answered anything goes to the next replica (nothing was sent on, so nothing is
-        said twice; the conversation pays one cold prefill there)."""
+        said twice; the conversation pays one cold prefill there), and so does one its replica is too busy
+        to take (the busy replica stays in use: it is full, not down). When the replicas that answered
+        all refused it as busy, the call is refused (RESOURCE_EXHAUSTED, "try again"), not failed."""
         replicas = self.dialogue_replicas
         assert replicas is not None
         await replicas.refresh()
         unreachable: grpc.aio.AioRpcError | None = None
+        busy: tuple[grpc.aio.AioRpcError, str] | None = None
         for replica in replicas.candidates(key):
             answered = False
             call = getattr(replica.stub, method)(request, timeout=deadline_s)
@@ -165,12 +169,18 @@ class Downstream:
                         yield response
                     return
             except grpc.aio.AioRpcError as error:
-                if answered or error.code() != grpc.StatusCode.UNAVAILABLE:
+                full = error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                if answered or not (full or error.code() == grpc.StatusCode.UNAVAILABLE):
                     raise self.error("dialogue", error, replica.address) from error
-                replicas.failed(replica)
-                unreachable = error
+                if full:
+                    busy = busy or (error, replica.address)
+                else:
+                    replicas.failed(replica)
+                    unreachable = error
             finally:
                 call.cancel()  # a no-op once finished; stops the replica when the turn is abandoned
+        if busy is not None:  # some replica is up but full: "busy, try again", not "down"
+            raise self.error("dialogue", *busy) from busy[0]
         if unreachable is None:
             raise Unavailable(f"dialogue service: no replica found at {self.addresses['dialogue']}")
         raise self.error("dialogue", unreachable, f"every replica ({', '.join(replicas.addresses)})")
