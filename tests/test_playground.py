@@ -215,11 +215,17 @@ async def test_push_to_talk_ends_the_line_when_let_go_even_mid_speech(
         chunks = int((4800 + len(first)) / 1600) + 2
         await page.wait_for_function(f"window.playground.conversation.mic.stats.chunksSent >= {chunks}")
         await page.mouse.up()
-        spoken = page.locator("#transcript li.player:not(.interim)")
-        await spoken.first.wait_for(timeout=REPLY_TIMEOUT_MS)
-        heard = (await spoken.first.text_content()).lower()
-        assert "sword" in heard and "helmet" not in heard and "boots" not in heard, heard
-        await page.wait_for_function(
-            "window.playground.conversation.turnsEnded >= 1", timeout=REPLY_TIMEOUT_MS
-        )
-        assert await page.locator("#transcript li.player:not(.interim)").count() == 1  # nothing more was sent
+        await page.wait_for_timeout(300)
+        sent = await page.evaluate("window.playground.conversation.mic.stats.chunksSent")
+        answered = "[...document.querySelectorAll('#transcript li.npc .text')].some((e) => e.textContent)"
+        await page.wait_for_function(answered, timeout=REPLY_TIMEOUT_MS)
+        # The line heard ends where the button was let go. (The speech service may cut it at the pause
+        # after "sword?" and hear the rest as its continuation: then its first part is shown too.)
+        lines = [
+            text.lower()
+            for text in await page.locator("#transcript li.player:not(.interim)").all_text_contents()
+        ]
+        assert lines and "sword" in lines[-1], lines
+        assert not any("helmet" in line or "boots" in line for line in lines), lines
+        now_sent = await page.evaluate("window.playground.conversation.mic.stats.chunksSent")
+        assert now_sent == sent  # nothing more was sent after letting go
