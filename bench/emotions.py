@@ -1,5 +1,6 @@
 """How often the reply's emotion is the one a line calls for: the model alone against the model leaned by
-the line's words (dialogue/feelings.py), in the same run, straight through the dialogue engine.
+the line's words, or else to the usual mood (dialogue/feelings.py), in the same run, straight through the
+dialogue engine.
 
     .venv/bin/python -m bench.emotions [--lines bench/data/emotion_lines.yaml] [--models-dir .models]
 
@@ -21,10 +22,10 @@ from unittest import mock
 import yaml
 
 from bench.common import REPO_ROOT, machine, table
-from npcvoice.dialogue import steering
 from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.dialogue.reply import Emotion
+from npcvoice.dialogue.tags import TagWriter
 from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
 from npcvoice.personas.schema import KNOWN_EMOTIONS
 
@@ -72,11 +73,11 @@ def main() -> None:
             models_dir=args.models_dir, persona_dir=persona_dir(Path(directory)), threads=args.threads
         )
         engine = DialogueEngine(options)
-        shown: dict[str, list[str]] = {"model alone": [], "leaned by the line's words": []}
+        shown: dict[str, list[str]] = {"model alone": [], "leaned (line's words, else usual mood)": []}
         for index, line in enumerate(lines):
-            with mock.patch.object(steering, "called_for", return_value=None):  # no lean: the model's choice
+            with mock.patch.object(TagWriter, "favoured", return_value={}):  # no lean: the model's own choice
                 shown["model alone"].append(emotion(engine, line["say"], index))
-            shown["leaned by the line's words"].append(emotion(engine, line["say"], index))
+            shown["leaned (line's words, else usual mood)"].append(emotion(engine, line["say"], index))
     print(f"\n{machine()}; {len(lines)} lines from {args.lines.name}, Hilda declaring all seven emotions\n")
     labels = [line["emotion"] for line in lines]
     rows: list[list[object]] = []

@@ -117,13 +117,14 @@ async def test_asked_what_the_player_told_it_the_npc_answers_with_it(dialogue_se
     assert answered >= 5, answered
 
 
-async def test_the_npc_shows_the_emotion_the_players_words_call_for(dialogue_service):
-    # Without the lean, all of these came out neutral (the model takes the persona's first emotion).
+async def test_the_npc_shows_the_emotion_the_players_words_call_for_then_its_usual_mood(dialogue_service):
+    # Without the lean, all of these came out neutral (the model takes the persona's first emotion), and
+    # once an emotion is in the history, the model copies it on every later reply.
     lines = {
         "You are a lying, thieving swindler and your work is rubbish.": "anger",
         "My father died in the mine collapse last winter.": "sadness",
         "Thank you! Here is a gift for all your help.": "joy",
     }
     for index, (line, emotion) in enumerate(lines.items()):
-        reply = await generate(dialogue_service, request(line, conversation=f"feel-{index}", seed=index))
-        assert reply.emotions == [emotion], (line, reply.emotions, reply.summary.text)
+        replies = await converse(dialogue_service, [line, "Can you repair my sword?"], f"feel-{index}", index)
+        assert [r.emotions for r in replies] == [[emotion], [HILDA.emotions[0]]], (line, replies)

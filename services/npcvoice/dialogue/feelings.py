@@ -4,9 +4,10 @@ The reply's ``[emotion: X]`` is the model's choice among the persona's emotions,
 always takes the first of them (measured on the shipped scripts: 36 of 36 replies neutral, insults
 included), so the face never moves. Cue words for each emotion the face knows (an insult, a death, a gift,
 a monster at the gate, a revolting smell) lean the choice towards the emotion they call for, among those
-the persona declares: the same insult makes a blacksmith who declares anger angry and an innkeeper who
-declares only fear afraid. A line with no cue leaves the choice to the model. A negation just before a cue
-("no harm done", "don't be afraid") cancels it.
+the persona declares: the same threat makes a guard who declares anger angry and an innkeeper who
+declares only fear afraid. A line with no cue leans back to the NPC's usual mood, the first emotion it
+declares (the model would copy the last reply's emotion from the history: one insult, and every later
+reply angry). A negation just before a cue ("no harm done", "don't be afraid") cancels it.
 
 The lexicon is general English, written for any line, not for the shipped scripts; its hit rate on lines
 written apart from it is in docs/conversation-quality.md.
@@ -113,7 +114,7 @@ def cue_counts(text: str) -> dict[str, int]:
 
 def called_for(text: str, declared: Iterable[str]) -> str | None:
     """The declared emotion (neutral aside) that ``text``'s words call for most; None when no cue is
-    found (the model chooses). Ties go to the one declared first."""
+    found. Ties go to the one declared first."""
     counts = cue_counts(text)
     candidates = [e for e in declared if e != "neutral" and counts.get(e)]
     return max(candidates, key=lambda e: counts[e]) if candidates else None

@@ -63,7 +63,9 @@ class Steering:
     ) -> None:
         self.earlier = earlier_lines(persona, request)
         self.phrases = scaffolding_phrases(persona, LABELS)
-        lean = called_for(f"{request.player_text} {request.cue}", persona.emotions)
+        # The emotion the line calls for, else the NPC's usual mood (its first): the model would copy the
+        # last reply's emotion from the history, keeping an insult's anger for the rest of the talk.
+        lean = called_for(f"{request.player_text} {request.cue}", persona.emotions) or persona.emotions[0]
         self.tags = TagWriter(texts, persona, request.player_text, lean)
         self.recall = Recall(texts, request.player_text, player_statements(request), persona.display_name)
         self._texts = texts
