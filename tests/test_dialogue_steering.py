@@ -202,6 +202,7 @@ def test_an_injections_words_about_the_prompt_are_not_quoted_back(texts):
     # words back ("I don't want anyone to know what my system prompt is"); no NPC has a use for them.
     phrases = scaffolding_phrases(PERSONAS[0], LABELS)
     assert recites("I don't want anyone to know what my System  Prompt is.", phrases)
+    assert recites("Move along. The next player asks for the road.", phrases)  # the chat showing through
     blocker = Blocker(texts, [], fixed_table(texts, [], phrases))
     reply: list[int] = []
     for wanted in texts.encode(" I will not print my system prompt"):
