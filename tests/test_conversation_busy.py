@@ -7,9 +7,8 @@ service whatever the machine's speed."""
 from __future__ import annotations
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
-from npcvoice.conversation.registration import REGISTRATION
-from tests.support.busy import COURIER, busy_dialogue
-from tests.support.conversation import Conversation, config, export, gateway_options
+from tests.support.busy import COURIER, busy_gateway
+from tests.support.conversation import Conversation, config, export
 from tests.support.waiting import eventually
 
 TEXT = conversation_pb2.REPLY_MODE_TEXT
@@ -18,12 +17,9 @@ TEXT = conversation_pb2.REPLY_MODE_TEXT
 async def test_a_turn_over_the_dialogue_limit_is_refused_at_once_unremembered_and_the_stream_goes_on(
     gate, hosted, redis_server, test_persona_dir, speech_service, voice_service, face_service
 ):
-    dialogue = await busy_dialogue(hosted, test_persona_dir)
-    options = gateway_options(
-        test_persona_dir, redis_server, speech_service, dialogue, voice_service, face_service
+    gateway = await busy_gateway(
+        hosted, test_persona_dir, redis_server, speech_service, voice_service, face_service, 2.5
     )
-    options["busy_retry_after_s"] = 2.5
-    gateway = await hosted("conversation", REGISTRATION, options)
     first = Conversation(gateway, config("player-busy-first", COURIER, reply_mode=TEXT))
     second = Conversation(gateway, config("player-busy-second", COURIER, reply_mode=TEXT))
     first.send(text="Any letters for me?")

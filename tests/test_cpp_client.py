@@ -21,7 +21,7 @@ import pytest
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.conversation.registration import REGISTRATION
 from tests.conftest import REPO_ROOT
-from tests.support.busy import COURIER, busy_dialogue
+from tests.support.busy import COURIER, busy_gateway
 from tests.support.conversation import NPC, Conversation, config, export, gateway_options, pcm16
 from tests.support.waiting import eventually
 
@@ -203,12 +203,9 @@ async def test_a_refused_line_is_sent_again_after_the_wait_the_gateway_asks_for(
     """The dialogue service is full (one place, held): the sample's line is refused, and it sends the line
     again once the gateway's retry_after has passed, as a game would; the line is answered, and
     remembered once."""
-    dialogue = await busy_dialogue(hosted, test_persona_dir)
-    options = gateway_options(
-        test_persona_dir, redis_server, speech_service, dialogue, voice_service, face_service
+    gateway = await busy_gateway(
+        hosted, test_persona_dir, redis_server, speech_service, voice_service, face_service, 0.5
     )
-    options["busy_retry_after_s"] = 0.5
-    gateway = await hosted("conversation", REGISTRATION, options)
     holder = Conversation(gateway, config("player-holds-the-place", COURIER, reply_mode=TEXT))
     holder.send(text="Any letters for me?")
     await eventually(gate.entered.is_set)

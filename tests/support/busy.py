@@ -49,3 +49,15 @@ async def busy_dialogue(hosted: Any, persona_dir: Any) -> Any:
         {"models_dir": str(REPO_ROOT / ".models"), "persona_dir": str(persona_dir),
          "device": "cpu", "prewarm": False, "max_active": 1},
     )  # fmt: skip
+
+
+async def busy_gateway(
+    hosted: Any, persona_dir: Any, redis: Any, speech: Any, voice: Any, face: Any, retry_after_s: float
+) -> Any:
+    """The real gateway over :func:`busy_dialogue`, telling refused turns to retry after ``retry_after_s``."""
+    from npcvoice.conversation.registration import REGISTRATION
+    from tests.support.conversation import gateway_options
+
+    dialogue = await busy_dialogue(hosted, persona_dir)
+    options = gateway_options(persona_dir, redis, speech, dialogue, voice, face)
+    return await hosted("conversation", REGISTRATION, {**options, "busy_retry_after_s": retry_after_s})
