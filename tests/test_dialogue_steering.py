@@ -12,13 +12,17 @@ import pytest
 
 from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table
 from npcvoice.dialogue.model import bundled_model_folder, load_model
-from npcvoice.dialogue.prompt import LABELS
+from npcvoice.dialogue.prompt import LABELS, MemoryView
 from npcvoice.dialogue.recall import RECALL_BONUS, Recall, answer_words, asks_about_the_player
 from npcvoice.dialogue.repetition import recites, scaffolding_phrases
 from npcvoice.dialogue.reply import Action, Emotion, ReplyFilter
+from npcvoice.dialogue.sampling import Sampler, SamplingSettings
+from npcvoice.dialogue.steering import Steering, opening
 from npcvoice.dialogue.tags import TagWriter, requested
+from npcvoice.dialogue.types import TurnRequest
 from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.personas.loader import load_persona
+from npcvoice.turns import Turn
 from tests.conftest import PERSONA_DIR, REPO_ROOT
 
 PERSONAS = [load_persona(path) for path in sorted(PERSONA_DIR.glob("*.yaml"))]
@@ -208,3 +212,29 @@ def test_an_injections_words_about_the_prompt_are_not_quoted_back(texts):
     for wanted in texts.encode(" I will not print my system prompt"):
         reply.append(wanted if wanted not in blocker.banned(reply) else -1)
     assert -1 in reply, "the phrase went through untouched"
+
+
+def test_a_reply_never_opens_as_an_earlier_reply_of_the_conversation_did(texts):
+    # A small model opens a third of its replies with "I'm sorry": the logits here want exactly that.
+    hilda = PERSONAS[0]
+    earlier = "I'm sorry, the forge is cold today."
+    request = TurnRequest(
+        persona_id=hilda.id,
+        player_text="Can you help me?",
+        memory=MemoryView(recent_turns=[Turn("player", "Hello."), Turn("npc", earlier)]),
+    )
+    lure = texts.encode(" I'm sorry, I cannot help you.")
+    for seed in range(5):
+        steering = Steering(texts, hilda, request, end_ids=[])
+        sampler = Sampler(SamplingSettings(temperature=0.0, seed=seed))
+        reply: list[int] = []
+        rng = np.random.default_rng(seed)
+        for _ in range(24):
+            text = reply[steering.text_start :] if steering.text_start is not None else []
+            logits = rng.normal(scale=0.5, size=VOCABULARY).astype(np.float32)
+            if len(text) < len(lure):
+                logits[lure[len(text)]] += 20.0  # the next token of the lure, whatever was written
+            reply.append(steering.choose(sampler, logits, reply, may_end=False))
+        written = "".join(texts.text(t) for t in reply).split("]", 1)[1]
+        assert opening(written) and opening(written) != opening(earlier), written
+    assert opening("  Well, then.") == "Well, then" and opening("Aye") == ""

@@ -51,6 +51,12 @@ def player_statements(request: TurnRequest) -> list[str]:
     return [*request.memory.player_facts, *lines]
 
 
+def opening(line: str) -> str:
+    """A reply's first two words as written ("I'm sorry" of "I'm sorry, the forge is cold."), or ""."""
+    first = line.split()[:2]
+    return " ".join(first).rstrip(",.;:!?\"'") if len(first) == 2 else ""
+
+
 def fallback_line(persona: Persona, earlier: list[str]) -> str:
     """A line the writer gave the NPC that it has not said yet (its greeting, then its example lines)."""
     lines = [persona.greeting, *persona.example_lines]
@@ -74,6 +80,11 @@ class Steering:
             ("blocked", private, *self.phrases), lambda: fixed_table(texts, [private], self.phrases)
         )
         self._blocker = Blocker(texts, self.earlier, fixed)
+        # A reply may not open as an earlier one of this conversation did (a small model opens most
+        # replies alike: "I'm sorry, ..." on a third of them): the token that would complete it is out.
+        said = [t.text for t in request.memory.recent_turns if t.role == "npc"]
+        self._openings = {tuple(texts.encode(f" {o}")) for o in map(opening, said) if o}
+        self._text_start: int | None = None  # where the reply's text begins, once its tags are written
         self._end_ids = set(end_ids)
         self._retried: dict[int, set[int]] = {}  # position in the reply -> tokens a retry rules out there
 
@@ -84,13 +95,25 @@ class Steering:
             token = sampler.pick(logits, reply, allowed=allowed, favoured=self.tags.favoured())
             self.tags.advance(token)
             return token
-        banned = self._blocker.banned(reply) | self._retried.get(len(reply), set())
+        if self._text_start is None:
+            self._text_start = len(reply)
+        banned = self._blocker.banned(reply) | self._retried.get(len(reply), set()) | self._reopened(reply)
         if not may_end:
             banned |= self._end_ids
         # No bracket after the tags: a tag there would be one the grammar did not check.
         banned |= self._texts.containing("[", np.asarray(logits).size)
         return sampler.pick(logits, reply, banned=banned, penalized=self._blocker.penalized,
                             presence=PRESENCE_PENALTY, favoured=self.recall.favoured(reply))  # fmt: skip
+
+    @property
+    def text_start(self) -> int | None:
+        """Where the reply's text begins (after its tags), once it has."""
+        return self._text_start
+
+    def _reopened(self, reply: list[int]) -> set[int]:
+        """The tokens that would make the reply's text open as an earlier reply opened."""
+        written = tuple(reply[self._text_start :])
+        return {o[-1] for o in self._openings if len(o) == len(written) + 1 and o[:-1] == written}
 
     def forced(self, limit: int) -> list[int]:
         """The tokens that must come next (a tag's fixed text), at most ``limit``: the model can take
