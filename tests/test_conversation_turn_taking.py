@@ -35,6 +35,7 @@ async def test_a_player_who_goes_on_after_a_pause_is_answered_once_for_the_whole
     assert answered.events.count("speaking") + dropped.events.count("speaking") == 2
     # the reply to the first part was dropped before anything of it was heard
     assert dropped.end.interrupted and dropped.end.reply_text == "" and not dropped.audio
+    assert dropped.end.continued and not answered.end.continued  # the client can replace the subtitle
     assert dropped.interruption is not None and dropped.interruption.heard_text == ""
     # the whole line is one turn, answered
     line = answered.end.player_text.lower()

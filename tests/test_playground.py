@@ -219,13 +219,37 @@ async def test_push_to_talk_ends_the_line_when_let_go_even_mid_speech(
         sent = await page.evaluate("window.playground.conversation.mic.stats.chunksSent")
         answered = "[...document.querySelectorAll('#transcript li.npc .text')].some((e) => e.textContent)"
         await page.wait_for_function(answered, timeout=REPLY_TIMEOUT_MS)
-        # The line heard ends where the button was let go. (The speech service may cut it at the pause
-        # after "sword?" and hear the rest as its continuation: then its first part is shown too.)
+        # The line heard ends where the button was let go, shown once (when the speech service cuts it at
+        # the pause after "sword?" and hears the rest as its continuation, the first part's line goes).
         lines = [
             text.lower()
             for text in await page.locator("#transcript li.player:not(.interim)").all_text_contents()
         ]
-        assert lines and "sword" in lines[-1], lines
+        assert len(lines) == 1 and "sword" in lines[0], lines
         assert not any("helmet" in line or "boots" in line for line in lines), lines
         now_sent = await page.evaluate("window.playground.conversation.mic.stats.chunksSent")
         assert now_sent == sent  # nothing more was sent after letting go
+
+
+async def test_a_line_the_player_went_on_with_after_a_pause_is_shown_once(
+    site, test_persona_dir, speak, tmp_path
+):
+    # 0.6 s of silence ends the first part; the player goes on before any reply audio: one line, whole.
+    pause = np.zeros(int(0.6 * 16000), np.float32)
+    silence = np.zeros(16000, np.float32)
+    recording = tmp_path / "player.wav"
+    write_wav(
+        recording,
+        np.concatenate([silence / 2, speak("Can you repair", 16000), pause, speak("my old sword?", 16000),
+                        silence, silence]),
+    )  # fmt: skip
+    npc = fresh_persona(test_persona_dir, "blacksmith_hilda")
+    async with chromium(f"--use-file-for-fake-audio-capture={recording}%noloop") as browser:
+        page = await open_page(browser, site, npc, new_player())
+        await page.click("#open-mic")
+        answered = "[...document.querySelectorAll('#transcript li.npc .text')].some((e) => e.textContent)"
+        await page.wait_for_function(
+            f"window.playground.conversation.turnsEnded >= 2 && {answered}", timeout=REPLY_TIMEOUT_MS
+        )
+        lines = await page.locator("#transcript li.player:not(.interim)").all_text_contents()
+        assert len(lines) == 1 and "repair" in lines[0].lower() and "sword" in lines[0].lower(), lines

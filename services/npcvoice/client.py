@@ -173,6 +173,8 @@ class NpcConversation:
                 raise TurnRefused(
                     refused.turn_index, refused.player_text, refused.reason, refused.retry_after_seconds
                 )
+            elif kind == "turn_end" and response.turn_end.continued:
+                reply = Reply()  # the player went on after a pause: the next turn answers the whole line
             elif kind == "turn_end":
                 end = response.turn_end
                 reply.turn_index, reply.player_text, reply.cue = end.turn_index, end.player_text, end.cue

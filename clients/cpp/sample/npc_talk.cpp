@@ -197,7 +197,8 @@ bool converse(Conversation& conversation, const sample::Options& options, Clock:
     }
     if (!barged_in) std::printf("barge-in: none, the reply ended first\n");
     if (!reply.end->interrupted) return true;
-    std::printf("turn %d ended interrupted\n", reply.end->turn_index);
+    std::printf("turn %d ended %s\n", reply.end->turn_index,
+                reply.end->continued ? "unsaid: the player went on with the line" : "interrupted");
     reply = Reply{};
   }
   return fail("no reply in time");

@@ -137,7 +137,7 @@ TurnEnd turn_end(const pb::TurnEnd& in) {
   return TurnEnd{
       in.turn_index(), in.player_text(), in.reply_text(), in.interrupted(),
       Latency{l.transcript_seconds(), l.first_token_seconds(), l.first_audio_seconds(), l.total_seconds()},
-      in.cue()};
+      in.cue(), in.continued()};
 }
 
 }  // namespace

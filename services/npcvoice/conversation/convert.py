@@ -174,7 +174,13 @@ def turn_refused(turn_index: int, player_text: str, reason: str, retry_after_s: 
 
 
 def turn_end(
-    turn_index: int, player_text: str, reply: str, interrupted: bool, latency: dict[str, float], cue: str
+    turn_index: int,
+    player_text: str,
+    reply: str,
+    interrupted: bool,
+    latency: dict[str, float],
+    cue: str,
+    continued: bool = False,
 ) -> Response:
     return Response(
         turn_end=conversation_pb2.TurnEnd(
@@ -190,6 +196,7 @@ def turn_end(
                 first_clause_seconds=latency.get("first_clause", 0.0),
             ),
             cue=cue,
+            continued=continued,
         )
     )
 

@@ -175,7 +175,9 @@ class Session:
         self.out.put_nowait(convert.interruption(state.index, "", 0))
         latency = {"transcript": state.transcript_s, "first_token": 0.0, "first_audio": 0.0,
                    "total": time.perf_counter() - state.origin}  # fmt: skip
-        self.out.put_nowait(convert.turn_end(state.index, state.player_text, "", True, latency, state.cue))
+        self.out.put_nowait(
+            convert.turn_end(state.index, state.player_text, "", True, latency, state.cue, continued=True)
+        )
 
     def _start_turn(self, player_text: str, origin: float, transcript_s: float, cue: str = "") -> None:
         state = TurnState(self._turn_index, player_text, origin, transcript_s, cue=cue)

@@ -103,6 +103,9 @@ struct TurnEnd {
   bool interrupted = false;
   Latency latency;
   std::string cue;  // when the NPC spoke first: what prompted it (player_text is then empty)
+  // The player went on talking before any of the reply reached them: player_text was only the start of
+  // their line, which the next turn holds whole; nothing of this turn was said or remembered.
+  bool continued = false;
 };
 
 // The gateway had no room for the turn now (the dialogue service at its limit): nothing of it was said

@@ -12,6 +12,7 @@ export class Conversation {
     this.socket = null;
     this.pendingAudio = null; // an audio event waits for its PCM, the binary message after it
     this.replies = new Map(); // turn index -> the transcript entry of the NPC's reply
+    this.spoken = new Map(); // turn index -> the transcript entry of the player's spoken line
     this.interim = null;
     this.turnsEnded = 0;
     this.mic = new Microphone((pcm) => this.sendBinary(pcm));
@@ -32,6 +33,7 @@ export class Conversation {
     $("transcript").replaceChildren();
     $("latency").tBodies[0].replaceChildren();
     this.replies.clear();
+    this.spoken.clear();
   }
 
   close() {
@@ -104,7 +106,7 @@ export class Conversation {
     }
     if (this.interim) this.interim.remove();
     this.interim = null;
-    this.line("player", "you (spoken)", event.text);
+    this.spoken.set(event.turn_index, this.line("player", "you (spoken)", event.text));
   }
 
   reply(index) {
@@ -154,6 +156,11 @@ export class Conversation {
   }
 
   on_turn_end(event) {
+    if (event.continued) {
+      // The player went on after a pause: this line was only its start, and the next turn shows it whole.
+      this.spoken.get(event.turn_index)?.remove();
+      this.replies.get(event.turn_index)?.remove();
+    }
     const ms = (seconds) => (seconds ? Math.round(seconds * 1000) : "–");
     const latency = event.latency || {};
     const row = el("tr");
