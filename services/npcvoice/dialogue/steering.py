@@ -41,8 +41,12 @@ class Mark:
 def earlier_lines(persona: Persona, request: TurnRequest) -> list[str]:
     """What the NPC has said in this conversation (as far as the request's memory shows), and the lines
     its prompt puts in its mouth as examples."""
-    said = [t.text for t in request.memory.recent_turns if t.role == "npc"]
-    return [*said, *example_replies(persona)]
+    return [*npc_lines(request), *example_replies(persona)]
+
+
+def npc_lines(request: TurnRequest) -> list[str]:
+    """What the NPC has said in this conversation, as far as the request's memory shows."""
+    return [t.text for t in request.memory.recent_turns if t.role == "npc"]
 
 
 def player_statements(request: TurnRequest) -> list[str]:
@@ -82,8 +86,8 @@ class Steering:
         self._blocker = Blocker(texts, self.earlier, fixed)
         # A reply may not open as an earlier one of this conversation did (a small model opens most
         # replies alike: "I'm sorry, ..." on a third of them): the token that would complete it is out.
-        said = [t.text for t in request.memory.recent_turns if t.role == "npc"]
-        self._openings = {tuple(texts.encode(f" {o}")) for o in map(opening, said) if o}
+        self._openings = {tuple(texts.encode(f" {o}")) for o in map(opening, npc_lines(request)) if o}
+        self._opening_tokens = max(map(len, self._openings), default=0)
         self._text_start: int | None = None  # where the reply's text begins, once its tags are written
         self._end_ids = set(end_ids)
         self._retried: dict[int, set[int]] = {}  # position in the reply -> tokens a retry rules out there
@@ -112,7 +116,10 @@ class Steering:
 
     def _reopened(self, reply: list[int]) -> set[int]:
         """The tokens that would make the reply's text open as an earlier reply opened."""
-        written = tuple(reply[self._text_start :])
+        start = self._text_start or 0
+        if len(reply) - start >= self._opening_tokens:  # past every opening: nothing to check
+            return set()
+        written = tuple(reply[start:])
         return {o[-1] for o in self._openings if len(o) == len(written) + 1 and o[:-1] == written}
 
     def forced(self, limit: int) -> list[int]:
