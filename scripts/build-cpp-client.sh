@@ -8,33 +8,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=build/cpp  # tests/test_cpp_client.py runs the sample from here
-# gRPC's CMake config checks that every one of its plugins exists, hence protobuf-compiler-grpc;
-# pkg-config is how it finds RE2.
-PACKAGES="cmake g++ make pkg-config libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc"
-
-missing=""
-if command -v dpkg-query >/dev/null 2>&1; then
-    for package in $PACKAGES; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
-            || missing="$missing $package"
-    done
-fi  # elsewhere (macOS, Fedora...) CMake's own search below says what is missing
-
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" = 0 ]; then
-        as_root=""
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        as_root="sudo -n"
-    else
-        echo "C++ client not built: missing Debian packages:$missing" >&2
-        echo "install them with: sudo apt-get install -y$missing   (then ./dev cpp)" >&2
-        exit 3
-    fi
-    echo "installing the C++ client's packages:$missing" >&2
-    $as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    # shellcheck disable=SC2086  # one word per package
-    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
-fi
+# its Debian packages: present, installed now, or exit 3 with what to run (scripts/system-packages.sh)
+sh scripts/system-packages.sh cpp
 
 cmake -S clients/cpp -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2
 cmake --build "$BUILD" --parallel "$(nproc 2>/dev/null || echo 2)" >&2

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Run after `pip install ".[gpu]"`: leave the CUDA builds of onnxruntime and onnxruntime-genai as the only
+# Run after `pip install --require-hashes -r locks/gpu.txt` (npcvoice and its gpu extra): leave the CUDA builds of onnxruntime and onnxruntime-genai as the only
 # builds in this Python environment.
 #
 # piper-tts depends on the CPU package "onnxruntime" (and onnxruntime-genai on it too). Installed beside
@@ -15,7 +15,11 @@
 set -eu
 PYTHON="${PYTHON:-python}"
 "$PYTHON" -m pip uninstall -y onnxruntime onnxruntime-gpu onnxruntime-genai onnxruntime-genai-cuda
-"$PYTHON" -m pip install --no-deps "onnxruntime-gpu>=1.31" "onnxruntime-genai-cuda>=0.18"
+# the locked versions, with their hashes (locks/gpu.txt)
+gpu_builds="$(mktemp)"
+"$PYTHON" -m npcvoice.devtools.locks --extract gpu.txt onnxruntime-gpu onnxruntime-genai-cuda >"$gpu_builds"
+"$PYTHON" -m pip install --require-hashes --no-deps -r "$gpu_builds"
+rm -f "$gpu_builds"
 "$PYTHON" - <<'PY'
 import onnxruntime
 

@@ -94,14 +94,17 @@ def test_cpu_and_memory_are_read_from_every_process_below_the_bench() -> None:
     assert cpu_seconds([os.getpid()]) >= started - 0.05  # the same clock as the kernel's own
 
 
-def test_the_peer_venv_gets_the_pipecat_that_dev_installs_and_is_ignored_by_git() -> None:
-    wanted = re.search(r"pipecat-ai(\[[^\]]*\])?==([\d.]+)", REQUIREMENTS.read_text())
+def test_the_peer_venv_gets_the_pipecat_that_dev_installs_from_its_lock_and_is_ignored_by_git() -> None:
+    listed = (REPO / "locks" / "peer-pipecat.in").read_text()
+    wanted = re.search(r"pipecat-ai(\[[^\]]*\])?==([\d.]+)", listed)
     assert wanted is not None and wanted.group(1) is not None
     assert {"whisper", "piper", "openai"} <= set(wanted.group(1).strip("[]").split(","))
-    assert f'"pipecat-ai=={wanted.group(2)}"' in (REPO / "dev").read_text()
-    assert "llama-cpp-python[server]" in REQUIREMENTS.read_text()
+    assert "llama-cpp-python[server]" in listed
+    # The Smart Turn model our speech service loads comes from the same pipecat-ai release.
+    for lock in ("peer-pipecat.txt", "no-deps.txt"):
+        assert f"\npipecat-ai=={wanted.group(2)} " in (REPO / "locks" / lock).read_text(), lock
     commands = setup_commands("python3")
     assert commands[0] == ["python3", "-m", "venv", str(PEER_VENV)]
-    assert commands[1][-2:] == ["-r", str(REQUIREMENTS)]
+    assert commands[1][-3:] == ["--require-hashes", "-r", str(REQUIREMENTS)]
     ignored = subprocess.run(["git", "check-ignore", "-q", ".venv-peer/"], cwd=REPO, check=False)
     assert ignored.returncode == 0

@@ -71,13 +71,13 @@ def data_servers(url: str, timeout_s: float = 2.0) -> list[str]:
     auth = f"{credentials}@" if target.password else ""
     scheme = "rediss" if target.tls else "redis"
     if target.kind == "sentinel":
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             target.hosts,
             sentinel_kwargs=sentinel_connection(target, timeout_s),
             socket_timeout=timeout_s,
         )
         try:
-            host, port = sentinel.discover_master(target.service_name)  # type: ignore[no-untyped-call]
+            host, port = sentinel.discover_master(target.service_name)
         except (RedisError, OSError):
             return []
         return [f"{scheme}://{auth}{host}:{port}/{target.db}"]

@@ -115,7 +115,7 @@ def memory_client(url: str, *, timeout_s: float | None = None) -> MemoryClient:
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
         )
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(
         target.hosts,
         sentinel_kwargs=sentinel_connection(target, timeout_s),
         ssl=target.tls,
