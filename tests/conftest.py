@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,26 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setattr(DialogueEngine, "begin", lambda self, request: gate.hold(begin(self, request)))
     yield gate
     gate.released.set()  # never leave a worker thread waiting
+
+
+@pytest.fixture
+def held_rest(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Holds the voice's pieces after a reply's first until the next reply starts (tests/support/busy)."""
+    from npcvoice.voice.engine import VoiceEngine
+    from tests.support.busy import HeldRest
+
+    held = HeldRest()
+    synthesize = VoiceEngine.synthesize_piece
+
+    def holding(self: VoiceEngine, text: str, settings: Any, start_sample: int, sentence_index: int) -> Any:
+        if threading.current_thread().name.startswith("piper"):  # the voice service's workers, not `speak`
+            held.piece(sentence_index)
+        return synthesize(self, text, settings, start_sample, sentence_index)
+
+    monkeypatch.setattr(VoiceEngine, "synthesize_piece", holding)
+    held.arm()
+    yield held
+    held.release()  # never leave a worker thread waiting
 
 
 @pytest.fixture(scope="session")

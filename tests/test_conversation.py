@@ -103,15 +103,17 @@ async def test_a_fact_told_in_turn_one_reaches_the_prompt_of_turn_eight_after_a_
     )  # it came from the facts, not the turns
 
 
-async def test_barge_in_stops_the_reply_and_memory_keeps_only_what_was_heard(gateway, speak):
+async def test_barge_in_stops_the_reply_and_memory_keeps_only_what_was_heard(gateway, speak, held_rest):
     rate = 16000
     request = "Tell me the whole story of the dragon and your father, please."
     audio_format = audio_pb2.AudioFormat(encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate)
     interruption_speech = np.concatenate([speak("Hold on a moment", rate), np.zeros(rate, np.float32)])
-    # The model decides how long its reply is: if one ends before the player's voice is detected, the
-    # test tries again with a new player, so each try starts from the same memory (a reply that ended
-    # was not interrupted, and that is right too).
+    # The reply's pieces after its first are held until the player's line is answered (held_rest), so a
+    # fast machine cannot finish the reply before the voice is detected. The model decides how long its
+    # reply is: one of a single piece ends at once, and the test tries again with a new player, so each
+    # try starts from the same memory (a reply that ended was not interrupted, and that is right too).
     for attempt in range(5):
+        held_rest.arm()
         player = f"player-barge-in-{attempt}"
         conversation = Conversation(gateway, config(player, input_audio=audio_format))
         conversation.send(text=request)
@@ -129,6 +131,7 @@ async def test_barge_in_stops_the_reply_and_memory_keeps_only_what_was_heard(gat
         for start in range(0, len(interruption_speech), rate // 10):
             conversation.send(audio=pcm16(interruption_speech[start : start + rate // 10]))
         out = await conversation.turn(out)
+        held_rest.release()
         await conversation.close()
         if out.interruption is not None:
             break
@@ -259,11 +262,13 @@ async def test_several_conversations_at_once_each_keep_their_own_memory(gateway)
         assert stored.player_facts == [f"I am {player}."]
 
 
-async def test_a_typed_line_while_the_npc_speaks_interrupts_it_and_becomes_the_next_turn(gateway):
+async def test_a_typed_line_while_the_npc_speaks_interrupts_it_and_becomes_the_next_turn(gateway, held_rest):
     interruption_line = "Wait, stop."
-    # The model decides how long its reply is: if one is over before the typed line arrives, the test
+    # The reply's pieces after its first are held until the typed line is answered (held_rest). The model
+    # decides how long its reply is: if it is one piece, over before the typed line arrives, the test
     # tries again with a new player (a reply that ended was not interrupted, and that is right too).
     for attempt in range(5):
+        held_rest.arm()
         player = f"player-typed-barge-in-{attempt}"
         conversation = Conversation(gateway, config(player))
         conversation.send(text="Tell me the whole story of the dragon and your father, please.")

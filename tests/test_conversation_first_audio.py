@@ -31,7 +31,11 @@ async def test_a_long_replys_decoding_does_not_delay_its_first_audio(gateway, te
     long = variant(test_persona_dir, "  max_sentences: 4\n  max_tokens: 200\n")
     synthesis: dict[str, list[float]] = {short: [], long: []}
     replies: dict[str, list[str]] = {short: [], long: []}
-    for attempt in range(3):
+    # The same seed gives the same words only when the prompt is computed the same way: a loaded machine
+    # may find the persona's warm prefix ready on one try and not on another, and the long reply may then
+    # end early. Only pairs where the long reply really went on count; three of them are needed.
+    for attempt in range(8):
+        pair = {}
         for npc in (short, long):
             conversation = Conversation(gateway, config(f"first-audio-{attempt}", npc=npc))
             conversation.send(text=LINE)
@@ -39,9 +43,14 @@ async def test_a_long_replys_decoding_does_not_delay_its_first_audio(gateway, te
             await conversation.close()
             latency = out.end.latency
             assert latency.first_clause_seconds > 0 and out.audio
-            synthesis[npc].append(latency.first_audio_seconds - latency.first_clause_seconds)
-            replies[npc].append(out.end.reply_text)
-    assert all(len(b) > len(a) + 40 for a, b in zip(replies[short], replies[long], strict=True)), replies
+            pair[npc] = (latency.first_audio_seconds - latency.first_clause_seconds, out.end.reply_text)
+        if len(pair[long][1]) > len(pair[short][1]) + 40:
+            for npc, (seconds, text) in pair.items():
+                synthesis[npc].append(seconds)
+                replies[npc].append(text)
+        if len(synthesis[long]) == 3:
+            break
+    assert len(synthesis[long]) == 3, replies
     # from its first piece's text to its first audio: no slower for the long reply than for the short one
     ratio = median(synthesis[long]) / median(synthesis[short])
     assert ratio < 1.4, (ratio, synthesis)

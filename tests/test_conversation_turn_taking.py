@@ -11,8 +11,9 @@ from tests.support.conversation import Conversation, config, export
 RATE = 16000
 
 
-async def test_a_player_who_goes_on_after_a_pause_is_answered_once_for_the_whole_line(gateway, speak):
-    # 0.6 s of silence ends the first utterance; the second follows before any reply audio can exist.
+async def test_a_player_who_goes_on_after_a_pause_is_answered_once_for_the_whole_line(gateway, speak, gate):
+    # 0.6 s of silence ends the first utterance; the second follows before any reply audio: the reply is
+    # held (gate) until the gateway has heard the player go on, however fast this machine answers.
     pause = np.zeros(int(0.6 * RATE), np.float32)
     speech = np.concatenate(
         [speak("Can you repair", RATE), pause, speak("my old sword?", RATE), pause, pause]
@@ -27,6 +28,7 @@ async def test_a_player_who_goes_on_after_a_pause_is_answered_once_for_the_whole
     )
     conversation.send_speech(speech, RATE)
     dropped = await conversation.turn()
+    gate.released.set()
     answered = await conversation.turn()
     await conversation.close()
 

@@ -146,15 +146,19 @@ async def test_a_wav_streamed_in_real_time_is_transcribed_and_answered(npc_talk,
     assert result.seconds >= len(speech) / rate  # paced as a microphone captures it, not all at once
 
 
-async def test_a_barge_in_keeps_the_playback_position_the_sample_reported(npc_talk, gateway, tmp_path):
-    # A reply short enough to end before the barge-in is typed was not interrupted, and that is right
-    # too: each try is a new player, and a few tries get one that is cut.
+async def test_a_barge_in_keeps_the_playback_position_the_sample_reported(
+    npc_talk, gateway, tmp_path, held_rest
+):
+    # The reply's pieces after its first are held until the barge-in is answered (held_rest), whatever
+    # this machine's speed. A reply of one piece ends before the barge-in is typed and was not
+    # interrupted, and that is right too: each try is a new player, and a few tries get one that is cut.
     for attempt in range(4):
+        held_rest.arm()
         player = f"cpp-barge-in-{attempt}"
         result = await run(
             npc_talk, gateway, "--player", player,
             "--text", "Tell me everything about your forge and the swords you make.",
-            "--interrupt-with", "Wait, stop.", "--interrupt-after", "0.3",
+            "--interrupt-with", "Wait, stop.", "--interrupt-after", "0.1",  # within the first piece
             "--out-wav", str(tmp_path / "reply.wav"), "--out-visemes", str(tmp_path / "reply.json"),
         )  # fmt: skip
         assert result.status == 0, result.err

@@ -26,6 +26,19 @@ from tests.support.waiting import fresh_persona
 
 pytestmark = skip_without_browser()
 
+# The push-to-talk button let go by the page itself in the task that sends the given chunk.
+LET_GO_AFTER = """(limit) => {
+  const stats = window.playground.conversation.mic.stats;
+  let sent = stats.chunksSent;
+  Object.defineProperty(stats, "chunksSent", {
+    get: () => sent,
+    set: (value) => {
+      sent = value;
+      if (sent === limit) document.getElementById("ptt").dispatchEvent(new PointerEvent("pointerup"));
+    },
+  });
+}"""
+
 
 async def test_a_typed_line_gets_text_and_audio_and_the_mouth_moves_with_it(browser, site, test_persona_dir):
     npc = fresh_persona(test_persona_dir, "blacksmith_hilda")
@@ -209,11 +222,14 @@ async def test_push_to_talk_ends_the_line_when_let_go_even_mid_speech(
     npc = fresh_persona(test_persona_dir, "blacksmith_hilda")
     async with chromium(f"--use-file-for-fake-audio-capture={recording}%noloop") as browser:
         page = await open_page(browser, site, npc, new_player())
+        # Held until the microphone has sent the first sentence (100 ms a chunk), then let go: in the
+        # page, as that chunk goes, so that a loaded machine's slower round trips cannot send more.
+        chunks = int((4800 + len(first)) / 1600) + 2
+        await page.evaluate(LET_GO_AFTER, chunks)
         await page.hover("#ptt")
         await page.mouse.down()
-        # Held until the microphone has sent the first sentence (100 ms a chunk), then let go.
-        chunks = int((4800 + len(first)) / 1600) + 2
         await page.wait_for_function(f"window.playground.conversation.mic.stats.chunksSent >= {chunks}")
+        await page.wait_for_function("!document.getElementById('ptt').classList.contains('held')")
         await page.mouse.up()
         await page.wait_for_timeout(300)
         sent = await page.evaluate("window.playground.conversation.mic.stats.chunksSent")
@@ -232,9 +248,11 @@ async def test_push_to_talk_ends_the_line_when_let_go_even_mid_speech(
 
 
 async def test_a_line_the_player_went_on_with_after_a_pause_is_shown_once(
-    site, test_persona_dir, speak, tmp_path
+    site, test_persona_dir, speak, tmp_path, gate
 ):
-    # 0.6 s of silence ends the first part; the player goes on before any reply audio: one line, whole.
+    # 0.6 s of silence may end the first part; the player goes on before any reply audio: one line, whole.
+    # The reply is held (gate) until the page has heard the player go on, so a machine fast enough to
+    # answer the first part within the pause does not turn this into a barge-in test.
     pause = np.zeros(int(0.6 * 16000), np.float32)
     silence = np.zeros(16000, np.float32)
     recording = tmp_path / "player.wav"
@@ -247,9 +265,12 @@ async def test_a_line_the_player_went_on_with_after_a_pause_is_shown_once(
     async with chromium(f"--use-file-for-fake-audio-capture={recording}%noloop") as browser:
         page = await open_page(browser, site, npc, new_player())
         await page.click("#open-mic")
+        went_on = "[...document.querySelectorAll('#transcript li.player')].some((e) => /sword/i.test(e.textContent))"
+        await page.wait_for_function(went_on, timeout=REPLY_TIMEOUT_MS)
+        gate.released.set()
         answered = "[...document.querySelectorAll('#transcript li.npc .text')].some((e) => e.textContent)"
         await page.wait_for_function(
-            f"window.playground.conversation.turnsEnded >= 2 && {answered}", timeout=REPLY_TIMEOUT_MS
+            f"window.playground.conversation.turnsEnded >= 1 && {answered}", timeout=REPLY_TIMEOUT_MS
         )
         lines = await page.locator("#transcript li.player:not(.interim)").all_text_contents()
         assert len(lines) == 1 and "repair" in lines[0].lower() and "sword" in lines[0].lower(), lines

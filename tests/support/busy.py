@@ -61,3 +61,32 @@ async def busy_gateway(
     dialogue = await busy_dialogue(hosted, persona_dir)
     options = gateway_options(persona_dir, redis, speech, dialogue, voice, face)
     return await hosted("conversation", REGISTRATION, {**options, "busy_retry_after_s": retry_after_s})
+
+
+class HeldRest:
+    """Holds every piece after the first of a reply the voice engine speaks (``sentence_index >= 1``) until
+    the next reply starts (its first piece: the player's barge-in line is being answered) or the test
+    calls ``release``. A reply of two pieces or more is then still going on when the player interrupts,
+    however fast this machine speaks; ``arm`` starts holding again (a new try)."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self._first_pieces = 0
+        self._lock = threading.Lock()
+
+    def arm(self) -> None:
+        with self._lock:
+            self._first_pieces = 0
+            self.released.clear()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def piece(self, sentence_index: int) -> None:
+        if sentence_index == 0:
+            with self._lock:
+                self._first_pieces += 1
+                if self._first_pieces >= 2:
+                    self.released.set()
+        else:
+            self.released.wait(60)
