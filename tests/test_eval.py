@@ -43,21 +43,39 @@ def test_expectations_are_words_an_action_and_an_emotion():
     checks = {
         c.name: c.passed for c in check_reply("Aric, hand it over.", ["joy"], ["repair_item"], expect, [])
     }
-    assert checks == dict.fromkeys(
-        [
-            "says something",
-            "no repeat",
-            "no loop",
-            "no prompt text",
-            "any of words",
-            "none of words",
-            "action",
-            "emotion",
-        ],
-        True,
-    )
+    assert all(checks.values()) and {"any of words", "none of words", "action", "emotion"} <= set(checks)
     checks = {c.name: c.passed for c in check_reply("As an assistant, no.", [], [], expect, [])}
     assert not any(checks[name] for name in ("any of words", "none of words", "action", "emotion"))
+
+
+def test_a_reader_would_fail_a_stolen_name_talk_of_ai_an_unasked_action_and_invented_parameters():
+    said = ["Good evening. I'm Tamsin, a merchant from Highcliff.", "Can you fix my chipped blade?"]
+
+    def failed(reply, actions=(), parameters=None, expect=None):
+        checks = check_reply(reply, [], list(actions), expect or Expect(), [], said, parameters, ["rain"])
+        return [c.name for c in checks if not c.passed]
+
+    assert failed("Evening, Tamsin. Highcliff merchants pay well.") == []
+    assert failed("Good evening. I'm Tamsin, a merchant from Highcliff.") == ["own identity"]
+    assert failed("I am a merchant too, you know.") == ["own identity"]
+    assert failed("I'm Hilda, and I'm a smith.") == []  # its own name and trade
+    assert failed("As an AI assistant, I cannot.") == ["in the world"]
+    assert failed("Check it on your phone.") == ["in the world"]
+    assert failed("Sure, hand it over.", ["repair_item"], {"repair_item": {"item": "blade"}}) == [
+        "no action unasked"
+    ]
+    asked = Expect(action="repair_item")
+    assert failed("Hand it over.", ["repair_item"], {"repair_item": {"item": "blade"}}, asked) == []
+    assert failed("Hand it over.", ["repair_item"], {"repair_item": {"item": "chipped_blade"}}, asked) == []
+    assert failed("Hand it over.", ["repair_item"], {"repair_item": {"item": "dragonwood"}}, asked) == [
+        "parameters from the talk"
+    ]
+    assert failed("Hand it over.", ["repair_item"], {"repair_item": {"price": "200"}}, asked) == []
+
+
+def test_a_line_expects_an_action_or_none_not_both():
+    with pytest.raises(ValueError, match="either an action or no_action"):
+        Expect(action="open_gate", no_action=True)
 
 
 def test_a_script_names_its_problem(tmp_path):

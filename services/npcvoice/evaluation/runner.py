@@ -39,12 +39,18 @@ async def run_script(script: Script, client: NpcClient, voice: bool = False) -> 
         script.npc, script.player, voice_reply=voice, player_name=script.player_name, seed=script.seed
     )
     results: list[LineResult] = []
+    player_lines: list[str] = []
+    game: list[str] = []  # what the game told the NPC: context values, events
     async with npc:
         for line in script.lines:
             if line.context:
                 npc.set_context(line.context)
+                game += line.context.values()
             for event in line.events:
                 npc.tell(event.name, event.description, event.parameters)
+                game += [event.description, *event.parameters.values()]
+            if line.say is not None:
+                player_lines.append(line.say)
             if line.say is not None:
                 reply = await npc.say(line.say)
             elif line.speak is not None:
@@ -52,7 +58,10 @@ async def run_script(script: Script, client: NpcClient, voice: bool = False) -> 
             else:
                 reply = await npc.reply()  # the persona's trigger for the events speaks
             actions = [action["name"] for action in reply.actions]
+            parameters = {action["name"]: dict(action["parameters"]) for action in reply.actions}
             earlier = [result.reply for result in results]
-            checks = check_reply(reply.text, reply.emotions, actions, line.expect, earlier)
+            checks = check_reply(
+                reply.text, reply.emotions, actions, line.expect, earlier, player_lines, parameters, game
+            )
             results.append(LineResult(line, reply.text, reply.emotions, actions, checks))
     return results

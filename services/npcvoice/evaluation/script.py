@@ -39,8 +39,17 @@ class _Strict(BaseModel):
 class Expect(_Strict):
     any_words: list[str] = Field(default_factory=list, description="The reply says at least one of these.")
     no_words: list[str] = Field(default_factory=list, description="The reply says none of these.")
-    action: str | None = Field(None, description="The reply takes this action.")
+    action: str | None = Field(
+        None, description="The reply takes this action (an action on a line without one fails: unasked)."
+    )
+    no_action: bool = Field(False, description="The line mentions an action's object but asks for none.")
     emotion: list[str] = Field(default_factory=list, description="The reply shows one of these emotions.")
+
+    @model_validator(mode="after")
+    def _action_or_none(self) -> Expect:
+        if self.no_action and self.action:
+            raise ValueError("expect either an action or no_action, not both")
+        return self
 
 
 class Event(_Strict):
