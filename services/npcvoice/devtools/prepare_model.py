@@ -43,7 +43,7 @@ from npcvoice.devtools.model_source import (
     inspect_source,
 )
 from npcvoice.dialogue.model import MANIFEST, MODEL_NAME, bundled_gguf, source_hash
-from npcvoice.dialogue.options import BUNDLED_MODEL_ID
+from npcvoice.dialogue.options import BUNDLED_MODEL_ID, TUNED_MODEL_ID
 
 DEFAULT_MODELS_DIR = Path(".models")
 BUILDER_OPTIONS = [
@@ -133,9 +133,11 @@ def prepare(
     force: bool = False,
     name: str | None = None,
     chat_template: Path | None = None,
+    prompt_style: str = "full",
 ) -> Path:
     """The ONNX model folder for the GGUF file or Hugging Face folder ``path`` on ``device`` ("cpu" or
-    "cuda"), built if not already there; ``chat_template`` (a Jinja file) for a model that has none."""
+    "cuda"), built if not already there; ``chat_template`` (a Jinja file) for a model that has none;
+    ``prompt_style`` "compact" for a model tuned on the NPC corpus (the dialogue engine reads it)."""
     source = inspect_source(path)
     model_name = resolve_name(source, name)
     if not source.has_chat_template and chat_template is None:
@@ -177,7 +179,7 @@ def prepare(
             "name": model_name, "source": str(path), "sha256": digest, "device": device,
             "architecture": source.architecture, "builder_options": BUILDER_OPTIONS,
             "gguf_weight_types": dict(source.weight_types), "carried_blocks": dict(carried or {}),
-            "chat_template": str(chat_template) if chat_template else None,
+            "chat_template": str(chat_template) if chat_template else None, "prompt_style": prompt_style,
         }  # fmt: skip
         (onnx_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out.exists():
@@ -185,6 +187,25 @@ def prepare(
         onnx_dir.rename(out)
     print(f"prepared {out}: a persona picks it with dialogue.model: {model_name}")
     return out
+
+
+def prepare_tuned(models_dir: Path, device: str = "cpu", force: bool = False) -> Path | None:
+    """The tuned model (``TUNED_MODEL_ID``): the committed adapter of ``npcvoice tune`` merged into the
+    bundled GGUF's own blocks, then prepared like any GGUF, with the compact prompt it was tuned on. None
+    when there is no adapter (a corpus not yet distilled)."""
+    from npcvoice.training.export import merge_into_gguf
+    from npcvoice.training.tune import ADAPTER_DIR
+
+    weights = ADAPTER_DIR / "adapter_model.safetensors"
+    if not weights.exists():
+        return None
+    base = bundled_gguf()
+    digest = hashlib.sha256(f"{source_hash(base)}+{source_hash(weights)}".encode()).hexdigest()
+    merged = models_dir / "tuned" / f"{TUNED_MODEL_ID}-{digest[:12]}.gguf"
+    if not merged.exists():
+        print(f"merging {ADAPTER_DIR} into {base.name} -> {merged}", flush=True)
+        merge_into_gguf(base, ADAPTER_DIR, merged)
+    return prepare(merged, models_dir, device, force, name=TUNED_MODEL_ID, prompt_style="compact")
 
 
 def _drop_template_from(tokenizer_config: Path) -> None:
@@ -207,10 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
+    parser.add_argument(
+        "--prompt-style", choices=["full", "compact"], default="full",
+        help="compact: a model tuned on the NPC corpus (npcvoice tune), which needs fewer instructions",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     path = args.source or args.gguf or bundled_gguf()
     try:
-        prepare(path, args.models_dir, args.device, args.force, args.name, args.chat_template)
+        prepare(
+            path, args.models_dir, args.device, args.force, args.name, args.chat_template, args.prompt_style
+        )
+        if args.source is None and args.gguf is None:  # the bundled model, and the one tuned from it
+            prepare_tuned(args.models_dir, args.device, args.force)
     except UnsupportedModel as problem:
         print(f"npcvoice prepare-model: {problem}", file=sys.stderr)
         return 2

@@ -155,7 +155,8 @@ class DialogueEngine:
     @staticmethod
     def warm_key(model: LoadedModel, persona: Persona) -> str:
         """Cache key of a generator holding only ``persona``'s fixed prompt (changes when it is edited)."""
-        digest = hashlib.sha256(json.dumps(fixed_messages(persona)).encode()).hexdigest()[:16]
+        fixed = fixed_messages(persona, model.prompt_style)
+        digest = hashlib.sha256(json.dumps(fixed).encode()).hexdigest()[:16]
         return f"~warm:{model.model_id}:{persona.id}:{digest}"
 
     def begin_warm(self, persona_id: str) -> WarmJob | None:
@@ -168,7 +169,7 @@ class DialogueEngine:
             if key in self.cache or key in self._warming:
                 return None
             self._warming.add(key)
-        ids = model.prompt_ids(fixed_messages(persona), reply_next=False)
+        ids = model.prompt_ids(fixed_messages(persona, model.prompt_style), reply_next=False)
         return WarmJob(self, model, key, ids, persona.id)
 
     def warm_done(self, key: str) -> None:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from copy import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from npcvoice.dialogue.cache import Conversation, prefill
 from npcvoice.dialogue.jobs import WARM_CHUNK
@@ -26,17 +26,14 @@ from npcvoice.dialogue.metrics import (
     RETRIED_SENTENCES,
 )
 from npcvoice.dialogue.model import LoadedModel
-from npcvoice.dialogue.prompt import Message, rendered_turns
+from npcvoice.dialogue.parts import EngineParts
+from npcvoice.dialogue.prompt import Message
 from npcvoice.dialogue.reply import ReplyEvent, ReplyFilter, Sentence
-from npcvoice.dialogue.reuse import open_prompt
+from npcvoice.dialogue.reuse import open_prompt, rendered_turns
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher
 from npcvoice.dialogue.steering import MAX_RETRIES, Mark, Steering, fallback_line
 from npcvoice.dialogue.types import FINISH_LENGTH, FINISH_STOP, GenerationSummary, TurnRequest
 from npcvoice.personas.schema import Persona
-
-if TYPE_CHECKING:
-    from npcvoice.dialogue.engine import DialogueEngine
-
 
 # Replies a cached conversation remembers having said, beyond the request's turns.
 MAX_SAID = 100
@@ -51,7 +48,7 @@ class Generation:
 
     def __init__(
         self,
-        engine: DialogueEngine,
+        engine: EngineParts,
         model: LoadedModel,
         persona: Persona,
         request: TurnRequest,
@@ -281,7 +278,9 @@ class Generation:
         if said and (self.finish_reason == FINISH_LENGTH or self.filter.sentences >= self._max_pieces):
             end = max(raw.rfind(mark) for mark in ".!?")
             raw = raw[: end + 1] if end > 0 else raw  # the unfinished sentence was never said
-        conversation.rendered = rendered_turns(self.persona, self.request, self._messages, said, raw)
+        conversation.rendered = rendered_turns(
+            self.persona, self.request, self._messages, said, raw, self._model.prompt_style
+        )
         if said:
             conversation.said = [*conversation.said, said][-MAX_SAID:]
 

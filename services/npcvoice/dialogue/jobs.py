@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from npcvoice.dialogue.cache import Conversation, new_conversation, prefill
 from npcvoice.dialogue.metrics import WARM_PREFIXES
 from npcvoice.dialogue.model import LoadedModel
+from npcvoice.dialogue.parts import EngineParts
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings
 from npcvoice.turns import Turn, player_facts
-
-if TYPE_CHECKING:
-    from npcvoice.dialogue.engine import DialogueEngine
 
 WARM_CHUNK = 32
 
@@ -25,7 +23,7 @@ class WarmJob:
     """Prefills a persona's fixed prompt into a spare generator, a chunk per step, then caches it."""
 
     def __init__(
-        self, engine: DialogueEngine, model: LoadedModel, key: str, ids: list[int], persona_id: str
+        self, engine: EngineParts, model: LoadedModel, key: str, ids: list[int], persona_id: str
     ) -> None:
         self._engine = engine
         self.persona_id = persona_id

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from npcvoice.dialogue.prompt import Message
+from npcvoice.dialogue.prompt import Message, PromptStyle
 from npcvoice.runtime.providers import Device, pick_device
 
 log = logging.getLogger("npcvoice.dialogue")
@@ -95,6 +95,9 @@ class LoadedModel:
     template: ChatTemplate
     # Local attention (Gemma's sliding window) needs a KV cache at least as long as its window.
     min_length: int = 0
+    # How its prompt is written (prompt.PromptStyle): "compact" for a model tuned on the NPC corpus, as
+    # its manifest says (npcvoice prepare-model --prompt-style).
+    prompt_style: PromptStyle = "full"
 
     def prompt_ids(self, messages: list[Message], reply_next: bool = True) -> list[int]:
         shaped = self.template.shape(messages)
@@ -245,6 +248,7 @@ def load_model(
         end_ids.add(int(start[0]))  # a ChatML model that starts a new message has ended its reply
     end_ids |= turn_end_ids(tokenizer)
     provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
+    facts = json.loads(manifest.read_text()) if manifest.exists() else {}
     log.info(
         "dialogue model %s from %s on %s (%d kB of KV cache per token)",
         model_id, folder, provider, bytes_per_token // 1024,
@@ -261,4 +265,5 @@ def load_model(
         end_ids=frozenset(end_ids),
         template=probe_template(tokenizer),
         min_length=window,
+        prompt_style="compact" if facts.get("prompt_style") == "compact" else "full",
     )

@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 BUNDLED_MODEL_ID = "smollm2-135m"
+# The bundled model with the NPC corpus distilled into it (training/: npcvoice tune), which
+# `npcvoice prepare-model` builds from the committed adapter; a persona picks it by this name.
+TUNED_MODEL_ID = "npc-smollm2-135m"
 
 
 class DialogueOptions(BaseModel):

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Literal
 
 from npcvoice.personas.schema import Persona
 from npcvoice.runtime.errors import InvalidArgument
 from npcvoice.turns import Turn
-
-if TYPE_CHECKING:
-    from npcvoice.dialogue.types import TurnRequest
 
 
 @dataclass
@@ -34,6 +31,10 @@ class MemoryView:
 
 
 Message = dict[str, str]
+# "full": every rule spelled out, for a model that only follows instructions. "compact": for a model tuned
+# on the NPC corpus (npcvoice tune), which has the rules and the tags' form trained in: the persona, its
+# emotions and actions, and each piece of context only when the history it sees does not hold it already.
+PromptStyle = Literal["full", "compact"]
 # When the history outgrows the prompt budget, it is cut down to this share of the room it has.
 REFILL = 0.7
 
@@ -67,11 +68,11 @@ def example_replies(persona: Persona) -> list[str]:
     return [persona.greeting]
 
 
-def fixed_messages(persona: Persona) -> list[Message]:
+def fixed_messages(persona: Persona, style: PromptStyle = "full") -> list[Message]:
     """The prompt's start, the same on every turn: the persona's core, then an exchange that shows the
     reply's form (the tag first, then short speech to the player) in the NPC's own words."""
     return [
-        {"role": "system", "content": persona_core(persona)},
+        {"role": "system", "content": persona_core(persona, style)},
         {"role": "user", "content": "The player says: Hello."},
         {"role": "assistant", "content": f"[emotion: {persona.emotions[0]}] {persona.greeting}"},
     ]
@@ -82,8 +83,10 @@ def private_text(persona: Persona) -> str:
     return " ".join([persona.description, persona.speaking_style, RULES, *persona.secrets])
 
 
-def persona_core(persona: Persona) -> str:
+def persona_core(persona: Persona, style: PromptStyle = "full") -> str:
     """The fixed part of the system prompt: the same text on every turn."""
+    if style == "compact":
+        return _compact_core(persona)
     lines = [f"You are {persona.display_name}. {persona.description}"]
     if persona.personality:
         lines.append(f"Personality: {', '.join(persona.personality)}.")
@@ -106,6 +109,28 @@ def persona_core(persona: Persona) -> str:
     return "\n".join(lines)
 
 
+def _compact_core(persona: Persona) -> str:
+    lines = [f"You are {persona.display_name}. {persona.description}"]
+    if persona.personality:
+        lines.append(f"Personality: {', '.join(persona.personality)}.")
+    if persona.speaking_style:
+        lines.append(f"Speaking style: {persona.speaking_style}")
+    if persona.example_lines:
+        lines.append("Things you might say: " + " ".join(f'"{line}"' for line in persona.example_lines))
+    if persona.refuse_topics:
+        lines.append(f"Refuse to talk about: {', '.join(persona.refuse_topics)}.")
+    if persona.secrets:
+        lines.append(f"Secrets you know and never tell anyone: {'; '.join(persona.secrets)}.")
+    lines.append(f"Emotions: {', '.join(persona.emotions)}.")
+    if persona.actions:
+        described = "; ".join(
+            f"{a.name}" + "".join(f" {p.name}=<{p.type}>" for p in a.parameters) + f" ({a.description})"
+            for a in persona.actions
+        )
+        lines.append(f"Actions: {described}.")
+    return "\n".join(lines)
+
+
 def _relationship(memory: MemoryView) -> str:
     feeling = (
         "like" if memory.affinity > 0.3 else "dislike" if memory.affinity < -0.3 else "feel neutral about"
@@ -123,6 +148,7 @@ def build_messages(
     player_name: str = "",
     rendered: Mapping[tuple[str, str], str] | None = None,
     cue: str = "",
+    style: PromptStyle = "full",
 ) -> list[Message]:
     """Chat messages for the model, fitted to ``budget`` tokens as counted by ``count_tokens``.
 
@@ -144,18 +170,27 @@ def build_messages(
     summary, facts = memory.summary, list(memory.player_facts)
 
     def assemble() -> list[Message]:
+        # compact: what the model still sees in an earlier message (as first sent) is not written again
+        visible = (
+            " ".join((rendered or {}).get((t.role, t.text), "") for t in turns) if style == "compact" else ""
+        )
+
+        def seen(line: str) -> bool:
+            return bool(visible) and line in visible
+
         context = []
-        if summary:
+        if summary and not seen(f"Earlier: {summary}"):
             context.append(f"Earlier: {summary}")
         if lore:
             context.append("You know: " + " ".join(lore))
-        if memory.affinity or memory.trust:
+        if (memory.affinity or memory.trust) and not seen(_relationship(memory)):
             context.append(_relationship(memory))
-        if player_name:
+        if player_name and not seen(f"Player's name: {player_name}"):
             context.append(f"Player's name: {player_name}")
-        if facts:
-            context.append("About the player: " + " ".join(f'"{fact}"' for fact in facts))
-        messages = fixed_messages(persona)
+        unseen = [fact for fact in facts if not seen(f'"{fact}"')]
+        if unseen:
+            context.append("About the player: " + " ".join(f'"{fact}"' for fact in unseen))
+        messages = fixed_messages(persona, style)
         for turn in turns:
             text = (rendered or {}).get((turn.role, turn.text)) if not turn.interrupted else None
             if text is None:
@@ -166,7 +201,8 @@ def build_messages(
                 messages.append({"role": "user" if turn.role == "player" else "assistant", "content": text})
         if memory.world:
             now = ", ".join(f"the {key.replace('_', ' ')} is {value}" for key, value in memory.world.items())
-            context.append(f"Right now {now}.")
+            if not seen(f"Right now {now}."):
+                context.append(f"Right now {now}.")
         said = f"The player says: {player_text}" if player_text.strip() else f"[{cue}]"
         line = "\n".join([*context, said])
         messages.append({"role": "user", "content": line})
@@ -195,21 +231,3 @@ def build_messages(
             )
         messages = assemble()
     return messages
-
-
-def rendered_turns(
-    persona: Persona, request: TurnRequest, messages: list[Message], said: str, raw: str
-) -> dict[tuple[str, str], str]:
-    """How this turn's prompt wrote each of its turns (``messages``), and the NPC's reply (``said``, as
-    ``raw``: the model's own text with its tags), keyed by (role, text): the next prompt writes them the
-    same way, so the conversation's cached tokens still match it."""
-    rendered: dict[tuple[str, str], str] = {}
-    history = messages[len(fixed_messages(persona)) : -1]
-    turns = request.memory.recent_turns[-len(history) :] if history else []
-    for turn, message in zip(turns, history, strict=False):
-        rendered[(turn.role, turn.text)] = message["content"]
-    if request.player_text.strip():
-        rendered[("player", request.player_text)] = messages[-1]["content"]
-    if said:
-        rendered[("npc", said)] = raw
-    return rendered

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from npcvoice.dialogue.cache import Conversation, common_prefix, new_conversation
 from npcvoice.dialogue.metrics import PROMPT_TOKENS, WARM_PREFIXES
 from npcvoice.dialogue.model import LoadedModel
-from npcvoice.dialogue.prompt import Message, build_messages
+from npcvoice.dialogue.parts import EngineParts
+from npcvoice.dialogue.prompt import Message, PromptStyle, build_messages, fixed_messages
 from npcvoice.dialogue.types import TurnRequest
 from npcvoice.personas.schema import Persona
-
-if TYPE_CHECKING:
-    from npcvoice.dialogue.engine import DialogueEngine
 
 
 @dataclass
@@ -33,7 +30,7 @@ class Opened:
 
 
 def open_prompt(
-    engine: DialogueEngine, model: LoadedModel, persona: Persona, request: TurnRequest, max_tokens: int
+    engine: EngineParts, model: LoadedModel, persona: Persona, request: TurnRequest, max_tokens: int
 ) -> Opened | None:
     """Build the prompt of ``request`` and take its conversation; None for a prefill ahead (``prefill_only``)
     whose conversation is held by a reply in progress: it would only make that reply wait."""
@@ -70,6 +67,7 @@ def open_prompt(
         request.player_name,
         rendered=conversation.rendered if conversation is not None else None,
         cue=request.cue,
+        style=model.prompt_style,
     )
     ids = tokenized.get(json.dumps(messages)) or model.prompt_ids(messages)
     shared = 0
@@ -95,3 +93,26 @@ def open_prompt(
     PROMPT_TOKENS.labels("cached").inc(shared)
     PROMPT_TOKENS.labels("prefilled").inc(len(ids) - shared)
     return Opened(conversation, messages, ids[shared:], len(ids), shared, keep)
+
+
+def rendered_turns(
+    persona: Persona,
+    request: TurnRequest,
+    messages: list[Message],
+    said: str,
+    raw: str,
+    style: PromptStyle = "full",
+) -> dict[tuple[str, str], str]:
+    """How this turn's prompt wrote each of its turns (``messages``), and the NPC's reply (``said``, as
+    ``raw``: the model's own text with its tags), keyed by (role, text): the next prompt writes them the
+    same way, so the conversation's cached tokens still match it."""
+    rendered: dict[tuple[str, str], str] = {}
+    history = messages[len(fixed_messages(persona, style)) : -1]
+    turns = request.memory.recent_turns[-len(history) :] if history else []
+    for turn, message in zip(turns, history, strict=False):
+        rendered[(turn.role, turn.text)] = message["content"]
+    if request.player_text.strip():
+        rendered[("player", request.player_text)] = messages[-1]["content"]
+    if said:
+        rendered[("npc", said)] = raw
+    return rendered
