@@ -7,6 +7,7 @@ npcvoice schema [--check]         rewrite (or check) npc_personas/persona.schema
 npcvoice health ADDRESS           print a service's gRPC health status (exit 0 when SERVING)
 npcvoice eval SCRIPT.yaml ...     run conversation scripts against the suite (exit 1 on a failed line)
 npcvoice playground [flags]       a local web page to edit personas and talk to the NPCs
+npcvoice tune [flags]             distil the NPC corpus (training/) into the dialogue model, as a LoRA adapter
 """
 
 from __future__ import annotations
@@ -153,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         from npcvoice.devtools.prepare_model import main as prepare_main
 
         return prepare_main(argv[1:])
+    if argv[:1] == ["tune"]:
+        from npcvoice.training.tune import main as tune_main
+
+        return tune_main(argv[1:])
     if len(argv) >= 2 and argv[0] == "serve":  # the service parses its own flags
         if argv[1] not in SERVICES:
             print(f"unknown service {argv[1]!r}; choose from {', '.join(START_ORDER)}", file=sys.stderr)
@@ -179,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "prepare-model",
         help="convert a dialogue model (the bundled one, a GGUF or a HF folder) to ONNX, once",
     )
+    commands.add_parser("tune", help="distil the NPC corpus (training/) into the dialogue model (see --help)")
     commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")
     commands.add_parser("demo", help="a scripted conversation with Hilda the blacksmith")
     commands.add_parser("playground", help="a web page to edit personas and talk to NPCs (see --help)")

@@ -1,0 +1,269 @@
+"""``npcvoice tune``: distil the NPC corpus into the bundled dialogue model, as a LoRA adapter.
+
+1. The corpus (training/) is checked and rendered exactly as the engine serves it (``render``): the
+   compact prompt, the served model's own chat template and tokenizer. Personas are split into training
+   and validation by a hash of their id (``corpus.is_validation``): validation personas never train.
+2. The bundled GGUF is read by transformers into fp32 and a LoRA adapter is trained on every NPC reply of
+   each packed conversation (the loss on the reply's tokens and its end-of-message only), on the CPU or
+   on CUDA when present; the same seed and corpus give the same adapter on the same machine.
+3. The adapter is written to ``training/adapter`` (small enough to commit) with what made it.
+
+``npcvoice prepare-model`` then merges it into the GGUF's own 4-bit blocks (``export``) and builds the
+served model from that, like any other model.
+
+    npcvoice tune                      # the whole corpus, the options below
+    npcvoice tune --epochs 1 --max-steps 20 --out /tmp/adapter   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from npcvoice.training.check import check_corpus
+from npcvoice.training.corpus import CORPUS_DIR, is_validation, load_personas, read_conversations
+from npcvoice.training.render import Sequence, render
+
+ADAPTER_DIR = CORPUS_DIR / "adapter"
+RECORD = "npcvoice-tune.json"  # beside the adapter: the options, the corpus's hash, the losses
+
+
+@dataclass
+class TuneOptions:
+    """Everything ``npcvoice tune`` can be told; the defaults made the shipped adapter."""
+
+    corpus_dir: Path = CORPUS_DIR
+    out_dir: Path = ADAPTER_DIR
+    models_dir: Path = Path(".models")
+    epochs: int = 2
+    learning_rate: float = 3e-4
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                     "down_proj")  # fmt: skip
+    step_tokens: int = 4096  # tokens per optimizer step (whole sequences accumulated up to this)
+    max_sequence: int = 1024
+    seed: int = 7
+    threads: int = 0  # torch's CPU threads (0: all cores)
+    device: str = "auto"  # auto: CUDA when present
+    max_steps: int = 0  # stop after this many optimizer steps (0: all epochs)
+    # Train on at most this many tokens an epoch (0: all), taking the sequences that teach the most replies
+    # per token first: a conversation's opening sequence holds several replies, a later one (after the
+    # history window slid) one reply with the whole prompt again.
+    max_train_tokens: int = 0
+    save_every: int = 10  # steps between saves of the adapter so far (0: only at the end)
+
+
+@dataclass
+class Split:
+    train: list[Sequence] = field(default_factory=list)
+    validation: list[Sequence] = field(default_factory=list)
+    validation_personas: list[str] = field(default_factory=list)
+
+
+def corpus_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("personas/*.yaml"), *root.glob("conversations/*.jsonl")]):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def rendered_corpus(options: TuneOptions) -> Split:
+    """The corpus as token sequences, through the served model's tokenizer and template."""
+    from npcvoice.dialogue.model import bundled_model_folder, load_model
+
+    model = load_model("tokenizer", bundled_model_folder(options.models_dir, "cpu"), "cpu")
+    personas, problems = load_personas(options.corpus_dir / "personas")
+    if problems:
+        raise SystemExit("the corpus's personas do not load:\n" + "\n".join(problems))
+    split = Split()
+    for path in sorted((options.corpus_dir / "conversations").glob("*.jsonl")):
+        for located in read_conversations(path):
+            conversation = located.conversation
+            held_out = is_validation(conversation.persona)
+            for sequence in render(conversation, personas[conversation.persona], model.prompt_ids):
+                if len(sequence.ids) > options.max_sequence:
+                    continue
+                (split.validation if held_out else split.train).append(sequence)
+    split.validation_personas = sorted(p for p in personas if is_validation(p))
+    return split
+
+
+def _batch_loss(model: Any, sequence: Sequence, device: Any) -> tuple[Any, int]:
+    """The summed cross-entropy over one sequence's target tokens, and how many there are. The output
+    head (a 49k-word vocabulary: two fifths of the 135M model's work per token) runs only where a target
+    token is predicted."""
+    import torch
+
+    ids = torch.tensor([sequence.ids], device=device)
+    predicting = [p - 1 for start, end in sequence.targets for p in range(start, end)]
+    causal = model.get_base_model()
+    hidden = causal.model(input_ids=ids).last_hidden_state[0, predicting]
+    logits = causal.lm_head(hidden).float()
+    targets = ids[0, [p + 1 for p in predicting]]
+    return torch.nn.functional.cross_entropy(logits, targets, reduction="sum"), len(predicting)
+
+
+def densest(sequences: list[Sequence], budget: int) -> list[Sequence]:
+    """The sequences with the most target tokens per token, up to ``budget`` tokens in all (stable)."""
+    ranked = sorted(sequences, key=lambda s: -sum(e - b for b, e in s.targets) / len(s.ids))
+    chosen, used = [], 0
+    for sequence in ranked:
+        if used + len(sequence.ids) > budget:
+            continue
+        chosen.append(sequence)
+        used += len(sequence.ids)
+    return chosen
+
+
+def steps_of(sequences: list[Sequence], step_tokens: int) -> list[list[Sequence]]:
+    """Sequences grouped into optimizer steps of about ``step_tokens`` tokens each (in the given order)."""
+    steps: list[list[Sequence]] = []
+    current: list[Sequence] = []
+    size = 0
+    for sequence in sequences:
+        current.append(sequence)
+        size += len(sequence.ids)
+        if size >= step_tokens:
+            steps.append(current)
+            current, size = [], 0
+    if current:
+        steps.append(current)
+    return steps
+
+
+def tune(options: TuneOptions) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from npcvoice.dialogue.model import bundled_gguf
+
+    problems, counts = check_corpus(options.corpus_dir)
+    if problems:
+        raise SystemExit(f"the corpus has {len(problems)} problems (python -m npcvoice.training.check):\n"
+                         + "\n".join(problems[:20]))  # fmt: skip
+    random.seed(options.seed)
+    torch.manual_seed(options.seed)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    use_cuda = options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if use_cuda else "cpu")
+    started = time.perf_counter()
+    split = rendered_corpus(options)
+    train_tokens = sum(len(s.ids) for s in split.train)
+    print(f"corpus: {counts.get('replies', 0)} replies of {counts.get('personas', 0)} personas; "
+          f"{len(split.train)} training sequences ({train_tokens} tokens), "
+          f"{len(split.validation)} validation ({len(split.validation_personas)} personas held out)",
+          flush=True)  # fmt: skip
+
+    gguf = bundled_gguf()
+    base = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = LoraConfig(
+        r=options.lora_rank, lora_alpha=options.lora_alpha, lora_dropout=0.0,
+        target_modules=list(options.lora_targets), task_type="CAUSAL_LM",
+    )  # fmt: skip
+    model = get_peft_model(base, config).to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=options.weight_decay)
+    order = densest(split.train, options.max_train_tokens) if options.max_train_tokens else list(split.train)
+    plan = []
+    for _ in range(options.epochs):
+        random.shuffle(order)
+        plan += steps_of(order, options.step_tokens)
+    if options.max_steps:
+        plan = plan[: options.max_steps]
+
+    def rate(step: int) -> float:
+        if step < options.warmup_steps:
+            return (step + 1) / options.warmup_steps
+        progress = (step - options.warmup_steps) / max(1, len(plan) - options.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    history: list[dict[str, float]] = []
+    print(f"training: {len(order)} sequences, {sum(len(s.ids) for s in order)} tokens an epoch; "
+          f"{len(plan)} steps of ~{options.step_tokens} tokens on {device}", flush=True)  # fmt: skip
+    model.train()
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    seen_tokens = 0
+    for number, step in enumerate(plan, 1):
+        optimizer.zero_grad()
+        targets = sum(sum(e - s for s, e in seq.targets) for seq in step)
+        total = 0.0
+        for sequence in step:
+            loss, _ = _batch_loss(model, sequence, device)
+            (loss / targets).backward()
+            total += float(loss.detach())
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        scheduler.step()
+        seen_tokens += sum(len(s.ids) for s in step)
+        elapsed = time.perf_counter() - started
+        if number % 10 == 0 or number == len(plan):
+            speed = seen_tokens / elapsed
+            print(f"step {number}/{len(plan)}: loss {total / targets:.3f}, {speed:.0f} tokens/s", flush=True)
+        history.append({"step": number, "loss": total / targets})
+        if options.save_every and number % options.save_every == 0:
+            model.save_pretrained(str(options.out_dir))  # a usable adapter if the run is stopped
+    validation = evaluate(model, split.validation, device)
+    print(f"validation loss {validation:.3f} on {len(split.validation)} sequences", flush=True)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    for parameter in trainable:  # half the size to commit; the merge works in fp32 again
+        parameter.data = parameter.data.to(torch.float16)
+    model.save_pretrained(str(options.out_dir))
+    record = {
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        "corpus_sha256": corpus_hash(options.corpus_dir),
+        "counts": counts,
+        "train_sequences": len(split.train), "train_tokens": train_tokens,
+        "trained_sequences": len(order), "trained_tokens_per_epoch": sum(len(s.ids) for s in order),
+        "validation_personas": split.validation_personas, "validation_loss": validation,
+        "seconds": round(time.perf_counter() - started), "device": str(device),
+        "torch_threads": torch.get_num_threads(), "losses": history,
+    }  # fmt: skip
+    (options.out_dir / RECORD).write_text(json.dumps(record, indent=1))
+    print(f"adapter written to {options.out_dir} in {record['seconds']} s", flush=True)
+    return options.out_dir
+
+
+def evaluate(model: Any, sequences: list[Sequence], device: Any) -> float:
+    """The mean loss per target token over ``sequences``."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for sequence in sequences:
+            loss, n = _batch_loss(model, sequence, device)
+            total, count = total + float(loss), count + n
+    model.train()
+    return total / max(1, count)
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = TuneOptions()
+    parser = argparse.ArgumentParser(prog="npcvoice tune", description=__doc__.splitlines()[0])
+    for name, value in asdict(defaults).items():
+        if isinstance(value, tuple):
+            parser.add_argument(f"--{name.replace('_', '-')}", nargs="+", default=value)
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    args = vars(parser.parse_args(argv))
+    args["lora_targets"] = tuple(args["lora_targets"])
+    tune(TuneOptions(**args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

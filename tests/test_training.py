@@ -1,0 +1,182 @@
+"""The NPC corpus and what turns it into a tuned model: the corpus's checks (what a reply may teach), the
+rendering through the served model's own prompt builder and tokenizer, the compact prompt, and the merge
+of a LoRA adapter into the GGUF's own blocks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npcvoice.dialogue.prompt import MemoryView, build_messages, fixed_messages
+from npcvoice.personas.schema import Persona
+from npcvoice.training.check import check_conversation, check_corpus
+from npcvoice.training.corpus import CORPUS_DIR, SKILLS, Conversation, Located, is_validation, load_personas
+from npcvoice.training.tune import densest, steps_of
+from npcvoice.turns import Turn
+
+REPO = Path(__file__).resolve().parents[1]
+FERRY = Persona.model_validate(
+    {
+        "schema_version": 1, "id": "ferry_test", "display_name": "Odile Marsh",
+        "description": "Odile runs the rope ferry at Greywater.", "greeting": "Crossing, traveller?",
+        "lore": [{"keywords": ["crossing", "fare"], "text": "The crossing costs two copper pennies a head."}],
+        "emotions": ["neutral", "anger"],
+        "actions": [{"name": "sell_item", "description": "Sell the player something.",
+                     "parameters": [{"name": "item", "type": "string"}]}],
+    }
+)  # fmt: skip
+
+
+def problems(*steps: Mapping[str, object]) -> list[str]:
+    conversation = Conversation.model_validate({"persona": "ferry_test", "steps": list(steps)})
+    return check_conversation(Located(conversation, "test"), {"ferry_test": FERRY})
+
+
+def npc(text: str, skill: str, emotion: str = "neutral", **more: object) -> dict[str, object]:
+    return {"npc": text, "skill": skill, "emotion": emotion, **more}
+
+
+def test_the_shipped_corpus_is_valid_large_and_covers_every_skill_with_held_out_personas():
+    found, counts = check_corpus(CORPUS_DIR)
+    assert found == [], found[:10]
+    assert counts["personas"] >= 200 and counts["replies"] >= 4000, counts
+    assert all(counts.get(f"skill {skill}", 0) >= 50 for skill in SKILLS), counts
+    personas, _ = load_personas(CORPUS_DIR / "personas")
+    held_out = [p for p in personas if is_validation(p)]
+    assert 10 <= len(held_out) <= 0.2 * len(personas)
+    shipped = {p.stem for p in (REPO / "npc_personas").glob("*.yaml")}
+    assert not shipped & set(personas)  # the shipped NPCs are never trained on
+
+
+def test_a_reply_that_would_teach_the_wrong_thing_is_named():
+    # grounded: the lore keyword was said and the reply uses the lore
+    assert problems({"player": "What's the fare?"}, npc("Two coppers a head.", "lore")) == []
+    assert "no lore keyword" in problems({"player": "How are you?"}, npc("Two coppers.", "lore"))[0]
+    assert "uses no word of the lore" in problems({"player": "The fare?"}, npc("Ask my son.", "lore"))[0]
+    # memory only of what the prompt holds
+    said = {"player": "My name is Bran."}
+    assert problems(said, npc("Evening.", "smalltalk"), {"player": "Who am I?"}, npc("Bran.", "memory")) == []
+    assert "recalls nothing" in problems({"player": "Who am I?"}, npc("Bran, is it?", "memory"))[0]
+    # actions: only when asked, with the player's own words
+    rope = {"name": "sell_item", "args": {"item": "rope"}}
+    assert problems({"player": "I'll buy the rope."}, npc("Here.", "action", action=rope)) == []
+    assert (
+        "not from the conversation"
+        in problems({"player": "Sell me that."}, npc("Here.", "action", action=rope))[0]
+    )
+    assert (
+        "only lines that ask" in problems({"player": "Nice rope."}, npc("Aye.", "smalltalk", action=rope))[0]
+    )
+    # the world, the player's name, emotions, the form of speech
+    assert "out of the world" in problems({"player": "Are you an AI?"}, npc("I am no AI.", "deflect"))[0]
+    assert "takes the player's" in problems({"player": "I'm Bran."}, npc("I'm Bran.", "identity"))[0]
+    assert "not one of the persona's" in problems({"player": "Hi."}, npc("Hi.", "smalltalk", "joy"))[0]
+    assert "usual mood" in problems({"player": "You fool!"}, npc("Hm.", "emotion"))[0]
+    assert "stage directions" in problems({"player": "Hi."}, npc("*waves* Hi.", "smalltalk"))[0]
+    assert "must follow" in problems(npc("Hi.", "smalltalk"), {"player": "Hi."})[0]
+
+
+def test_the_compact_prompt_writes_the_rules_never_and_each_fact_once():
+    def prompt(style, rendered=None):
+        memory = MemoryView(turns, player_facts=["My name is Bran."], world={"weather": "fog"})
+        return build_messages(FERRY, memory, "The fare?", lambda m: 0, 10_000, rendered=rendered, style=style)
+
+    turns: list[Turn] = []
+    full, compact = prompt("full"), prompt("compact")
+    assert "Stay in character" in full[0]["content"] and "Stay in character" not in compact[0]["content"]
+    assert "Emotions: neutral, anger." in compact[0]["content"]
+    assert "sell_item item=<string>" in compact[0]["content"]
+    first = compact[-1]["content"]
+    assert 'About the player: "My name is Bran."' in first and "Right now the weather is fog." in first
+    # the next turn: the player's earlier message is in the history as it was sent; no repeat of either
+    turns = [Turn("player", "The fare?"), Turn("npc", "Two coppers.")]
+    rendered = {("player", "The fare?"): first, ("npc", "Two coppers."): "[emotion: neutral] Two coppers."}
+    later = prompt("compact", rendered)
+    assert len(later) == len(fixed_messages(FERRY, "compact")) + 3
+    assert "About the player" not in later[-1]["content"] and "Right now" not in later[-1]["content"]
+    assert "About the player" in prompt("full", rendered)[-1]["content"]
+
+
+def test_training_steps_take_whole_sequences_and_a_budget_takes_the_densest_first():
+    from npcvoice.training.render import Sequence
+
+    dense = Sequence(list(range(100)), [(10, 40), (50, 90)])
+    sparse = Sequence(list(range(100)), [(90, 100)])
+    assert densest([sparse, dense], 150) == [dense]
+    assert steps_of([dense, sparse, dense], 150) == [[dense, sparse], [dense]]
+
+
+@pytest.fixture(scope="module")
+def served_ids():
+    from npcvoice.dialogue.model import bundled_model_folder, load_model
+
+    return load_model("tokenizer", bundled_model_folder(REPO / ".models", "cpu"), "cpu")
+
+
+def test_a_conversation_renders_as_the_served_model_reads_it_one_sequence_with_every_reply_a_target(
+    served_ids,
+):
+    from npcvoice.training.corpus import read_conversations
+    from npcvoice.training.render import render
+
+    personas, _ = load_personas(CORPUS_DIR / "personas")
+    conversation = next(read_conversations(CORPUS_DIR / "conversations" / "sample.jsonl")).conversation
+    (sequence,) = render(conversation, personas[conversation.persona], served_ids.prompt_ids)
+    replies = [s for s in conversation.steps if s.npc]
+    assert len(sequence.targets) == len(replies)
+    for (start, end), step in zip(sequence.targets, replies, strict=True):
+        said = served_ids.tokenizer.decode(np.array(sequence.ids[start:end], np.int32))
+        assert (
+            said.strip()
+            == f"[emotion: {step.emotion}]"
+            + (f" [action: {step.action.name}]" if step.action else "")
+            + f" {step.npc}"
+        )
+        assert sequence.ids[end - 2] in served_ids.end_ids  # the end of message is learned: it stops
+    # the sequence starts as the served prompt does: the template's first marker, then the system message
+    assert sequence.ids[0] == int(served_ids.tokenizer.encode("<|im_start|>")[0])
+    assert served_ids.tokenizer.decode(np.array(sequence.ids[:9], np.int32)).startswith("system\nYou are Odile")
+
+
+def test_an_adapter_merges_into_the_gguf_blocks_in_gguf_row_order(tmp_path):
+    import gguf
+    from safetensors.numpy import save_file
+
+    from npcvoice.dialogue.model import bundled_gguf
+    from npcvoice.training.export import merge_into_gguf, permute_rows
+
+    base = bundled_gguf()
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 1, "lora_alpha": 1}))
+    rows = np.zeros((1, 576), np.float32)
+    rows[0, 5] = 1.0  # B·A puts 0.5 on one row of layer 2's query: its head 0, dimension 5
+    save_file(
+        {
+            "base_model.model.model.layers.2.self_attn.q_proj.lora_A.weight": np.full(
+                (1, 576), 0.5, np.float32
+            ),
+            "base_model.model.model.layers.2.self_attn.q_proj.lora_B.weight": rows.T.copy(),
+        },
+        str(adapter / "adapter_model.safetensors"),
+    )
+    merged = merge_into_gguf(base, adapter, tmp_path / "tuned.gguf")
+    before, after = gguf.GGUFReader(str(base)), gguf.GGUFReader(str(merged))
+    changed = [
+        t.name
+        for t, u in zip(before.tensors, after.tensors, strict=True)
+        if not np.array_equal(t.data, u.data)
+    ]
+    assert changed == ["blk.2.attn_q.weight"]
+    (old,) = [t for t in before.tensors if t.name == "blk.2.attn_q.weight"]
+    (new,) = [t for t in after.tensors if t.name == "blk.2.attn_q.weight"]
+    moved = gguf.quants.dequantize(new.data, new.tensor_type) - gguf.quants.dequantize(
+        old.data, old.tensor_type
+    )
+    expected = permute_rows(rows.T @ np.full((1, 576), 0.5, np.float32), 9)
+    assert np.abs(moved.mean(axis=1) - expected.mean(axis=1)).max() < 0.02  # the update, on GGUF's row
+    assert int(np.argmax(np.abs(moved).mean(axis=1))) == int(np.argmax(expected.mean(axis=1))) != 5
