@@ -32,7 +32,7 @@ def imports() -> dict[str, set[str]]:
 
 def test_no_module_of_the_package_imports_itself_through_others():
     graph = imports()
-    assert "npcvoice.dialogue.engine" in graph and graph["npcvoice.dialogue.engine"]
+    assert graph.get("npcvoice.dialogue.engine")  # it was read: the engine imports its parts
     try:
         list(TopologicalSorter(graph).static_order())
     except CycleError as cycle:

@@ -139,7 +139,9 @@ def test_a_conversation_renders_as_the_served_model_reads_it_one_sequence_with_e
         assert sequence.ids[end - 2] in served_ids.end_ids  # the end of message is learned: it stops
     # the sequence starts as the served prompt does: the template's first marker, then the system message
     assert sequence.ids[0] == int(served_ids.tokenizer.encode("<|im_start|>")[0])
-    assert served_ids.tokenizer.decode(np.array(sequence.ids[:9], np.int32)).startswith("system\nYou are Odile")
+    assert served_ids.tokenizer.decode(np.array(sequence.ids[:9], np.int32)).startswith(
+        "system\nYou are Odile"
+    )
 
 
 def test_an_adapter_merges_into_the_gguf_blocks_in_gguf_row_order(tmp_path):
