@@ -84,9 +84,9 @@ def private_text(persona: Persona) -> str:
 
 
 def persona_core(persona: Persona, style: PromptStyle = "full") -> str:
-    """The fixed part of the system prompt: the same text on every turn."""
-    if style == "compact":
-        return _compact_core(persona)
+    """The fixed part of the system prompt: the same text on every turn. The compact style leaves out
+    what a tuned model has trained in: the rules and how to write the tags."""
+    full = style == "full"
     lines = [f"You are {persona.display_name}. {persona.description}"]
     if persona.personality:
         lines.append(f"Personality: {', '.join(persona.personality)}.")
@@ -94,40 +94,23 @@ def persona_core(persona: Persona, style: PromptStyle = "full") -> str:
         lines.append(f"Speaking style: {persona.speaking_style}")
     if persona.example_lines:
         lines.append("Things you might say: " + " ".join(f'"{line}"' for line in persona.example_lines))
-    lines.append(RULES)
+    if full:
+        lines.append(RULES)
     if persona.refuse_topics:
         lines.append(f"Refuse to talk about: {', '.join(persona.refuse_topics)}.")
     if persona.secrets:
         lines.append(f"Secrets you know and never tell anyone: {'; '.join(persona.secrets)}.")
-    lines.append(f"Begin your reply with [emotion: X], X one of: {', '.join(persona.emotions)}.")
+    emotions = ", ".join(persona.emotions)
+    lines.append(
+        f"Begin your reply with [emotion: X], X one of: {emotions}." if full else f"Emotions: {emotions}."
+    )
     if persona.actions:
         described = "; ".join(
             f"{a.name}" + "".join(f" {p.name}=<{p.type}>" for p in a.parameters) + f" ({a.description})"
             for a in persona.actions
         )
-        lines.append(f"If you do something, add [action: name param=value]. Actions: {described}.")
-    return "\n".join(lines)
-
-
-def _compact_core(persona: Persona) -> str:
-    lines = [f"You are {persona.display_name}. {persona.description}"]
-    if persona.personality:
-        lines.append(f"Personality: {', '.join(persona.personality)}.")
-    if persona.speaking_style:
-        lines.append(f"Speaking style: {persona.speaking_style}")
-    if persona.example_lines:
-        lines.append("Things you might say: " + " ".join(f'"{line}"' for line in persona.example_lines))
-    if persona.refuse_topics:
-        lines.append(f"Refuse to talk about: {', '.join(persona.refuse_topics)}.")
-    if persona.secrets:
-        lines.append(f"Secrets you know and never tell anyone: {'; '.join(persona.secrets)}.")
-    lines.append(f"Emotions: {', '.join(persona.emotions)}.")
-    if persona.actions:
-        described = "; ".join(
-            f"{a.name}" + "".join(f" {p.name}=<{p.type}>" for p in a.parameters) + f" ({a.description})"
-            for a in persona.actions
-        )
-        lines.append(f"Actions: {described}.")
+        how = "If you do something, add [action: name param=value]. Actions: " if full else "Actions: "
+        lines.append(f"{how}{described}.")
     return "\n".join(lines)
 
 
