@@ -33,10 +33,11 @@ from bench.common import machine, table
 from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.dialogue.reply import Action, Emotion, Sentence
-from npcvoice.dialogue.types import SamplingOverrides
+from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
 from npcvoice.evaluation.checks import check_reply, content_words
 from npcvoice.evaluation.script import Expect
 from npcvoice.personas.schema import Persona
+from npcvoice.training.check import grounding
 from npcvoice.training.corpus import (
     CORPUS_DIR,
     Conversation,
@@ -84,20 +85,8 @@ def reply(engine: DialogueEngine, held: HeldMemory, key: str, seed: int) -> tupl
     return " ".join(text).strip(), emotions, actions
 
 
-def grounds(step_index: int, conversation: Conversation, persona: Persona, skill: str) -> str:
-    """The text the writer's reply drew its fact from."""
-    before = conversation.steps[:step_index]
-    if skill == "lore":
-        recent = " ".join(s.player or s.npc or s.cue or "" for s in before[-5:])
-        return " ".join(entry.text for entry in persona.lore_for(recent))
-    if skill == "memory":
-        earlier = conversation.earlier
-        return " ".join([*(s.player or "" for s in before[:-1]), earlier.summary, *earlier.facts])
-    return " ".join(" ".join(s.world.values()) for s in before if s.world)
-
-
-def judge(step: Step, index: int, conversation: Conversation, persona: Persona, said: str,
-          emotions: list[str], actions: Actions, earlier: list[str]) -> bool:  # fmt: skip
+def judge(step: Step, index: int, conversation: Conversation, persona: Persona, request: TurnRequest,
+          said: str, emotions: list[str], actions: Actions, earlier: list[str]) -> bool:  # fmt: skip
     before = conversation.steps[:index]
     players = [s.player for s in before if s.player]
     game = [v for s in before if s.world for v in s.world.values()] + [
@@ -109,7 +98,7 @@ def judge(step: Step, index: int, conversation: Conversation, persona: Persona, 
         return False
     skill, reference = step.skill or "", step.npc or ""
     if skill in GROUNDED:
-        source = content_words(grounds(index, conversation, persona, skill))
+        source = content_words(grounding(skill, persona, request) or "")
         key = content_words(reference) & source or source
         return bool(content_words(said) & key)
     if skill == "emotion":
@@ -150,8 +139,9 @@ def main() -> None:
                     if step.npc is None:
                         held.step(step)
                         continue
+                    request = held.request()
                     said, emotions, actions = reply(engine, held, f"{model}-{number}", 11 + index)
-                    ok = judge(step, index, conversation, persona, said, emotions, actions, earlier)
+                    ok = judge(step, index, conversation, persona, request, said, emotions, actions, earlier)
                     scores[step.skill or ""].append(ok)
                     transcript.append({"model": model, "npc": persona.id, "skill": step.skill,
                                        "line": held.line or held.cue, "reply": said, "emotions": emotions,

@@ -285,7 +285,6 @@ def generate_request(
 ) -> dialogue_pb2.GenerateRequest:
     """The dialogue's request for a turn: the player's line (or, when the NPC speaks first, the cue), the
     memory, and the world context keys the persona pays attention to."""
-    keys = persona.context_keys
     return dialogue_pb2.GenerateRequest(
         persona_id=persona.id,
         conversation_id=f"{persona.id}:{config.player_id}",
@@ -293,7 +292,7 @@ def generate_request(
         player_name=config.player_name,
         first_clause=config.voice_reply,  # speech starts on the first clause
         sampling=dialogue_pb2.Sampling(seed=config.seed) if config.seed is not None else None,
-        world={key: value for key, value in world.items() if not keys or key in keys},
+        world=persona.attended(world),
         cue=cue,
         memory=dialogue_pb2.Memory(
             recent_turns=dialogue_turns(recent),

@@ -232,9 +232,8 @@ def load_model(
     model = og.Model(config)
     tokenizer = og.Tokenizer(model)
     manifest = folder / MANIFEST
-    half = device == "cuda" and (
-        not manifest.exists() or json.loads(manifest.read_text()).get("device") == "cuda"
-    )
+    facts = json.loads(manifest.read_text()) if manifest.exists() else {}
+    half = device == "cuda" and (not manifest.exists() or facts.get("device") == "cuda")
     bytes_per_token = (
         decoder["num_hidden_layers"]
         * 2
@@ -248,7 +247,6 @@ def load_model(
         end_ids.add(int(start[0]))  # a ChatML model that starts a new message has ended its reply
     end_ids |= turn_end_ids(tokenizer)
     provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
-    facts = json.loads(manifest.read_text()) if manifest.exists() else {}
     log.info(
         "dialogue model %s from %s on %s (%d kB of KV cache per token)",
         model_id, folder, provider, bytes_per_token // 1024,

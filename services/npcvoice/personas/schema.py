@@ -8,6 +8,7 @@ The JSON Schema generated from this file is committed as npc_personas/persona.sc
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -186,6 +187,11 @@ class Persona(_Strict):
 
     def trigger_for(self, event: str) -> Trigger | None:
         return next((t for t in self.triggers if t.event == event), None)
+
+    def attended(self, world: Mapping[str, str]) -> dict[str, str]:
+        """The world context this NPC pays attention to: the keys of ``context_keys``, or all."""
+        keys = self.context_keys
+        return {key: value for key, value in world.items() if not keys or key in keys}
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)

@@ -101,30 +101,42 @@ def _check_action(step: Step, before: list[Step], conversation: Conversation, pe
     return problems
 
 
-def _check_grounding(step: Step, before: list[Step], persona: Persona, request: TurnRequest) -> list[str]:
-    """A reply that teaches using the prompt must use what the served prompt will hold (``request``: what
-    the gateway would send for this reply)."""
-    said = content_words(step.npc or "")
+EMPTY = {
+    "lore": "lore: no lore keyword in the last lines, so the prompt holds no lore to answer from",
+    "memory": "memory: recalls nothing the prompt holds of the player (recent lines, facts, earlier)",
+    "world": "world: no world context (of the persona's context_keys) was sent before this reply",
+}
+UNUSED = {
+    "lore": "lore: the reply uses no word of the lore its prompt holds",
+    "memory": EMPTY["memory"],
+    "world": "world: the reply uses nothing of the world context",
+}
+
+
+def grounding(skill: str, persona: Persona, request: TurnRequest) -> str | None:
+    """What the served prompt holds for a reply of ``skill`` to draw on (``request``: what the gateway
+    would send): the lore the last four turns' keywords bring in (the prompt builder's own rule), what
+    the player said (their recent lines, the facts kept, earlier sessions), the world context of the
+    persona's keys; None for a skill that draws on none of these."""
     memory = request.memory
-    if step.skill == "lore":  # the prompt builder's own rule: the last four turns and this line
+    if skill == "lore":
         recent = " ".join([*(t.text for t in memory.recent_turns[-4:]), request.player_text or request.cue])
-        lore = persona.lore_for(recent)
-        if not lore:
-            return ["lore: no lore keyword in the last lines, so the prompt holds no lore to answer from"]
-        if not said & content_words(" ".join(e.text for e in lore)):
-            return ["lore: the reply uses no word of the lore its prompt holds"]
-    if step.skill == "memory":  # what the player said in the recent turns, the facts kept, earlier sessions
-        known = [t.text for t in memory.recent_turns if t.role == "player"]
-        if not said & content_words(" ".join([*known, *memory.player_facts, memory.summary])):
-            return [
-                "memory: recalls nothing the prompt holds of the player (their recent lines, facts, earlier)"
-            ]
-    if step.skill == "world":
-        world = " ".join(memory.world.values())
-        if not world:
-            return ["world: no world context (of the persona's context_keys) was sent before this reply"]
-        if not said & content_words(world):
-            return ["world: the reply uses nothing of the world context"]
+        return " ".join(entry.text for entry in persona.lore_for(recent))
+    if skill == "memory":
+        said = [t.text for t in memory.recent_turns if t.role == "player"]
+        return " ".join([*said, *memory.player_facts, memory.summary])
+    if skill == "world":
+        return " ".join(memory.world.values())
+    return None
+
+
+def _check_grounding(step: Step, before: list[Step], persona: Persona, request: TurnRequest) -> list[str]:
+    """A reply that teaches using the prompt must use what the served prompt will hold."""
+    source = grounding(step.skill or "", persona, request)
+    if source is not None and not content_words(source):
+        return [EMPTY[step.skill or ""]]
+    if source is not None and not content_words(step.npc or "") & content_words(source):
+        return [UNUSED[step.skill or ""]]
     last = before[-1] if before else Step(player="")
     if step.skill == "event" and not last.event and not last.cue:
         return ["event: the reply does not follow an event or a cue"]

@@ -49,7 +49,7 @@ class HeldMemory:
         persona = self.persona
         recent = self.turns[-persona.memory.recent_turns :]
         facts = self.facts[-persona.memory.max_facts :]
-        world = {k: v for k, v in self.world.items() if not persona.context_keys or k in persona.context_keys}
+        world = persona.attended(self.world)
         memory = MemoryView(recent, self.summary, facts, self.affinity, self.trust, world)
         return TurnRequest(self.persona.id, self.line, memory=memory, cue=self.cue)
 
