@@ -15,7 +15,7 @@ from npcvoice.dialogue.prompt import MemoryView, build_messages, fixed_messages
 from npcvoice.personas.schema import Persona
 from npcvoice.training.check import check_conversation, check_corpus
 from npcvoice.training.corpus import CORPUS_DIR, SKILLS, Conversation, Located, is_validation, load_personas
-from npcvoice.training.tune import densest, steps_of
+from npcvoice.training.tune import sampled, steps_of
 from npcvoice.turns import Turn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,13 +101,18 @@ def test_the_compact_prompt_writes_the_rules_never_and_each_fact_once():
     assert "About the player" in prompt("full", rendered)[-1]["content"]
 
 
-def test_training_steps_take_whole_sequences_and_a_budget_takes_the_densest_first():
+def test_training_steps_take_whole_sequences_and_a_budget_takes_a_seeded_sample():
     from npcvoice.training.render import Sequence
 
     dense = Sequence(list(range(100)), [(10, 40), (50, 90)])
     sparse = Sequence(list(range(100)), [(90, 100)])
-    assert densest([sparse, dense], 150) == [dense]
     assert steps_of([dense, sparse, dense], 150) == [[dense, sparse], [dense]]
+    many = [Sequence(list(range(10 + n)), [(5, 8)]) for n in range(40)]
+    sample = sampled(many, 300, seed=7)
+    assert sum(len(s.ids) for s in sample) <= 300 and len(sample) >= 8
+    assert sample == sampled(many, 300, seed=7) and sample != sampled(many, 300, seed=8)
+    everything = sampled(many, 10**6, seed=7)
+    assert sorted(len(s.ids) for s in everything) == sorted(len(s.ids) for s in many)
 
 
 @pytest.fixture(scope="module")
