@@ -1,6 +1,7 @@
 """Time to a reply's first piece (what the voice can start speaking), straight through the dialogue engine.
 
     .venv/bin/python bench/dialogue_first_piece.py [--label NAME] [--models-dir .models]
+    .venv/bin/python -m bench.dialogue_first_piece --models smollm2-135m,npc-smollm2-135m --rounds 2
 
 The conversations of bench/dialogue.py (six three-turn conversations with Hilda, each turn its own seed,
 first clauses released on their own, as the gateway asks), persona prompt not prefilled ahead: from the
@@ -12,13 +13,18 @@ To compare two versions of the engine on one machine, run it as a script (not ``
 with that checkout's services first on the path, alternating, e.g.
 ``PYTHONPATH=/path/to/old/services:. .venv/bin/python bench/dialogue_first_piece.py --label before``
 (the personas are read from the working directory's npc_personas/, so run it from each checkout).
+To compare models in one run, ``--models`` gives Hilda each in turn (``--rounds`` times, alternating);
+the decode rate counts every token of the replies over the time from the first piece to the reply's end.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 from bench.common import machine, p50, percentile, table
 from bench.dialogue import CONVERSATIONS, PERSONA
@@ -30,8 +36,9 @@ from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
 from npcvoice.turns import Turn
 
 
-def first_piece(engine: DialogueEngine, request: TurnRequest) -> tuple[float, int, str]:
-    """Seconds to the reply's first piece, the decode steps to it, and the reply's text."""
+def first_piece(engine: DialogueEngine, request: TurnRequest) -> tuple[float, int, str, float]:
+    """Seconds to the reply's first piece, the decode steps to it, the reply's text and its decode rate
+    (steps a second from the first piece to the end)."""
     generation = engine.begin(request)
     started = time.perf_counter()
     while not generation.prefill_step():
@@ -42,19 +49,16 @@ def first_piece(engine: DialogueEngine, request: TurnRequest) -> tuple[float, in
         events = generation.decode_step()
         if not seconds and any(isinstance(e, Sentence) for e in events):
             seconds, steps = time.perf_counter() - started, count
+    rest = time.perf_counter() - started - seconds
     generation.close()
-    return seconds, steps, generation.summary().text
+    rate = (count - steps) / rest if count > steps and rest > 0 else 0.0
+    return seconds, steps, generation.summary().text, rate
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--label", default="this checkout")
-    parser.add_argument("--models-dir", type=Path, default=Path(".models"))
-    args = parser.parse_args()
-    engine = DialogueEngine(DialogueOptions(models_dir=args.models_dir))
-    first: list[float] = []
-    later: list[float] = []
-    steps: list[float] = []
+def conversations(engine: DialogueEngine) -> dict[str, list[float]]:
+    """The bench's conversations once: the times to the first piece (turn 1, later turns), the decode
+    steps to it, and the decode rate."""
+    times: dict[str, list[float]] = {"first": [], "later": [], "steps": [], "rate": []}
     for c, lines in enumerate(CONVERSATIONS):
         history: list[Turn] = []
         conversation = f"first-piece-{c}-{time.time_ns()}"  # one cache per conversation, reused by its turns
@@ -67,17 +71,46 @@ def main() -> None:
                 first_clause=True,
                 sampling=SamplingOverrides(seed=7 + 10 * c + i, max_tokens=48),
             )
-            seconds, count, text = first_piece(engine, request)
-            (later if i else first).append(seconds * 1000)
-            steps.append(count)
+            seconds, count, text, rate = first_piece(engine, request)
+            times["later" if i else "first"].append(seconds * 1000)
+            times["steps"].append(count)
+            times["rate"].append(rate)
             history += [Turn("player", line), Turn("npc", text)]
-    print(f"\n{machine()}; {len(CONVERSATIONS)} conversations x 3 turns, {args.label}\n")
-    rows = [
-        ["first piece, turn 1 ms", p50(first), percentile(first, 95)],
-        ["first piece, turns 2-3 ms", p50(later), percentile(later, 95)],
-        ["decode steps to the first piece", p50(steps), percentile(steps, 95)],
-    ]
-    print(table(["", "p50", "p95"], rows))
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--label", default="this checkout")
+    parser.add_argument("--models-dir", type=Path, default=Path(".models"))
+    parser.add_argument("--models", default="", help="comma-separated model ids for Hilda (default: hers)")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    runs: dict[str, list[dict[str, list[float]]]] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for _ in range(args.rounds):
+            for model in args.models.split(",") if args.models else [""]:
+                personas = Path("npc_personas")
+                if model:
+                    persona = yaml.safe_load((personas / f"{PERSONA}.yaml").read_text())
+                    persona.setdefault("dialogue", {})["model"] = model
+                    personas = Path(directory) / model
+                    personas.mkdir(exist_ok=True)
+                    (personas / f"{PERSONA}.yaml").write_text(yaml.safe_dump(persona, sort_keys=False))
+                engine = DialogueEngine(DialogueOptions(models_dir=args.models_dir, persona_dir=personas))
+                runs.setdefault(model or args.label, []).append(conversations(engine))
+    print(f"\n{machine()}; {len(CONVERSATIONS)} conversations x 3 turns, {args.rounds} round(s)\n")
+    rows = []
+    measures = {"first piece, turn 1 ms": "first", "first piece, turns 2-3 ms": "later",
+                "decode steps to the first piece": "steps", "decode tokens/s": "rate"}  # fmt: skip
+    for label, measured in measures.items():
+        row: list[object] = [label]
+        for results in runs.values():
+            row.append(
+                " / ".join(f"{p50(r[measured]):.0f} ({percentile(r[measured], 95):.0f})" for r in results)
+            )
+        rows.append(row)
+    print(table(["p50 (p95), each round", *runs], rows))
 
 
 if __name__ == "__main__":

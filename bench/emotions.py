@@ -1,8 +1,8 @@
-"""How often the reply's emotion is the one a line calls for: the model alone against the model leaned by
-the line's words, or else to the usual mood (dialogue/feelings.py), in the same run, straight through the
-dialogue engine.
+"""How often the reply's emotion is the one a line calls for: each model alone against the model leaned by
+the line's words, or else to the usual mood (the ``emotion_lean`` aid, dialogue/feelings.py), in the same
+run, straight through the dialogue engine.
 
-    .venv/bin/python -m bench.emotions [--lines bench/data/emotion_lines.yaml] [--models-dir .models]
+    .venv/bin/python -m bench.emotions [--models smollm2-135m,npc-smollm2-135m] [--lines FILE.yaml]
 
 The lines (84 in bench/data/emotion_lines.yaml, 12 per emotion) were written apart from the cue words.
 Each is the first line of a conversation with Hilda made to declare all seven emotions, so that every
@@ -17,25 +17,25 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import yaml
 
 from bench.common import REPO_ROOT, machine, table
+from npcvoice.dialogue.aids import ALL_AIDS
 from npcvoice.dialogue.engine import DialogueEngine
-from npcvoice.dialogue.options import DialogueOptions
+from npcvoice.dialogue.options import BUNDLED_MODEL_ID, TUNED_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.reply import Emotion
-from npcvoice.dialogue.tags import TagWriter
 from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
 from npcvoice.personas.schema import KNOWN_EMOTIONS
 
 PERSONA = "blacksmith_hilda"
 
 
-def persona_dir(into: Path) -> Path:
-    """Hilda, declaring every emotion the face knows (her usual mood, neutral, first)."""
+def persona_dir(into: Path, model: str) -> Path:
+    """Hilda on ``model``, declaring every emotion the face knows (her usual mood, neutral, first)."""
     persona = yaml.safe_load((REPO_ROOT / "npc_personas" / f"{PERSONA}.yaml").read_text())
     persona["emotions"] = list(KNOWN_EMOTIONS)
+    persona.setdefault("dialogue", {})["model"] = model
     (into / f"{PERSONA}.yaml").write_text(yaml.safe_dump(persona, sort_keys=False))
     return into
 
@@ -63,21 +63,23 @@ def apt_for(line: dict[str, Any], shown: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=f"{BUNDLED_MODEL_ID},{TUNED_MODEL_ID}")
     parser.add_argument("--lines", type=Path, default=REPO_ROOT / "bench" / "data" / "emotion_lines.yaml")
     parser.add_argument("--models-dir", type=Path, default=REPO_ROOT / ".models")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for the model (0: one per core)")
     args = parser.parse_args()
     lines = yaml.safe_load(args.lines.read_text())["lines"]
-    with tempfile.TemporaryDirectory() as directory:
-        options = DialogueOptions(
-            models_dir=args.models_dir, persona_dir=persona_dir(Path(directory)), threads=args.threads
-        )
-        engine = DialogueEngine(options)
-        shown: dict[str, list[str]] = {"model alone": [], "leaned (line's words, else usual mood)": []}
-        for index, line in enumerate(lines):
-            with mock.patch.object(TagWriter, "favoured", return_value={}):  # no lean: the model's own choice
-                shown["model alone"].append(emotion(engine, line["say"], index))
-            shown["leaned (line's words, else usual mood)"].append(emotion(engine, line["say"], index))
+    shown: dict[str, list[str]] = {}
+    for model in args.models.split(","):
+        for variant, aids in (("alone", ALL_AIDS - {"emotion_lean"}), ("leaned", ALL_AIDS)):
+            with tempfile.TemporaryDirectory() as directory:
+                hilda = persona_dir(Path(directory), model)
+                options = DialogueOptions(models_dir=args.models_dir, persona_dir=hilda,
+                                          threads=args.threads, aids=sorted(aids))  # fmt: skip
+                engine = DialogueEngine(options)
+                shown[f"{model} {variant}"] = [
+                    emotion(engine, line["say"], i) for i, line in enumerate(lines)
+                ]
     print(f"\n{machine()}; {len(lines)} lines from {args.lines.name}, Hilda declaring all seven emotions\n")
     labels = [line["emotion"] for line in lines]
     rows: list[list[object]] = []

@@ -1,6 +1,11 @@
 """What the NPC says, base model against tuned, on the corpus's held-out personas (never trained on).
 
     .venv/bin/python -m bench.npc_mind [--models smollm2-135m,npc-smollm2-135m] [--limit 40]
+    .venv/bin/python -m bench.npc_mind --ablate npc-smollm2-135m --limit 20   # each aid on and off
+
+A model may be given with the aids its replies get (npcvoice.dialogue.aids), else it gets its own:
+``npc-smollm2-135m:all``, ``npc-smollm2-135m:none``, ``npc-smollm2-135m:-recall`` (all but one),
+``smollm2-135m:recall+openings``. ``--ablate M`` runs M with all, with none and with each one off.
 
 Each validation conversation of training/ is played through the dialogue engine (in-process, as the
 service runs it: its prompt, tags, steering, the persona's sampling with a fixed seed), its memory kept as
@@ -30,6 +35,7 @@ from pathlib import Path
 import yaml
 
 from bench.common import machine, table
+from npcvoice.dialogue.aids import ALL_AIDS, aid_set
 from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.dialogue.reply import Action, Emotion, Sentence
@@ -52,12 +58,20 @@ GROUNDED = ("lore", "memory", "world")
 
 
 def validation_conversations(root: Path) -> list[Conversation]:
-    return [
+    """The held-out personas' conversations, each persona's first, then each one's second, ...: a limit
+    takes as many personas as it can."""
+    held_out = [
         located.conversation
         for path in sorted((root / "conversations").glob("*.jsonl"))
         for located in read_conversations(path)
         if is_validation(located.conversation.persona)
     ]
+    rank: dict[str, int] = defaultdict(int)
+    ranked = []
+    for order, conversation in enumerate(held_out):
+        ranked.append((rank[conversation.persona], order, conversation))
+        rank[conversation.persona] += 1
+    return [conversation for _, _, conversation in sorted(ranked, key=lambda r: r[:2])]
 
 
 Actions = dict[str, dict[str, str]]
@@ -109,9 +123,24 @@ def judge(step: Step, index: int, conversation: Conversation, persona: Persona, 
     return True
 
 
+def variant(spec: str) -> tuple[str, list[str] | None]:
+    """``model[:aids]`` as the model and the aids its replies get (None: the model's own)."""
+    model, _, aids = spec.partition(":")
+    if not aids:
+        return model, None
+    if aids == "all":
+        return model, sorted(ALL_AIDS)
+    if aids == "none":
+        return model, []
+    if aids.startswith("-"):
+        return model, sorted(ALL_AIDS - aid_set([aids[1:]]))
+    return model, sorted(aid_set(aids.split("+")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="smollm2-135m,npc-smollm2-135m")
+    parser.add_argument("--ablate", metavar="MODEL", help="MODEL with all aids, none, and each one off")
     parser.add_argument("--models-dir", type=Path, default=Path(".models"))
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR)
     parser.add_argument("--limit", type=int, default=0, help="at most this many conversations (0: all)")
@@ -122,14 +151,19 @@ def main() -> None:
     passed: dict[str, dict[str, list[bool]]] = {}
     transcript: list[dict[str, object]] = []
     started = time.perf_counter()
-    for model in args.models.split(","):
+    specs = args.models.split(",")
+    if args.ablate:
+        specs = [f"{args.ablate}:{a}" for a in ("all", "none", *(f"-{aid}" for aid in sorted(ALL_AIDS)))]
+    for spec in specs:
+        model, aids = variant(spec)
         with tempfile.TemporaryDirectory() as directory:
             for conversation in conversations:  # each persona as served by this model
                 persona = personas[conversation.persona]
                 data = persona.model_dump(mode="json", exclude_defaults=True)
                 data["dialogue"] = {**data.get("dialogue", {}), "model": model}
                 (Path(directory) / f"{persona.id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-            engine = DialogueEngine(DialogueOptions(models_dir=args.models_dir, persona_dir=Path(directory)))
+            options = DialogueOptions(models_dir=args.models_dir, persona_dir=Path(directory), aids=aids)
+            engine = DialogueEngine(options)
             scores: dict[str, list[bool]] = defaultdict(list)
             for number, conversation in enumerate(conversations):
                 persona = personas[conversation.persona]
@@ -143,12 +177,14 @@ def main() -> None:
                     said, emotions, actions = reply(engine, held, f"{model}-{number}", 11 + index)
                     ok = judge(step, index, conversation, persona, request, said, emotions, actions, earlier)
                     scores[step.skill or ""].append(ok)
-                    transcript.append({"model": model, "npc": persona.id, "skill": step.skill,
-                                       "line": held.line or held.cue, "reply": said, "emotions": emotions,
-                                       "actions": actions, "writer": step.npc, "passed": ok})  # fmt: skip
+                    transcript.append({"model": spec, "npc": persona.id, "conversation": number,
+                                       "skill": step.skill, "line": held.line or held.cue,
+                                       "prompt_holds": grounding(step.skill or "", persona, request),
+                                       "reply": said, "emotions": emotions, "actions": actions,
+                                       "writer": step.npc, "passed": ok})  # fmt: skip
                     earlier.append(said)
                     held.replied(said, emotions, list(actions))
-            passed[model] = scores
+            passed[spec] = scores
     if args.transcript:
         args.transcript.write_text(yaml.safe_dump(transcript, sort_keys=False, allow_unicode=True))
     skills = sorted({s for scores in passed.values() for s in scores})

@@ -10,8 +10,10 @@ import re
 import numpy as np
 import pytest
 
+from npcvoice.dialogue.aids import ALL_AIDS
 from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table
 from npcvoice.dialogue.model import bundled_model_folder, load_model
+from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.dialogue.prompt import LABELS, MemoryView
 from npcvoice.dialogue.recall import RECALL_BONUS, Recall, answer_words, asks_about_the_player
 from npcvoice.dialogue.repetition import recites, scaffolding_phrases
@@ -214,15 +216,17 @@ def test_an_injections_words_about_the_prompt_are_not_quoted_back(texts):
     assert -1 in reply, "the phrase went through untouched"
 
 
+def after(persona, player: str, npc: str, line: str) -> TurnRequest:
+    """The request for ``line``, the player having said ``player`` and the NPC ``npc`` before it."""
+    memory = MemoryView(recent_turns=[Turn("player", player), Turn("npc", npc)])
+    return TurnRequest(persona_id=persona.id, player_text=line, memory=memory)
+
+
 def test_a_reply_never_opens_as_an_earlier_reply_of_the_conversation_did(texts):
     # A small model opens a third of its replies with "I'm sorry": the logits here want exactly that.
     hilda = PERSONAS[0]
     earlier = "I'm sorry, the forge is cold today."
-    request = TurnRequest(
-        persona_id=hilda.id,
-        player_text="Can you help me?",
-        memory=MemoryView(recent_turns=[Turn("player", "Hello."), Turn("npc", earlier)]),
-    )
+    request = after(hilda, "Hello.", earlier, "Can you help me?")
     lure = texts.encode(" I'm sorry, I cannot help you.")
     for seed in range(5):
         steering = Steering(texts, hilda, request, end_ids=[])
@@ -238,3 +242,55 @@ def test_a_reply_never_opens_as_an_earlier_reply_of_the_conversation_did(texts):
         written = "".join(texts.text(t) for t in reply).split("]", 1)[1]
         assert opening(written) and opening(written) != opening(earlier), written
     assert opening("  Well, then.") == "Well, then" and opening("Aye") == ""
+
+
+def test_without_the_keyword_aid_the_model_chooses_whether_to_act(texts):
+    # A tuned model decides from the line itself: every declared action is offered after the emotion, and
+    # the branch is taken only when the model's likeliest token starts an action tag.
+    hilda = load_persona(PERSONA_DIR / "blacksmith_hilda.yaml")
+    rng = np.random.default_rng(3)
+    acting = ["[emotion: neutral]", " [action: repair_item item=", "sword", "]", " Done"]
+    talking = ["[emotion: neutral]", " Hello", " there"]
+    for wanted, acts in ((acting, True), (talking, False)):
+        writer = TagWriter(texts, hilda, "When does the forge close?", actions_by_keyword=False)
+        written = write_with(texts, writer, rng, wanted)
+        assert ("[action: repair_item item=sword" in written) is acts, written
+    # with the aid, the same line (which names no action's words) gets none whatever the model leans to
+    keyword = TagWriter(texts, hilda, "When does the forge close?")
+    assert "[action" not in write_with(texts, keyword, rng, acting)
+
+
+def write_with(texts: TokenTexts, writer: TagWriter, rng: np.random.Generator, wanted: list[str]) -> str:
+    """The tags a writer lets through from a model that wants to write ``wanted`` (pieces, each
+    tokenized alone as the writer does), each next token 20 logits above the rest."""
+    plan = [t for piece in wanted for t in texts.encode(piece)]
+    tokens: list[int] = []
+    for _ in range(32):
+        while (forced := writer.forced()) is not None:
+            tokens.append(forced)
+        logits = rng.normal(scale=0.5, size=VOCABULARY).astype(np.float32)
+        if tokens == plan[: len(tokens)] and len(tokens) < len(plan):
+            logits[plan[len(tokens)]] += 20.0
+        allowed = writer.allowed(logits)
+        if allowed is None:
+            return "".join(texts.text(t) for t in tokens)
+        token = max(allowed, key=lambda t: float(logits[t]))
+        writer.advance(token)
+        tokens.append(token)
+    raise AssertionError("the tags never ended")
+
+
+def test_an_aid_turned_off_leaves_the_choice_to_the_model(texts):
+    hilda = PERSONAS[0]
+    request = after(hilda, "My name is Orrin.", "I'm sorry, the forge is cold today.",
+                    "Do you remember my name, you stupid fool?")  # fmt: skip
+    aided = Steering(texts, hilda, request, end_ids=[], aids=ALL_AIDS)
+    bare = Steering(texts, hilda, request, end_ids=[], aids=frozenset())
+    assert aided.recall is not None and aided.recall.words and bare.recall is None
+    rng = np.random.default_rng(5)  # the line calls for anger; the model's habit is the first emotion
+    assert drive(texts, aided.tags, rng, hilda.emotions[0]) == "[emotion: anger]"
+    assert drive(texts, bare.tags, rng, hilda.emotions[0]) == f"[emotion: {hilda.emotions[0]}]"
+    said = texts.encode(" I'm sorry")
+    assert said[-1] in aided._reopened(said[:-1]) and not bare._reopened(said[:-1])
+    with pytest.raises(ValueError, match="recal"):
+        DialogueOptions(aids=["recal"])

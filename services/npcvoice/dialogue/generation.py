@@ -16,6 +16,7 @@ from collections.abc import Callable
 from copy import copy
 from typing import Any
 
+from npcvoice.dialogue.aids import aid_set
 from npcvoice.dialogue.cache import Conversation, prefill
 from npcvoice.dialogue.jobs import WARM_CHUNK
 from npcvoice.dialogue.metrics import (
@@ -59,7 +60,9 @@ class Generation:
         self.persona = persona
         self.request = request
         self.sampling = sampling
-        self._steer = Steering(engine.vocabulary(model), persona, request, model.end_ids)
+        chosen = engine.options.aids
+        aids = model.aids if chosen is None else aid_set(chosen)
+        self._steer = Steering(engine.vocabulary(model), persona, request, model.end_ids, aids)
         self.filter = ReplyFilter(persona, request.first_clause, self._steer.earlier, self._steer.phrases)
         self._checkpoint: Mark | None = None  # where the sentence being written began
         self._retries = 0

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from npcvoice.dialogue.aids import ALL_AIDS, TUNED_AIDS, aid_set
 from npcvoice.dialogue.prompt import Message, PromptStyle
 from npcvoice.runtime.providers import Device, pick_device
 
@@ -98,6 +99,9 @@ class LoadedModel:
     # How its prompt is written (prompt.PromptStyle): "compact" for a model tuned on the NPC corpus, as
     # its manifest says (npcvoice prepare-model --prompt-style).
     prompt_style: PromptStyle = "full"
+    # The hand-written aids its replies get (npcvoice.dialogue.aids): its manifest's "aids" if it says,
+    # else those a model tuned on the NPC corpus still needs (a compact prompt), else all of them.
+    aids: frozenset[str] = ALL_AIDS
 
     def prompt_ids(self, messages: list[Message], reply_next: bool = True) -> list[int]:
         shaped = self.template.shape(messages)
@@ -241,6 +245,7 @@ def load_model(
         * decoder["head_size"]
         * (2 if half else 4)
     )
+    compact = facts.get("prompt_style") == "compact"  # a model tuned on the NPC corpus
     end_ids = {int(t) for t in tokenizer.eos_token_ids}
     start = tokenizer.encode("<|im_start|>")
     if len(start) == 1:
@@ -263,5 +268,10 @@ def load_model(
         end_ids=frozenset(end_ids),
         template=probe_template(tokenizer),
         min_length=window,
-        prompt_style="compact" if facts.get("prompt_style") == "compact" else "full",
+        prompt_style="compact" if compact else "full",
+        aids=aid_set(facts["aids"])
+        if isinstance(facts.get("aids"), list)
+        else TUNED_AIDS
+        if compact
+        else ALL_AIDS,
     )

@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from npcvoice.dialogue.aids import aid_set
 
 BUNDLED_MODEL_ID = "smollm2-135m"
 # The bundled model with the NPC corpus distilled into it (training/: npcvoice tune), which
 # `npcvoice prepare-model` builds from the committed adapter; a persona picks it by this name.
 TUNED_MODEL_ID = "npc-smollm2-135m"
+# The model of a persona that names none. Still the bundled one: read by a reader, the tuned model's replies
+# are no better yet (docs/conversation-quality.md, session 8); a persona opts in with its name.
+DEFAULT_MODEL_ID = BUNDLED_MODEL_ID
 
 
 class DialogueOptions(BaseModel):
@@ -89,9 +94,22 @@ class DialogueOptions(BaseModel):
         description="A reply's steps up to its first piece go before the steps of replies already being "
         "spoken (which only need to stay ahead of playback); off: all replies' steps in arrival order.",
     )
+    aids: list[str] | None = Field(
+        None,
+        description="The hand-written aids on the reply's logits to use (npcvoice.dialogue.aids: "
+        "emotion_lean, recall, openings, scaffolding, action_keywords); unset: each model's own, as its "
+        "manifest says (all of them for a model not tuned on the NPC corpus).",
+    )
     prewarm: bool = Field(
         True, description="At start, prefill each persona's fixed prompt so first meetings start fast."
     )
     cache_wait_s: float = Field(
         2.0, ge=0, description="How long a turn waits for the same conversation's previous turn to let go."
     )
+
+    @field_validator("aids")
+    @classmethod
+    def _known_aids(cls, aids: list[str] | None) -> list[str] | None:
+        if aids is not None:
+            aid_set(aids)
+        return aids

@@ -8,7 +8,7 @@ import grpc
 
 from npcvoice.api.npc.dialogue.v1 import dialogue_pb2, dialogue_pb2_grpc
 from npcvoice.dialogue.engine import DialogueEngine
-from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
+from npcvoice.dialogue.options import DEFAULT_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.scheduler import DialogueScheduler
 from npcvoice.dialogue.servicer import DialogueServicer
 from npcvoice.runtime.config import ServerSettings
@@ -22,7 +22,7 @@ async def register(
 ) -> Cleanup | None:
     options = DialogueOptions(**engine_options)
     engine = DialogueEngine(options)
-    engine.model(BUNDLED_MODEL_ID)  # load before SERVING, so the first request is not slow
+    engine.model(DEFAULT_MODEL_ID)  # load before SERVING, so the first request is not slow
     scheduler = DialogueScheduler(engine)
     dialogue_pb2_grpc.add_DialogueServiceServicer_to_server(DialogueServicer(scheduler), server)
     if options.prewarm:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npcvoice.dialogue.aids import ALL_AIDS
 from npcvoice.dialogue.blocking import PRESENCE_PENALTY, Blocker, fixed_table
 from npcvoice.dialogue.feelings import called_for
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
@@ -69,24 +70,38 @@ def fallback_line(persona: Persona, earlier: list[str]) -> str:
 
 class Steering:
     def __init__(
-        self, texts: TokenTexts, persona: Persona, request: TurnRequest, end_ids: Collection[int]
+        self,
+        texts: TokenTexts,
+        persona: Persona,
+        request: TurnRequest,
+        end_ids: Collection[int],
+        aids: Collection[str] = ALL_AIDS,
     ) -> None:
+        """``aids``: the hand-written aids to apply (``npcvoice.dialogue.aids``); the guards always are."""
         self.earlier = earlier_lines(persona, request)
         self.phrases = scaffolding_phrases(persona, LABELS)
-        # The emotion the line calls for, else the NPC's usual mood (its first): the model would copy the
-        # last reply's emotion from the history, keeping an insult's anger for the rest of the talk.
-        lean = called_for(f"{request.player_text} {request.cue}", persona.emotions) or persona.emotions[0]
-        self.tags = TagWriter(texts, persona, request.player_text, lean)
-        self.recall = Recall(texts, request.player_text, player_statements(request), persona.display_name)
+        lean = None
+        if "emotion_lean" in aids:
+            # The emotion the line calls for, else the NPC's usual mood (its first): the bundled model
+            # copies the last reply's emotion from the history, keeping an insult's anger all the talk.
+            cue = f"{request.player_text} {request.cue}"
+            lean = called_for(cue, persona.emotions) or persona.emotions[0]
+        keywords = "action_keywords" in aids
+        self.tags = TagWriter(texts, persona, request.player_text, lean, actions_by_keyword=keywords)
+        self.recall = (
+            Recall(texts, request.player_text, player_statements(request), persona.display_name)
+            if "recall" in aids
+            else None
+        )
         self._texts = texts
         private = private_text(persona)
-        fixed = texts.memo(
-            ("blocked", private, *self.phrases), lambda: fixed_table(texts, [private], self.phrases)
-        )
+        blocked = self.phrases if "scaffolding" in aids else []
+        fixed = texts.memo(("blocked", private, *blocked), lambda: fixed_table(texts, [private], blocked))
         self._blocker = Blocker(texts, self.earlier, fixed)
         # A reply may not open as an earlier one of this conversation did (a small model opens most
         # replies alike: "I'm sorry, ..." on a third of them): the token that would complete it is out.
-        self._openings = {tuple(texts.encode(f" {o}")) for o in map(opening, npc_lines(request)) if o}
+        earlier_openings = map(opening, npc_lines(request)) if "openings" in aids else ()
+        self._openings = {tuple(texts.encode(f" {o}")) for o in earlier_openings if o}
         self._opening_tokens = max(map(len, self._openings), default=0)
         self._text_start: int | None = None  # where the reply's text begins, once its tags are written
         self._end_ids = set(end_ids)
@@ -107,7 +122,8 @@ class Steering:
         # No bracket after the tags: a tag there would be one the grammar did not check.
         banned |= self._texts.containing("[", np.asarray(logits).size)
         return sampler.pick(logits, reply, banned=banned, penalized=self._blocker.penalized,
-                            presence=PRESENCE_PENALTY, favoured=self.recall.favoured(reply))  # fmt: skip
+                            presence=PRESENCE_PENALTY,
+                            favoured=self.recall.favoured(reply) if self.recall else None)  # fmt: skip
 
     @property
     def text_start(self) -> int | None:

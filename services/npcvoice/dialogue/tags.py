@@ -36,7 +36,8 @@ _COMMON = frozenset(
         "his her him she its not but all one two",
     )
 )
-MAX_VALUE_TOKENS = 3
+# A free value's tokens at most: a snake_case value of a few words ("blue_tea_bowl" is 7 tokens).
+MAX_VALUE_TOKENS = 8
 _WORD_START = re.compile(r"[A-Za-z][A-Za-z_]*")
 _WORD_MORE = re.compile(r"[A-Za-z_]+")
 _DIGITS = re.compile(r"[0-9]{1,4}")
@@ -128,16 +129,26 @@ class TagWriter:
     """Which tokens the reply may start with, step by step, until its tags are written."""
 
     def __init__(
-        self, texts: TokenTexts, persona: Persona, player_text: str = "", lean: str | None = None
+        self,
+        texts: TokenTexts,
+        persona: Persona,
+        player_text: str = "",
+        lean: str | None = None,
+        actions_by_keyword: bool = True,
     ) -> None:
-        """``lean``: the emotion the line calls for (``feelings``), favoured when the emotion is chosen."""
+        """``lean``: the emotion the line calls for (``feelings``), favoured when the emotion is chosen.
+        ``actions_by_keyword``: an action is offered only when the line asks for it (``requested``), and
+        then taken; off, every declared action is offered and the model chooses whether to take one (its
+        likeliest next token after the emotion tag starts an action tag or not)."""
         self._texts = texts
         self._lean = emotion_tag(lean) if lean else None
         emotions = tuple(persona.emotions)
         self._node: Node | None = texts.memo(("emotions", emotions), lambda: emotion_trie(texts, persona))
-        asked = requested(persona, player_text)
+        asked = requested(persona, player_text) if actions_by_keyword else list(persona.actions)
         self._actions = action_trie(texts, asked) if asked else None
         self._offered = False  # whether the action branch was offered (right after the emotion)
+        self._optional = not actions_by_keyword  # whether, offered, it may be passed by
+        self._choosing = False  # at the point where the model takes the action branch or passes it by
         self._value: Value | None = None
         self._value_tokens = 0
         self._rest: tuple[Segment, ...] = ()
@@ -146,6 +157,11 @@ class TagWriter:
     def allowed(self, logits: np.ndarray) -> list[int] | None:
         """The tokens allowed next; None once the tags are written (free text follows)."""
         self._settle()
+        if self._choosing:
+            self._choosing = False
+            assert self._node is not None
+            if int(np.argmax(logits)) not in self._node.children:
+                self.done = True  # the model goes on to its text: no action
         if self.done:
             return None
         if self._node is not None:
@@ -170,7 +186,7 @@ class TagWriter:
         """The next token when the tags leave only one (taken: no choice, so no need for the model's
         logits), else None."""
         self._settle()
-        if self.done or self._node is None or len(self._node.children) != 1:
+        if self.done or self._choosing or self._node is None or len(self._node.children) != 1:
             return None
         token = next(iter(self._node.children))
         self.advance(token)
@@ -185,6 +201,7 @@ class TagWriter:
             self.done = True
         else:
             self._node = self._actions
+            self._choosing = self._optional
 
     def advance(self, token: int) -> None:
         if self._value is not None:

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DEFAULT_MODEL_ID, TUNED_MODEL_ID
+
 SCHEMA_VERSION = 1
 
 # The emotions the face and the relationship model understand; a persona picks a subset.
@@ -46,7 +48,13 @@ class VoiceSettings(_Strict):
 
 
 class DialogueSettings(_Strict):
-    model: str = Field("smollm2-135m", min_length=1, description="Model id from the dialogue service.")
+    model: str = Field(
+        DEFAULT_MODEL_ID,
+        min_length=1,
+        description=f"Model id from the dialogue service ({BUNDLED_MODEL_ID}: the bundled model; "
+        f"{TUNED_MODEL_ID}: the bundled model tuned on the NPC corpus; `npcvoice prepare-model` adds "
+        "others).",
+    )
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 always picks the likeliest word.")
     top_p: float = Field(
         0.9, gt=0.0, le=1.0, description="Sample from the likeliest words adding up to this."

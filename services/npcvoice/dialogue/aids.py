@@ -1,0 +1,39 @@
+"""The hand-written aids on a reply's logits, each of which can be turned off.
+
+They were written for the bundled model, which could not do these things by itself; a model tuned on the
+NPC corpus (``npcvoice tune``) may not need them, and an aid a model does not need only gets in its way
+(a lean to a word-listed emotion, a bonus to a word the player said). Which aids a model gets is in its
+manifest (``aids``) if it says, else ``TUNED_AIDS`` for a model tuned on the corpus (its compact prompt)
+and all of them for any other; the dialogue options may override it (``engine.aids``), as
+``bench/npc_mind.py --ablate`` does to measure each one.
+
+The guards are not aids and are always on: the reply's tags under constraint, no repeat of an earlier
+reply, no run of the persona's private text, no prompt text spoken (the reply filter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+AIDS: dict[str, str] = {
+    "emotion_lean": "the emotion the player's words call for (a word list; else the persona's first) is "
+    "favoured when the reply's emotion tag is chosen",
+    "recall": "asked what they told the NPC, the words of the player's statement that answer get a bonus",
+    "openings": "a reply may not open with the first two words of an earlier reply",
+    "scaffolding": "the prompt's labels are blocked token by token while the reply is written",
+    "action_keywords": "an action is offered only when the player's line shares a word with its "
+    "description, and then it is taken; off: every declared action is offered and the model chooses",
+}
+ALL_AIDS = frozenset(AIDS)
+# What a model tuned on the NPC corpus gets: all of them still (docs/conversation-quality.md, session 8:
+# without them the shipped adapter took no action asked for, and fewer memory and emotion lines).
+TUNED_AIDS = ALL_AIDS
+
+
+def aid_set(names: Iterable[str]) -> frozenset[str]:
+    """``names`` as a set of aids; ValueError naming any that is not one."""
+    chosen = frozenset(names)
+    unknown = sorted(chosen - ALL_AIDS)
+    if unknown:
+        raise ValueError(f"unknown aids {unknown}: the aids are {sorted(ALL_AIDS)}")
+    return chosen
