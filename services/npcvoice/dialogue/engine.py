@@ -23,7 +23,7 @@ from npcvoice.dialogue.model import (
     prepared_models,
     resolve_device,
 )
-from npcvoice.dialogue.options import BUNDLED_MODEL_ID, TUNED_MODEL_ID, DialogueOptions
+from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.prompt import fixed_messages
 from npcvoice.dialogue.sampling import SamplingSettings, check_sampling
 from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
@@ -98,9 +98,6 @@ class DialogueEngine:
             folder = bundled_model_folder(self.options.models_dir, self.device)
         else:
             found = prepared_models(self.options.models_dir, self.device).get(model_id)
-            if found is None and model_id == TUNED_MODEL_ID:
-                where = f"model (not prepared in {self.options.models_dir}: run `./dev prepare-model`)"
-                raise NotFound(where, model_id, self.model_ids)
             if found is None:
                 raise NotFound("model", model_id, self.model_ids)
             folder = found

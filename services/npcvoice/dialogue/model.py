@@ -197,6 +197,14 @@ def bundled_model_folder(models_dir: Path, device: str) -> Path:
     )
 
 
+def model_aids(manifest: dict[str, Any]) -> frozenset[str]:
+    """The aids a model's replies get: its manifest's "aids" if it says, else those a model tuned on the
+    NPC corpus (a compact prompt) still needs, else all of them."""
+    if isinstance(manifest.get("aids"), list):
+        return aid_set(manifest["aids"])
+    return TUNED_AIDS if manifest.get("prompt_style") == "compact" else ALL_AIDS
+
+
 def load_model(
     model_id: str,
     folder: Path,
@@ -245,7 +253,6 @@ def load_model(
         * decoder["head_size"]
         * (2 if half else 4)
     )
-    compact = facts.get("prompt_style") == "compact"  # a model tuned on the NPC corpus
     end_ids = {int(t) for t in tokenizer.eos_token_ids}
     start = tokenizer.encode("<|im_start|>")
     if len(start) == 1:
@@ -268,10 +275,6 @@ def load_model(
         end_ids=frozenset(end_ids),
         template=probe_template(tokenizer),
         min_length=window,
-        prompt_style="compact" if compact else "full",
-        aids=aid_set(facts["aids"])
-        if isinstance(facts.get("aids"), list)
-        else TUNED_AIDS
-        if compact
-        else ALL_AIDS,
+        prompt_style="compact" if facts.get("prompt_style") == "compact" else "full",
+        aids=model_aids(facts),
     )
