@@ -149,7 +149,9 @@ def test_a_conversation_renders_as_the_served_model_reads_it_one_sequence_with_e
     )
 
 
-def test_an_adapter_merges_into_the_gguf_blocks_in_gguf_row_order(tmp_path):
+def test_an_adapter_merges_into_the_gguf_whole_and_in_gguf_row_order(tmp_path):
+    """A LoRA update is far smaller than a 4-bit grid's step: the merge must keep it (into Q8_0), not
+    round it away, and must put it on GGUF's permuted query rows; untouched tensors stay bit for bit."""
     import gguf
     from safetensors.numpy import save_file
 
@@ -160,30 +162,35 @@ def test_an_adapter_merges_into_the_gguf_blocks_in_gguf_row_order(tmp_path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"r": 1, "lora_alpha": 1}))
-    rows = np.zeros((1, 576), np.float32)
-    rows[0, 5] = 1.0  # B·A puts 0.5 on one row of layer 2's query: its head 0, dimension 5
+    a = np.random.default_rng(0).normal(0, 1, (1, 576)).astype(np.float32)
+    b = np.zeros((576, 1), np.float32)
+    b[5, 0] = 0.004  # B·A: a small change to one row of layer 2's query (its head 0, dimension 5)
     save_file(
         {
-            "base_model.model.model.layers.2.self_attn.q_proj.lora_A.weight": np.full(
-                (1, 576), 0.5, np.float32
-            ),
-            "base_model.model.model.layers.2.self_attn.q_proj.lora_B.weight": rows.T.copy(),
+            "base_model.model.model.layers.2.self_attn.q_proj.lora_A.weight": a,
+            "base_model.model.model.layers.2.self_attn.q_proj.lora_B.weight": b,
         },
         str(adapter / "adapter_model.safetensors"),
     )
     merged = merge_into_gguf(base, adapter, tmp_path / "tuned.gguf")
     before, after = gguf.GGUFReader(str(base)), gguf.GGUFReader(str(merged))
+    assert {f for f in before.fields if not f.startswith("GGUF.")} == {
+        f for f in after.fields if not f.startswith("GGUF.")
+    }
     changed = [
         t.name
         for t, u in zip(before.tensors, after.tensors, strict=True)
-        if not np.array_equal(t.data, u.data)
+        if t.tensor_type != u.tensor_type or not np.array_equal(t.data, u.data)
     ]
     assert changed == ["blk.2.attn_q.weight"]
     (old,) = [t for t in before.tensors if t.name == "blk.2.attn_q.weight"]
     (new,) = [t for t in after.tensors if t.name == "blk.2.attn_q.weight"]
+    assert new.tensor_type == gguf.GGMLQuantizationType.Q8_0
     moved = gguf.quants.dequantize(new.data, new.tensor_type) - gguf.quants.dequantize(
         old.data, old.tensor_type
     )
-    expected = permute_rows(rows.T @ np.full((1, 576), 0.5, np.float32), 9)
-    assert np.abs(moved.mean(axis=1) - expected.mean(axis=1)).max() < 0.02  # the update, on GGUF's row
-    assert int(np.argmax(np.abs(moved).mean(axis=1))) == int(np.argmax(expected.mean(axis=1))) != 5
+    expected = permute_rows(b @ a, 9)
+    row = int(np.argmax(np.abs(expected).sum(axis=1)))
+    assert row != 5  # GGUF's row for transformers' row 5
+    kept = float((moved[row] * expected[row]).sum() / (expected[row] ** 2).sum())
+    assert 0.9 < kept < 1.1  # the update is there, whole (re-rounded into Q4_1, about 6 % of it was)

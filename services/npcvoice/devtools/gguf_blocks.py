@@ -8,7 +8,8 @@ are exactly ``d·q + m`` per block, so the codes come back exactly and go into t
 - Q4_1 (``d·q + m``, q in 0..15): the block's minimum is code 0 and its maximum code 15; an integer zero
   point plus a small fp32 term for the rest of the minimum (``m_rest · sum(x_block)``) keeps the fast kernel.
 - Q4_0 (``d·(q - 8)``): the weight of largest magnitude is code 0; zero point 8, nothing else.
-- Q8_0 (``d·q``, q in -128..127), in the int8 output head: codes around 128.
+- Q8_0 (``d·q``, q in -128..127), in the int8 output head: codes around 128; a 4-bit node whose
+  weights are Q8_0 blocks (a tuned model's merged matrices, ``training.export``) becomes an 8-bit node.
 
 Each node is checked: its weights must come back within float rounding, else (K-quants, Q5_0, F16...)
 the builder's own quantization stays. Which nodes came back is reported.
@@ -77,6 +78,14 @@ def _q4_1(w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     scale[scale == 0] = 1.0
     codes = np.clip(np.rint((w - low[..., None]) / scale[..., None]), 0, 15)
     return _error(codes * scale[..., None] + low[..., None], w), codes.astype(np.uint8), scale, low
+
+
+def _set_attribute(node: Any, name: str, value: int) -> None:
+    from onnx import helper
+
+    kept = [a for a in node.attribute if a.name != name]
+    del node.attribute[:]
+    node.attribute.extend([*kept, helper.make_attribute(name, value)])
 
 
 class _Rewriter:
@@ -184,6 +193,8 @@ def carry_gguf_blocks(onnx_dir: Path, hf_dir: Path) -> Counter[str]:
             continue
         w = w.reshape(n, k // block, block)
         kind = rewriter.write_int8(node, w) if bits == 8 else rewriter.write_int4(node, w)
+        if kind is None and bits == 4 and (kind := rewriter.write_int8(node, w)) is not None:
+            _set_attribute(node, "bits", 8)  # Q8_0 blocks (a tuned model's merged matrices) stay 8-bit
         outcome[kind or "builder"] += 1
     del model.graph.node[:]
     model.graph.node.extend(rewriter.nodes)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from npcvoice.devtools.gguf_blocks import carry_gguf_blocks, share_int8_embeddings
+from npcvoice.devtools.lora_branches import add_lora_branches
 from npcvoice.devtools.model_source import (
     CARRIED_TYPES,
     ModelSource,
@@ -55,8 +56,8 @@ BUILDER_OPTIONS = [
 ]
 
 
-def _step(number: int, text: str) -> float:
-    print(f"[{number}/4] {text}...", flush=True)
+def _step(number: int, text: str, steps: int = 4) -> float:
+    print(f"[{number}/{steps}] {text}...", flush=True)
     return time.perf_counter()
 
 
@@ -134,10 +135,12 @@ def prepare(
     name: str | None = None,
     chat_template: Path | None = None,
     prompt_style: str = "full",
+    adapter: Path | None = None,
 ) -> Path:
     """The ONNX model folder for the GGUF file or Hugging Face folder ``path`` on ``device`` ("cpu" or
     "cuda"), built if not already there; ``chat_template`` (a Jinja file) for a model that has none;
-    ``prompt_style`` "compact" for a model tuned on the NPC corpus (the dialogue engine reads it)."""
+    ``prompt_style`` "compact" for a model tuned on the NPC corpus (the dialogue engine reads it);
+    ``adapter`` a LoRA adapter folder (``npcvoice tune``) added beside the matrices (``lora_branches``)."""
     source = inspect_source(path)
     model_name = resolve_name(source, name)
     if not source.has_chat_template and chat_template is None:
@@ -147,6 +150,9 @@ def prepare(
     digest = source_hash(path)
     if chat_template is not None:  # the same weights with another template are another model
         digest = hashlib.sha256(f"{digest}+{source_hash(chat_template)}".encode()).hexdigest()
+    if adapter is not None:  # and the same weights with an adapter too
+        weights = adapter / "adapter_model.safetensors"
+        digest = hashlib.sha256(f"{digest}+lora:{source_hash(weights)}".encode()).hexdigest()
     label = path.stem if model_name == BUNDLED_MODEL_ID else model_name  # the bundled folder keeps its name
     out = models_dir / f"{label}-{digest[:12]}-{device}"
     if (out / MANIFEST).exists() and not force:
@@ -172,6 +178,9 @@ def prepare(
         started = _step(4, "sharing the int8 output head with the input embedding")
         shared = source.tied_embeddings and share_int8_embeddings(onnx_dir)
         _done(started, "" if shared else " (not tied: kept apart)")
+        if adapter is not None:
+            started = _step(5, f"adding the adapter {adapter} beside the matrices", 5)
+            _done(started, f": {add_lora_branches(onnx_dir, adapter)} matrices with a low-rank branch")
         if chat_template is not None:
             shutil.copyfile(chat_template, onnx_dir / "chat_template.jinja")
             _drop_template_from(onnx_dir / "tokenizer_config.json")
@@ -180,6 +189,7 @@ def prepare(
             "architecture": source.architecture, "builder_options": BUILDER_OPTIONS,
             "gguf_weight_types": dict(source.weight_types), "carried_blocks": dict(carried or {}),
             "chat_template": str(chat_template) if chat_template else None, "prompt_style": prompt_style,
+            "adapter_sha256": source_hash(adapter / "adapter_model.safetensors") if adapter else None,
         }  # fmt: skip
         (onnx_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if out.exists():
@@ -190,22 +200,15 @@ def prepare(
 
 
 def prepare_tuned(models_dir: Path, device: str = "cpu", force: bool = False) -> Path | None:
-    """The tuned model (``TUNED_MODEL_ID``): the committed adapter of ``npcvoice tune`` merged into the
-    bundled GGUF's own blocks, then prepared like any GGUF, with the compact prompt it was tuned on. None
-    when there is no adapter (a corpus not yet distilled)."""
-    from npcvoice.training.export import merge_into_gguf
+    """The tuned model (``TUNED_MODEL_ID``): the bundled GGUF's own blocks with the committed adapter of
+    ``npcvoice tune`` beside them (``lora_branches``: merged into 4-bit blocks it would round away),
+    prepared with the compact prompt it was tuned on. None when there is no adapter."""
     from npcvoice.training.tune import ADAPTER_DIR
 
-    weights = ADAPTER_DIR / "adapter_model.safetensors"
-    if not weights.exists():
+    if not (ADAPTER_DIR / "adapter_model.safetensors").exists():
         return None
-    base = bundled_gguf()
-    digest = hashlib.sha256(f"{source_hash(base)}+{source_hash(weights)}".encode()).hexdigest()
-    merged = models_dir / "tuned" / f"{TUNED_MODEL_ID}-{digest[:12]}.gguf"
-    if not merged.exists():
-        print(f"merging {ADAPTER_DIR} into {base.name} -> {merged}", flush=True)
-        merge_into_gguf(base, ADAPTER_DIR, merged)
-    return prepare(merged, models_dir, device, force, name=TUNED_MODEL_ID, prompt_style="compact")
+    return prepare(bundled_gguf(), models_dir, device, force, name=TUNED_MODEL_ID, prompt_style="compact",
+                   adapter=ADAPTER_DIR)  # fmt: skip
 
 
 def _drop_template_from(tokenizer_config: Path) -> None:
@@ -232,12 +235,21 @@ def main(argv: list[str] | None = None) -> int:
         "--prompt-style", choices=["full", "compact"], default="full",
         help="compact: a model tuned on the NPC corpus (npcvoice tune), which needs fewer instructions",
     )  # fmt: skip
+    parser.add_argument(
+        "--adapter", type=Path,
+        help="a LoRA adapter folder from npcvoice tune, run beside the source's matrices (give --name too)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     path = args.source or args.gguf or bundled_gguf()
+    if args.adapter is not None and not (args.adapter / "adapter_model.safetensors").exists():
+        print(f"npcvoice prepare-model: no adapter_model.safetensors in {args.adapter}", file=sys.stderr)
+        return 2
+    if args.adapter is not None and not args.name:
+        print("npcvoice prepare-model: --adapter makes another model: give it a --name", file=sys.stderr)
+        return 2
     try:
-        prepare(
-            path, args.models_dir, args.device, args.force, args.name, args.chat_template, args.prompt_style
-        )
+        prepare(path, args.models_dir, args.device, args.force, args.name, args.chat_template,
+                args.prompt_style, args.adapter)  # fmt: skip
         if args.source is None and args.gguf is None:  # the bundled model, and the one tuned from it
             prepare_tuned(args.models_dir, args.device, args.force)
     except UnsupportedModel as problem:
