@@ -163,11 +163,24 @@ def test_blocking_never_completes_a_run_of_an_earlier_line_of_itself_or_of_the_s
         for wanted in lure:  # a model that wants to write the lure, token by token
             banned = blocker.banned(reply)
             reply.append(wanted if wanted not in banned else -1)
-        runs = {tuple(reply[i : i + REPEAT_TOKENS]) for i in range(len(reply) - REPEAT_TOKENS + 1)}
-        assert not runs & {tuple(copy_me[i : i + REPEAT_TOKENS]) for i in range(len(copy_me))}
+        copied = {tuple(copy_me[i : i + REPEAT_TOKENS]) for i in range(len(copy_me))}
+        runs = [tuple(reply[i : i + REPEAT_TOKENS]) for i in range(len(reply) - REPEAT_TOKENS + 1)]
+        # a run of the earlier line goes no further than the end of the word it is in: the next is cut
+        assert all(texts.continues_word(run[-1]) for run in runs if run in copied)
         assert -1 in reply, "the lure went through untouched"
     own = loop * 2
     assert own[REPEAT_TOKENS - 1 + len(loop)] in blocker.banned(own[: REPEAT_TOKENS - 1 + len(loop)])
+
+
+def test_a_phrase_said_before_is_cut_between_words_never_misspelt(texts):
+    # "good traveller" in an earlier line: cut inside the word, a small model wrote "good travilller"
+    blocker = Blocker(texts, ["Come in, come in, good traveller, and sit."], fixed_table(texts, [], []))
+    reply: list[int] = []
+    for wanted in texts.encode(" Water? Come in, good traveller, and sit by the fire."):
+        banned = blocker.banned(reply)
+        assert not any(texts.continues_word(t) for t in banned)
+        reply.append(wanted if wanted not in banned else -1)
+    assert -1 in reply, "the phrase went through untouched"
 
 
 def test_a_question_about_what_the_player_said_of_themselves_is_recognised():

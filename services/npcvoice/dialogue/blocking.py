@@ -1,8 +1,8 @@
 """Token by token, what the reply may not write next: it never completes a run of tokens that an earlier
 NPC line of this conversation holds, nor one it already wrote itself (a loop), nor the prompt's
 scaffolding or a long run of the persona's private text; and the words of earlier replies are made a
-little less likely (a presence penalty), so that the model says something new rather than the next-best
-copy. Lore is not blocked: the NPC is meant to tell it, in its own words.
+little less likely (a presence penalty, on the tokens that start them), so that the model says something
+new rather than the next-best copy. Lore is not blocked: the NPC is meant to tell it, in its own words.
 """
 
 from __future__ import annotations
@@ -52,18 +52,25 @@ class Blocker:
             tokens = texts.encode(" " + line)
             said += tokens
             _add(repeats, tokens, REPEAT_TOKENS)
+        self._texts = texts
         self._tables = (fixed, repeats)
         self._prefixes = sorted({len(key) for table in self._tables for key in table})
         self.penalized = np.fromiter(texts.words(sorted(set(said))), dtype=np.int64)
 
     def banned(self, reply: list[int]) -> set[int]:
-        """Tokens that may not follow ``reply`` (the tokens written so far)."""
+        """Tokens that may not follow ``reply`` (the tokens written so far). A run of an earlier line is cut
+        where a word starts, never inside one: cut there, a small model writes the word misspelt (``good
+        travilller`` after an earlier ``good traveller``); the word finishes and the next one is cut. (The
+        private text and the scaffolding are cut wherever their run completes.)"""
+        fixed, repeats = self._tables
         banned: set[int] = set()
+        again: set[int] = set()
         for size in self._prefixes:
             if len(reply) >= size:
                 key = tuple(reply[-size:])
-                for table in self._tables:
-                    banned |= table.get(key, set())
+                banned |= fixed.get(key, set())
+                again |= repeats.get(key, set())
+        banned |= {t for t in again if not self._texts.continues_word(t)}
         tail = reply[-(REPEAT_TOKENS - 1) :]
         if len(tail) == REPEAT_TOKENS - 1:  # the reply's own runs: a loop inside it
             for i in range(len(reply) - REPEAT_TOKENS + 1):

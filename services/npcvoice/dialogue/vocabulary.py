@@ -21,14 +21,30 @@ class TokenTexts:
         self._memo: dict[Hashable, object] = {}
         # What the tokenizer puts before any text (Gemma's and Llama's BOS): not part of the text's tokens.
         self._added = len(tokenizer.encode(""))
+        self._continues: dict[int, bool] = {}
+        self._anchor = self.encode("x")[-1]  # a token to decode another after (see continues_word)
+        self._anchor_text = self._decode([self._anchor])
 
     def encode(self, text: str) -> list[int]:
         return [int(t) for t in self._tokenizer.encode(text)][self._added :]
 
+    def _decode(self, tokens: list[int]) -> str:
+        return str(self._tokenizer.decode(np.array(tokens, dtype=np.int32)))
+
     def text(self, token: int) -> str:
         known = self._texts.get(token)
         if known is None:
-            known = self._texts[token] = str(self._tokenizer.decode(np.array([token], dtype=np.int32)))
+            known = self._texts[token] = self._decode([token])
+        return known
+
+    def continues_word(self, token: int) -> bool:
+        """Whether ``token`` goes on with the word before it (``eller`` after `` trav``) rather than starting
+        a word or writing punctuation. Decoded after another token, since some tokenizers (SentencePiece)
+        drop a lone token's leading space."""
+        known = self._continues.get(token)
+        if known is None:
+            after = self._decode([self._anchor, token])[len(self._anchor_text) :]
+            known = self._continues[token] = bool(after) and after[0].isalnum()
         return known
 
     def matching(self, logits: np.ndarray, pattern: re.Pattern[str], among: int = 256) -> list[int]:
@@ -40,8 +56,9 @@ class TokenTexts:
         return [int(t) for t in best if pattern.fullmatch(self.text(int(t)))]
 
     def words(self, tokens: list[int], min_letters: int = 3) -> set[int]:
-        """Those of ``tokens`` that are (the start of) a word of at least ``min_letters`` letters."""
-        stripped = {t: self.text(t).strip() for t in tokens}
+        """Those of ``tokens`` that start a word (not a piece inside one) of at least ``min_letters``
+        letters."""
+        stripped = {t: self.text(t).strip() for t in tokens if not self.continues_word(t)}
         return {t for t, text in stripped.items() if len(text) >= min_letters and text.isalpha()}
 
     def containing(self, char: str, size: int) -> frozenset[int]:
