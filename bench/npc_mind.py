@@ -6,6 +6,7 @@
 A model may be given with the aids its replies get (npcvoice.dialogue.aids), else it gets its own:
 ``npc-smollm2-135m:all``, ``npc-smollm2-135m:none``, ``npc-smollm2-135m:-recall`` (all but one),
 ``smollm2-135m:recall+openings``. ``--ablate M`` runs M with all, with none and with each one off.
+A temperature after ``@`` replaces the persona's (``npc-smollm2-135m:all@0``: greedy).
 
 Each validation conversation of training/ is played through the dialogue engine (in-process, as the
 service runs it: its prompt, tags, steering, the persona's sampling with a fixed seed), its memory kept as
@@ -77,10 +78,11 @@ def validation_conversations(root: Path) -> list[Conversation]:
 Actions = dict[str, dict[str, str]]
 
 
-def reply(engine: DialogueEngine, held: HeldMemory, key: str, seed: int) -> tuple[str, list[str], Actions]:
+def reply(engine: DialogueEngine, held: HeldMemory, key: str, seed: int,
+          temperature: float | None = None) -> tuple[str, list[str], Actions]:  # fmt: skip
     request = held.request()
-    request = type(request)(**{**request.__dict__, "conversation_id": key,
-                               "sampling": SamplingOverrides(seed=seed)})  # fmt: skip
+    sampling = SamplingOverrides(seed=seed, temperature=temperature)
+    request = type(request)(**{**request.__dict__, "conversation_id": key, "sampling": sampling})
     generation = engine.begin(request)
     while not generation.prefill_step():
         pass
@@ -123,18 +125,21 @@ def judge(step: Step, index: int, conversation: Conversation, persona: Persona, 
     return True
 
 
-def variant(spec: str) -> tuple[str, list[str] | None]:
-    """``model[:aids]`` as the model and the aids its replies get (None: the model's own)."""
+def variant(spec: str) -> tuple[str, list[str] | None, float | None]:
+    """``model[:aids][@temperature]`` as the model, the aids its replies get (None: the model's own) and
+    the temperature (None: the persona's)."""
+    spec, _, temperature = spec.partition("@")
+    heat = float(temperature) if temperature else None
     model, _, aids = spec.partition(":")
     if not aids:
-        return model, None
+        return model, None, heat
     if aids == "all":
-        return model, sorted(ALL_AIDS)
+        return model, sorted(ALL_AIDS), heat
     if aids == "none":
-        return model, []
+        return model, [], heat
     if aids.startswith("-"):
-        return model, sorted(ALL_AIDS - aid_set([aids[1:]]))
-    return model, sorted(aid_set(aids.split("+")))
+        return model, sorted(ALL_AIDS - aid_set([aids[1:]])), heat
+    return model, sorted(aid_set(aids.split("+"))), heat
 
 
 def main() -> None:
@@ -155,7 +160,7 @@ def main() -> None:
     if args.ablate:
         specs = [f"{args.ablate}:{a}" for a in ("all", "none", *(f"-{aid}" for aid in sorted(ALL_AIDS)))]
     for spec in specs:
-        model, aids = variant(spec)
+        model, aids, temperature = variant(spec)
         with tempfile.TemporaryDirectory() as directory:
             for conversation in conversations:  # each persona as served by this model
                 persona = personas[conversation.persona]
@@ -174,7 +179,8 @@ def main() -> None:
                         held.step(step)
                         continue
                     request = held.request()
-                    said, emotions, actions = reply(engine, held, f"{model}-{number}", 11 + index)
+                    key = f"{model}-{number}"
+                    said, emotions, actions = reply(engine, held, key, 11 + index, temperature)
                     ok = judge(step, index, conversation, persona, request, said, emotions, actions, earlier)
                     scores[step.skill or ""].append(ok)
                     transcript.append({"model": spec, "npc": persona.id, "conversation": number,
