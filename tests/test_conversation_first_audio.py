@@ -16,11 +16,19 @@ DIALOGUE_LIMIT = re.compile(r"  (seed|max_tokens|max_sentences):")
 
 
 def variant(directory: Path, seed: int, dialogue: str) -> str:
-    """A copy of Hilda with this fixed seed and these ``dialogue:`` settings; returns its id."""
+    """A copy of Hilda with this fixed seed and these ``dialogue:`` settings, on the bundled instruction
+    model, sampling (the tuned model answers in a sentence or two, and a long reply is what is measured
+    here; each seed gives its own); returns its id."""
     npc = fresh_persona(directory, "blacksmith_hilda")
     path = directory / f"{npc}.yaml"
     kept = [line for line in path.read_text().splitlines(keepends=True) if not DIALOGUE_LIMIT.match(line)]
-    path.write_text("".join(kept).replace("dialogue:\n", f"dialogue:\n  seed: {seed}\n{dialogue}", 1))
+    path.write_text(
+        "".join(kept).replace(
+            "dialogue:\n",
+            f"dialogue:\n  model: smollm2-135m\n  seed: {seed}\n  temperature: 0.7\n{dialogue}",
+            1,
+        )
+    )
     return npc
 
 

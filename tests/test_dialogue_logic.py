@@ -185,3 +185,24 @@ def test_a_growing_conversation_moves_the_prompt_start_only_every_few_turns():
         history += [Turn("player", line), Turn("npc", f"answer number {n}, steel and sparks")]
     moves = sum(1 for a, b in itertools.pairwise(starts) if a != b)
     assert moves <= 10, starts  # one turn in three at most; sliding by one would move it on ~25 turns
+
+
+def test_a_persona_without_a_temperature_gets_its_models_own_and_one_with_keeps_it():
+    # A tuned model reads best taking its likeliest words; an instruction model samples at 0.7. (The
+    # model is a stand-in: sampling reads only its temperature.)
+    from types import SimpleNamespace
+
+    from npcvoice.dialogue.engine import DialogueEngine
+    from npcvoice.dialogue.options import DialogueOptions
+    from npcvoice.dialogue.types import SamplingOverrides
+
+    engine = DialogueEngine(DialogueOptions(persona_dir=PERSONA_DIR))
+    unset = HILDA.model_copy(update={"dialogue": HILDA.dialogue.model_copy(update={"temperature": None})})
+    chosen = HILDA.model_copy(update={"dialogue": HILDA.dialogue.model_copy(update={"temperature": 0.4})})
+    tuned, bundled = SimpleNamespace(temperature=0.0), SimpleNamespace(temperature=0.7)
+    none = SamplingOverrides()
+    assert engine.sampling_for(unset, none, tuned).temperature == 0.0  # type: ignore[arg-type]
+    assert engine.sampling_for(unset, none, bundled).temperature == 0.7  # type: ignore[arg-type]
+    assert engine.sampling_for(chosen, none, tuned).temperature == 0.4  # type: ignore[arg-type]
+    request = SamplingOverrides(temperature=1.1)  # a request's own wins over both
+    assert engine.sampling_for(chosen, request, tuned).temperature == 1.1  # type: ignore[arg-type]

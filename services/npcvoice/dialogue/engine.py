@@ -127,14 +127,16 @@ class DialogueEngine:
             raise NotFound("persona", persona_id, [p.id for p in self.personas.all()])
         return persona
 
-    def sampling_for(self, persona: Persona, overrides: SamplingOverrides) -> SamplingSettings:
+    def sampling_for(
+        self, persona: Persona, overrides: SamplingOverrides, model: LoadedModel
+    ) -> SamplingSettings:
         d = persona.dialogue
 
         def pick(value: Any, default: Any) -> Any:
             return default if value is None else value
 
         settings = SamplingSettings(
-            temperature=pick(overrides.temperature, d.temperature),
+            temperature=pick(overrides.temperature, pick(d.temperature, model.temperature)),
             top_p=pick(overrides.top_p, d.top_p),
             top_k=pick(overrides.top_k, d.top_k),
             repetition_penalty=pick(overrides.repetition_penalty, d.repetition_penalty),
@@ -148,8 +150,8 @@ class DialogueEngine:
         """Check ``request`` and prepare its generation; the model work happens in its steps."""
         check_turn(request, self.options)
         persona = self.persona(request.persona_id)
-        sampling = self.sampling_for(persona, request.sampling)
         model = self.model(persona.dialogue.model)
+        sampling = self.sampling_for(persona, request.sampling, model)
         return Generation(self, model, persona, request, sampling)
 
     @staticmethod

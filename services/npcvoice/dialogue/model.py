@@ -102,6 +102,8 @@ class LoadedModel:
     # The hand-written aids its replies get (npcvoice.dialogue.aids): its manifest's "aids" if it says,
     # else those a model tuned on the NPC corpus still needs (a compact prompt), else all of them.
     aids: frozenset[str] = ALL_AIDS
+    # A persona's temperature when it sets none: the likeliest words (0) for a model tuned on the NPC corpus.
+    temperature: float = 0.7
 
     def prompt_ids(self, messages: list[Message], reply_next: bool = True) -> list[int]:
         shaped = self.template.shape(messages)
@@ -277,4 +279,5 @@ def load_model(
         min_length=window,
         prompt_style="compact" if facts.get("prompt_style") == "compact" else "full",
         aids=model_aids(facts),
+        temperature=0.0 if facts.get("prompt_style") == "compact" else 0.7,
     )

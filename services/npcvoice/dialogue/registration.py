@@ -12,6 +12,7 @@ from npcvoice.dialogue.options import DEFAULT_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.scheduler import DialogueScheduler
 from npcvoice.dialogue.servicer import DialogueServicer
 from npcvoice.runtime.config import ServerSettings
+from npcvoice.runtime.errors import NotFound
 from npcvoice.runtime.server import Cleanup, Health, Registration
 
 GRPC_SERVICE = dialogue_pb2.DESCRIPTOR.services_by_name["DialogueService"].full_name
@@ -22,7 +23,13 @@ async def register(
 ) -> Cleanup | None:
     options = DialogueOptions(**engine_options)
     engine = DialogueEngine(options)
-    engine.model(DEFAULT_MODEL_ID)  # load before SERVING, so the first request is not slow
+    try:
+        engine.model(DEFAULT_MODEL_ID)  # load before SERVING, so the first request is not slow
+    except NotFound as missing:
+        raise RuntimeError(
+            f"the dialogue model is not prepared: {DEFAULT_MODEL_ID} is not in {options.models_dir}. Run "
+            f"`./dev prepare-model` (or `npcvoice prepare-model --models-dir {options.models_dir}`) once."
+        ) from missing
     scheduler = DialogueScheduler(engine)
     dialogue_pb2_grpc.add_DialogueServiceServicer_to_server(DialogueServicer(scheduler), server)
     if options.prewarm:

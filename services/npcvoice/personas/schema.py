@@ -55,7 +55,13 @@ class DialogueSettings(_Strict):
         f"{TUNED_MODEL_ID}: the bundled model tuned on the NPC corpus; `npcvoice prepare-model` adds "
         "others).",
     )
-    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 always picks the likeliest word.")
+    temperature: float | None = Field(
+        None,
+        ge=0.0,
+        le=2.0,
+        description="0 always picks the likeliest word. Unset: the model's own (0 for a model tuned on the "
+        "NPC corpus, whose likeliest words read best; 0.7 for others).",
+    )
     top_p: float = Field(
         0.9, gt=0.0, le=1.0, description="Sample from the likeliest words adding up to this."
     )
