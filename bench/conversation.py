@@ -1,6 +1,6 @@
 """Conversation gateway benchmark: time to the NPC's first audio, text and voice turns, and concurrency.
 
-    .venv/bin/python -m bench.conversation [--turns 20] [--at-once 1,2,4,8]
+    .venv/bin/python -m bench.conversation [--turns 20] [--at-once 1,2,4,8] [--recordings]
         [--variant conversation:prefill_while_speaking=false] [--base-port 51500 --redis-port 16579]
 
 ``--variant`` measures a change off and on in one run: a second gateway runs with those options (over
@@ -11,9 +11,11 @@ through the Python client.
 
 1. Text turns (one conversation with Hilda): from sending the line to the first reply audio.
 2. Voice turns: the player's lines are synthesized (another piper voice would do; the bundled one is
-   what there is), streamed in real time in 100 ms chunks, followed by silence in real time until the
-   reply starts. Measured from the true end of speech in the audio (the last sample above -40 dBFS) to
-   the first reply audio.
+   what there is), or with ``--recordings`` they are the recordings of people of bench.speech
+   (tests/data/realspeech), streamed in real time in 100 ms chunks, followed by silence in real time
+   until the reply starts. Measured from the true end of speech in the audio (the last sample above
+   -40 dBFS) to the first reply audio; how many replies were drafted on the player's settled words and
+   released (TurnEnd.drafted) is counted.
 3. 1, 2, 4 and 8 conversations at once, three text turns each: first-audio latency.
 
 The same numbers as the gateway's own latency breakdown (TurnEnd) are printed next to them.
@@ -199,6 +201,16 @@ def player_voices() -> list[np.ndarray]:
     return [engine.synthesize_piece(line, settings, 0, 0).audio.astype(np.float32) for line in LINES]
 
 
+def recorded_voices() -> list[np.ndarray]:
+    """The player's lines as people said them (tests/data/realspeech, 16 kHz), the longest speech left out
+    (Kennedy's: a whole address, not a line to an NPC)."""
+    from tests.support.realspeech import RATE as RECORDED
+    from tests.support.realspeech import clips
+
+    assert RECORDED == RATE
+    return [c.audio.astype(np.float32) for c in clips() if c.kind != "speech"]
+
+
 def breakdown(replies: list[Reply]) -> str:
     def ms(key: str) -> float:
         return p50([r.latency[key] for r in replies]) * 1000
@@ -207,6 +219,7 @@ def breakdown(replies: list[Reply]) -> str:
              f"first audio {ms('first_audio_s'):.0f} ms"]  # fmt: skip
     if any(r.latency["transcript_s"] for r in replies):
         parts.insert(0, f"transcript {ms('transcript_s'):.0f} ms")
+        parts.append(f"drafts used {sum(r.drafted for r in replies)} of {len(replies)} replies")
     return "gateway's own breakdown (p50): " + ", ".join(parts)
 
 
@@ -223,15 +236,18 @@ def main() -> None:
     )
     parser.add_argument("--base-port", type=int, default=0, help="services' ports from here (0: free ones)")
     parser.add_argument("--redis-port", type=int, default=0)
+    parser.add_argument("--recordings", action="store_true", help="voice turns from recordings of people")
+    parser.add_argument("--voice-only", action="store_true", help="only the voice turns")
     args = parser.parse_args()
-    voices = player_voices()
+    voices = recorded_voices() if args.recordings else player_voices()
     counts = [int(c) for c in args.at_once.split(",")]
 
     with suites(args.variant, args.base_port, args.redis_port) as addresses:
-        text = asyncio.run(run_turns(addresses, args.turns))
+        skipped: list[tuple[list[float], list[Reply]]] = [([], []) for _ in addresses]
+        text = skipped if args.voice_only else asyncio.run(run_turns(addresses, args.turns))
         voice = asyncio.run(run_turns(addresses, args.turns, voices))
         sweep: list[dict[int, tuple[list[float], int]]] = [{} for _ in addresses]
-        for round_ in range(len(counts)):
+        for round_ in range(0 if args.voice_only else len(counts)):
             count = counts[round_]
             for k in list(range(len(addresses)))[:: 1 if round_ % 2 == 0 else -1]:
                 sweep[k][count] = asyncio.run(run_concurrent(addresses[k], count))
@@ -252,14 +268,14 @@ def report(
         return [p50(values) * 1000, percentile(values, 95) * 1000]
 
     print(f"\n## {label}\n")
-    print(
-        table(
-            ["turn", "first audio p50 ms", "p95 ms"],
-            [["text", *ms(text[0])], ["voice (from end of speech)", *ms(voice[0])]],
-        )
-    )
-    print(f"\ntext:  {breakdown(text[1])}")
+    rows = [["text", *ms(text[0])]] if text[0] else []
+    rows.append(["voice (from end of speech)", *ms(voice[0])])
+    print(table(["turn", "first audio p50 ms", "p95 ms"], rows))
+    if text[0]:
+        print(f"\ntext:  {breakdown(text[1])}")
     print(f"voice: {breakdown(voice[1])}")
+    if not sweep:
+        return
     print("\nconversations at once, three text turns each:\n")
     print(
         table(

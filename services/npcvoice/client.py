@@ -61,6 +61,7 @@ class Reply:
     cue: str = ""  # when the NPC spoke first: what prompted it
     latency: dict[str, float] = field(default_factory=dict)
     first_audio_at: float = 0.0  # event-loop time the first audio arrived (for measurements)
+    drafted: bool = False  # begun on the player's settled words before their final transcript (TurnEnd)
 
     @property
     def seconds(self) -> float:
@@ -178,7 +179,7 @@ class NpcConversation:
             elif kind == "turn_end":
                 end = response.turn_end
                 reply.turn_index, reply.player_text, reply.cue = end.turn_index, end.player_text, end.cue
-                reply.interrupted = end.interrupted
+                reply.interrupted, reply.drafted = end.interrupted, end.drafted
                 reply.latency = {
                     "transcript_s": end.latency.transcript_seconds,
                     "first_token_s": end.latency.first_token_seconds,

@@ -181,6 +181,7 @@ def turn_end(
     latency: dict[str, float],
     cue: str,
     continued: bool = False,
+    drafted: bool = False,
 ) -> Response:
     return Response(
         turn_end=conversation_pb2.TurnEnd(
@@ -197,6 +198,7 @@ def turn_end(
             ),
             cue=cue,
             continued=continued,
+            drafted=drafted,
         )
     )
 

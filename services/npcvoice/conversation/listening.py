@@ -22,11 +22,13 @@ class Listener:
         config: SessionConfig,
         *,
         on_speech: Callable[[], Awaitable[None]],
-        on_interim: Callable[[str], None],
+        on_interim: Callable[[str, str, bool], None],
         on_final: Callable[[str, str, float, float], Awaitable[None]],
         on_error: Callable[[BaseException], None],
     ) -> None:
-        """``on_final(text, line_text, speech_end, transcript_s)``: ``speech_end`` is when the player
+        """``on_interim(text, line_text, settled)``: the words so far; ``settled``, the final's words if the
+        silence that has begun goes on to end the utterance (StreamingTranscript.settled).
+        ``on_final(text, line_text, speech_end, transcript_s)``: ``speech_end`` is when the player
         stopped talking (perf_counter), ``transcript_s`` how long the final transcript took from then;
         ``text`` may be empty (the utterance was noise); ``line_text``, when the player went on after a
         short pause, is the whole line heard as one (the speech service's StreamingTranscript.line_text)."""
@@ -68,7 +70,8 @@ class Listener:
 
     def _open(self) -> None:
         persona = self._gateway.persona(self._config.npc_id, "config.npc_id")
-        interims = self._config.interim_transcripts or self._gateway.options.prefill_while_speaking
+        options = self._gateway.options
+        interims = self._config.interim_transcripts or options.prefill_while_speaking or options.draft_replies
         config = convert.speech_config(persona, self._config, interims)
         audio_in: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._audio_in = audio_in
@@ -105,7 +108,7 @@ class Listener:
                 continue
             transcript = response.transcript
             if not transcript.is_final:
-                self._on_interim(transcript.text)
+                self._on_interim(transcript.text, transcript.line_text.strip(), transcript.settled)
                 continue
             now = time.perf_counter()
             speech_end = self._speech_end(times, transcript.end_seconds)

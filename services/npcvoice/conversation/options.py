@@ -78,6 +78,13 @@ class GatewayOptions(BaseModel):
         description="While the player speaks, have dialogue prefill the prompt with the line heard so far "
         "(from interim transcripts), so the reply to the final line only prefills where it differs.",
     )
+    draft_replies: bool = Field(
+        True,
+        description="Begin the reply as soon as the player's words are settled (the speech service's "
+        "transcript once their silence begins, before it is long enough to end the line), holding all of "
+        "it unsent; release it the moment the final transcript says the same, else drop it unheard and "
+        "unstored and answer the final.",
+    )
 
     @field_validator("redis_url")
     @classmethod

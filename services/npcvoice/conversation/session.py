@@ -7,12 +7,20 @@ types) while the NPC is still replying, the turn is cancelled at once and memory
 player heard, marked as interrupted. If the player goes on talking right after a final transcript, before
 anything of the reply reached them, the final was only part of their line: the reply is dropped unsaid
 and the next final continues the same line.
+
+A reply may start before the final transcript: when the speech service's words are settled (transcribed
+from the final's audio as soon as the player's silence begins), a draft turn answers them with everything
+it would send held back. The final either says the same words (ignoring case and punctuation), and the
+draft is released at once, or it does not (or the player goes on talking), and the draft is dropped: none
+of it was sent or stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -20,18 +28,29 @@ from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.conversation import convert
 from npcvoice.conversation.gateway import Gateway
 from npcvoice.conversation.listening import Listener
+from npcvoice.conversation.metrics import DRAFTS
 from npcvoice.conversation.options import SessionConfig
 from npcvoice.conversation.recording import SessionMemory
 from npcvoice.conversation.turn import TurnPipeline, TurnState, heard_text
 from npcvoice.runtime.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from npcvoice.world import GameEvent
 
+log = logging.getLogger("npcvoice.conversation")
 MAX_AUDIO_CHUNK_BYTES = 1 << 20
 MIN_PREFILL_WORDS = 2  # fewer words heard so far are not worth a prefill while the player speaks
 
 # What goes on the session's output queue: an event for the client, an error that ends the stream, or
 # None when the conversation is over (see runtime.streams.read_in_background).
 Outgoing = conversation_pb2.ConverseResponse | BaseException | None
+
+
+def same_words(a: str, b: str) -> bool:
+    """Whether two transcripts say the same, ignoring case and punctuation."""
+
+    def words(text: str) -> list[str]:
+        return re.sub(r"[^\w\s']|(?<!\w)'|'(?!\w)", " ", text.lower()).split()
+
+    return words(a) == words(b)
 
 
 async def stop(task: asyncio.Task[None]) -> None:
@@ -66,6 +85,7 @@ class Session:
         self._continued = ""  # the player's line so far, when they went on talking after its final
         self._heard_line = ""  # the speech service's last line, which its next final may continue
         self._prefilled = ""  # the line so far last sent to be prefilled
+        self._draft: tuple[TurnState, asyncio.Task[None]] | None = None  # a reply held until the final
 
     async def start(self) -> conversation_pb2.ConverseResponse:
         persona = self.gateway.persona(self.config.npc_id, "config.npc_id")
@@ -95,6 +115,7 @@ class Session:
                 await self._speak_first(convert.speak_instruction(request.speak))
         self.listener.end_of_speech()
         await self.listener.finished()
+        await self._drop_draft()  # (a final would have released or dropped it)
         if self._continued:  # the player went on, but nothing more was heard: answer what they said
             self._start_turn(self._continued, time.perf_counter(), 0.0)
             self._continued = ""
@@ -135,9 +156,14 @@ class Session:
             )
         self.listener.audio(chunk)
 
-    def _interim(self, text: str) -> None:
+    def _interim(self, text: str, line_text: str, settled: bool) -> None:
         if self.config.interim_transcripts:
             self.out.put_nowait(convert.transcript(self._turn_index, text, is_final=False))
+        if settled:
+            self._begin_draft(self._line(text, line_text)[0])
+            return
+        if self._draft is not None:
+            return  # (the draft prefilled its line already)
         # Dialogue prefills the line so far while the player goes on; its last word is left out, being
         # the one the next hearing most often changes (it may have been cut mid-word).
         words = text.split()[:-1]
@@ -150,22 +176,79 @@ class Session:
         """A final transcript (possibly empty: noise): the player's line, which replaces any reply still
         going on, and continues the line they went on talking after. When the speech service heard the
         continuation and its start as one (``line_text``), its hearing of the whole replaces the parts."""
-        before = self._continued
-        if line_text and self._heard_line and before.endswith(self._heard_line):
-            before, text = before.removesuffix(self._heard_line).strip(), line_text
-        self._heard_line = line_text or text
-        self._prefilled = ""
-        line, self._continued = " ".join(filter(None, [before, text])), ""
+        line, self._heard_line = self._line(text, line_text)
+        self._prefilled = self._continued = ""
+        draft, self._draft = self._draft, None
+        if draft is not None and line and same_words(draft[0].player_text, line) and not draft[1].done():
+            await self.interrupt()
+            self._release(*draft, speech_end, transcript_s)
+            return
+        await self._drop_draft(draft)
         if not line:
             return
         await self.interrupt()
         self._start_turn(line, speech_end, transcript_s)
+
+    def _line(self, text: str, line_text: str) -> tuple[str, str]:
+        """The player's line a transcript makes (with what they said before a pause it continues), and
+        what the next transcript may continue."""
+        before = self._continued
+        if line_text and self._heard_line and before.endswith(self._heard_line):
+            before, text = before.removesuffix(self._heard_line).strip(), line_text
+        return " ".join(filter(None, [before, text])), line_text or text
+
+    def _begin_draft(self, line: str) -> None:
+        """Answer the player's settled words now, everything held until the final transcript."""
+        if not self.gateway.options.draft_replies or not line:
+            return
+        if self._draft is not None:
+            if same_words(self._draft[0].player_text, line):
+                return
+            self._draft[1].cancel()  # newer words (its cancellation is complete before a final comes)
+            DRAFTS.labels("dropped").inc()
+            self._draft = None
+        if self._turn is not None and not self._turn.done():
+            return  # a reply still going on is the final's to interrupt
+        self.turns.stop_prefill()
+        state = TurnState(self._turn_index, line, time.perf_counter(), held=[],
+                          release=asyncio.get_running_loop().create_future())  # fmt: skip
+        task = asyncio.create_task(self.turns.run(state))
+        task.add_done_callback(_draft_ended)
+        self._draft = (state, task)
+
+    def _release(
+        self, state: TurnState, task: asyncio.Task[None], speech_end: float, transcript_s: float
+    ) -> None:
+        """The final says what the draft answered: send what it holds at once, and let it finish."""
+        DRAFTS.labels("used").inc()
+        self._turn_index += 1
+        state.transcript_s = transcript_s
+        state.rebase(speech_end, time.perf_counter())
+        self.out.put_nowait(convert.transcript(state.index, state.player_text, is_final=True))
+        held, state.held = state.held or [], None
+        for message in held:
+            self.out.put_nowait(message)
+        self._state, self._turn = state, task
+        task.add_done_callback(functools.partial(self._turn_ended, state))
+        assert state.release is not None
+        state.release.set_result(None)
+
+    async def _drop_draft(self, draft: tuple[TurnState, asyncio.Task[None]] | None = None) -> None:
+        """Stop a draft: nothing of it was sent, and nothing is stored."""
+        draft = draft or self._draft
+        if draft is None:
+            return
+        if self._draft is draft:
+            self._draft = None
+        DRAFTS.labels("dropped").inc()
+        await stop(draft[1])
 
     async def _speech_started(self) -> None:
         """The player talks: barge-in, or, if nothing of the reply has reached them yet, more of the same
         line (they had only paused): the reply to the part is dropped unsaid, and its line is kept. The
         client hears of it first, so that it can stop the reply audio it is still playing."""
         self.out.put_nowait(convert.player_speaking(self._turn_index))
+        await self._drop_draft()  # the player goes on: their words were not settled after all
         task, state = self._turn, self._state
         if task is None or state is None or task.done() or state.first_audio_s or not state.transcript_s:
             await self.interrupt()
@@ -205,11 +288,15 @@ class Session:
         """The client went away: stop the reply and the speech stream without sending anything."""
         if self._turn is not None and not self._turn.done():
             self._turn.cancel()
+        if self._draft is not None:
+            self._draft[1].cancel()
         self.turns.stop_prefill()
         self.listener.cancel()
 
     async def interrupt(self) -> None:
-        """Stop the reply in progress (barge-in); memory keeps what the player heard of it."""
+        """Stop the reply in progress (barge-in); memory keeps what the player heard of it. A draft goes
+        (a typed line, an event or a speak-first instruction comes before the player's settled words)."""
+        await self._drop_draft()
         task, state = self._turn, self._state
         if task is None or state is None or task.done():
             return
@@ -219,3 +306,10 @@ class Session:
         heard = heard_text(state.sentences, heard_samples) if self.config.voice_reply else state.reply_text
         self.out.put_nowait(convert.interruption(state.index, heard, heard_samples))
         await self.turns.finish(state, heard)
+
+
+def _draft_ended(task: asyncio.Task[None]) -> None:
+    """A draft that failed (the dialogue service busy, say) only loses its head start: the final is
+    answered as usual."""
+    if not task.cancelled() and task.exception() is not None:
+        log.info("a reply drafted on settled words failed (the final is answered anew): %s", task.exception())

@@ -74,6 +74,22 @@ class TurnState:
     first_audio_s: float = 0.0
     interrupted: bool = False
     cue: str = ""  # when the NPC speaks first (player_text empty): what prompts it
+    # A draft (a reply begun on the player's settled words, before their final transcript): what it would
+    # send is held here, and it is stored only once ``release`` is set; see ``Session``.
+    held: list[conversation_pb2.ConverseResponse] | None = None
+    release: asyncio.Future[None] | None = None
+
+    @property
+    def drafted(self) -> bool:
+        return self.release is not None
+
+    def rebase(self, origin: float, now: float) -> None:
+        """A released draft: its stages so far are timed as the player got them (``now``, from the
+        ``origin`` the final transcript gave), not as the draft reached them."""
+        for stage in ("first_token_s", "first_clause_s", "first_audio_s"):
+            if value := getattr(self, stage):
+                setattr(self, stage, max(self.origin + value, now) - origin)
+        self.origin = origin
 
 
 def _prefill_failed(task: asyncio.Task[None]) -> None:
@@ -117,7 +133,15 @@ class TurnPipeline:
         finally:
             if speaker is not None and not speaker.done():
                 speaker.cancel()
+        if state.release is not None:
+            await state.release  # a draft: nothing is stored before the final says the same
         await self.finish(state, state.reply_text)
+
+    def _send(self, state: TurnState, message: conversation_pb2.ConverseResponse) -> None:
+        if state.held is not None:
+            state.held.append(message)
+        else:
+            self._emit(message)
 
     async def _request(self, player_text: str, cue: str = "") -> tuple[Persona, dialogue_pb2.GenerateRequest]:
         """The dialogue's request for ``player_text`` now, with this turn's snapshot of the persona."""
@@ -166,17 +190,17 @@ class TurnPipeline:
                 state.reply_text += response.delta.text
                 if not self._config.voice_reply and not state.first_audio_s:
                     state.first_audio_s = time.perf_counter() - state.origin  # first reply text
-                self._emit(convert.reply_text(state.index, response.delta.text))
+                self._send(state, convert.reply_text(state.index, response.delta.text))
             elif kind == "sentence":
                 if not state.first_clause_s:
                     state.first_clause_s = time.perf_counter() - state.origin
                 sentences.put_nowait(response.sentence)
             elif kind == "emotion":
                 state.emotions.append(response.emotion.emotion)
-                self._emit(convert.emotion(state.index, response.emotion))
+                self._send(state, convert.emotion(state.index, response.emotion))
             elif kind == "action":
                 state.actions.append(response.action.name)
-                self._emit(convert.action(state.index, response.action))
+                self._send(state, convert.action(state.index, response.action))
             elif kind == "summary":
                 state.first_token_s = asked - state.origin + response.summary.time_to_first_token_seconds
 
@@ -197,10 +221,11 @@ class TurnPipeline:
                 start = state.delivered_samples
                 if not state.first_audio_s:
                     state.first_audio_s = time.perf_counter() - state.origin
-                self._emit(
+                self._send(
+                    state,
                     convert.reply_audio(
                         state.index, sentence.index, chunk, start, animation, config.viseme_events
-                    )
+                    ),
                 )
                 state.sentences.append(SpokenSentence(start, chunk.num_samples, chunk.text))
                 state.delivered_samples += chunk.num_samples
@@ -221,6 +246,5 @@ class TurnPipeline:
         for stage, value in latency.items():
             if value:
                 LATENCY.labels(stage).observe(value)
-        self._emit(
-            convert.turn_end(state.index, state.player_text, reply, state.interrupted, latency, state.cue)
-        )
+        self._emit(convert.turn_end(state.index, state.player_text, reply, state.interrupted, latency,
+                                    state.cue, drafted=state.drafted))  # fmt: skip

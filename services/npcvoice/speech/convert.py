@@ -93,6 +93,7 @@ def transcript_to_proto(transcript: UtteranceTranscript) -> speech_pb2.Streaming
         final_reason=_FINAL_REASONS[transcript.reason],
         finalize_seconds=transcript.finalize_s,
         line_text=transcript.line_text,
+        settled=transcript.settled,
     )
 
 

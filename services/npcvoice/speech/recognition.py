@@ -78,6 +78,9 @@ class UtteranceTranscript:
     # When the utterance continues the one before (the player went on after a short pause): the whole line
     # heard as one, which replaces the earlier final's text; ``text`` is then what came after the pause.
     line_text: str = ""
+    # An interim transcribed as the final will be, from the final's audio, once the silence after the speech
+    # began: if the silence goes on to end the utterance, the final says the same (see stream.py).
+    settled: bool = False
 
 
 RecognitionEvent = SpeechStarted | SpeechEnded | UtteranceTranscript
@@ -181,6 +184,7 @@ class RecognitionStream:
         self._recognition = engine.check(config.recognition)
         endpointing = endpointing_for(config.endpointing, options)
         interim_s = interim_interval_s(config, options)
+        self._interims = interim_s is not None
         self._detector = UtteranceDetector(endpointing, options.max_utterance_s, interim_s,
                                            turn_end=engine.turn_end,
                                            continue_within_s=options.continue_within_ms / 1000)  # fmt: skip
@@ -216,7 +220,12 @@ class RecognitionStream:
     async def _transcript(
         self, utterance: UtteranceAudio, task: asyncio.Task[Transcript]
     ) -> UtteranceTranscript | None:
-        """The utterance's transcript, or None for an interim that is refused, empty or overtaken."""
+        """The utterance's transcript, or None for an interim that is refused, empty or overtaken (a
+        settled one whose speculation was given up: the player went on)."""
+        if utterance.speculative:
+            await asyncio.wait([task])
+            if task.cancelled():
+                return None
         try:
             transcript = await task
         except ResourceExhausted:
@@ -224,7 +233,7 @@ class RecognitionStream:
                 raise
             return None
         finally:
-            if not utterance.final:
+            if not utterance.final and not utterance.speculative:
                 self._interim_running = False
         if not utterance.final and (utterance.utterance_index <= self._finalised or not transcript.text):
             return None
@@ -244,6 +253,7 @@ class RecognitionStream:
             words=in_stream_time(transcript.words, utterance.start_s),
             reason=utterance.reason,
             finalize_s=time.perf_counter() - utterance.decided_at if utterance.final else 0.0,
+            settled=utterance.speculative,
         )
 
     async def _read(self, chunks: AsyncIterator[bytes]) -> None:
@@ -275,6 +285,8 @@ class RecognitionStream:
                 if self._speculation is not None:
                     self._speculation[1].cancel()
                 self._speculation = (event, self._transcribe(event))
+                if self._interims:  # its transcript goes out as a settled interim as soon as it is done
+                    self._queue.put_nowait(self._speculation)
             elif event.final:
                 self._queue.put_nowait((event, self._final_task(event)))
             elif not self._interim_running and not self._workers.busy:  # interims never delay a final

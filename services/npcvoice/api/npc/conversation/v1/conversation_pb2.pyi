@@ -623,6 +623,7 @@ class TurnEnd(_message.Message):
     LATENCY_FIELD_NUMBER: _builtins.int
     CUE_FIELD_NUMBER: _builtins.int
     CONTINUED_FIELD_NUMBER: _builtins.int
+    DRAFTED_FIELD_NUMBER: _builtins.int
     turn_index: _builtins.int
     player_text: _builtins.str
     """Empty when the NPC spoke first (see cue)."""
@@ -634,6 +635,10 @@ class TurnEnd(_message.Message):
     """The player went on talking after a pause, before anything of the reply reached them: player_text was
     only the first part of their line, which the next turn's player_text holds whole. Nothing of this
     turn was said or remembered: a game replaces this turn's subtitle with the next one's.
+    """
+    drafted: _builtins.bool
+    """The reply was begun on the player's settled words, before their final transcript (the gateway's
+    draft_replies), and held unsent until the final said the same; then all of it went out at once.
     """
     @_builtins.property
     def latency(self) -> Global___LatencyBreakdown: ...
@@ -647,10 +652,11 @@ class TurnEnd(_message.Message):
         latency: Global___LatencyBreakdown | None = ...,
         cue: _builtins.str = ...,
         continued: _builtins.bool = ...,
+        drafted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["latency", b"latency"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["continued", b"continued", "cue", b"cue", "interrupted", b"interrupted", "latency", b"latency", "player_text", b"player_text", "reply_text", b"reply_text", "turn_index", b"turn_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["continued", b"continued", "cue", b"cue", "drafted", b"drafted", "interrupted", b"interrupted", "latency", b"latency", "player_text", b"player_text", "reply_text", b"reply_text", "turn_index", b"turn_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

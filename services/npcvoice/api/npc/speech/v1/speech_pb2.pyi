@@ -319,6 +319,7 @@ class StreamingTranscript(_message.Message):
     FINAL_REASON_FIELD_NUMBER: _builtins.int
     FINALIZE_SECONDS_FIELD_NUMBER: _builtins.int
     LINE_TEXT_FIELD_NUMBER: _builtins.int
+    SETTLED_FIELD_NUMBER: _builtins.int
     utterance_index: _builtins.int
     text: _builtins.str
     is_final: _builtins.bool
@@ -336,6 +337,11 @@ class StreamingTranscript(_message.Message):
     It replaces the previous final's text (and line_text); `text` is then only what came after the pause.
     start_seconds is the start of the whole line. Empty for an utterance that starts a new line.
     """
+    settled: _builtins.bool
+    """Set on interims only: transcribed from the utterance's audio once the silence after it has begun,
+    exactly as its final will be. If the silence goes on to end the utterance, the final says the same;
+    if the player goes on talking, no final follows for this text. A caller may start answering on it.
+    """
     @_builtins.property
     def words(self) -> _containers.RepeatedCompositeFieldContainer[Global___WordTiming]: ...
     def __init__(
@@ -350,10 +356,11 @@ class StreamingTranscript(_message.Message):
         final_reason: Global___FinalReason.ValueType = ...,
         finalize_seconds: _builtins.float = ...,
         line_text: _builtins.str = ...,
+        settled: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_seconds", b"end_seconds", "final_reason", b"final_reason", "finalize_seconds", b"finalize_seconds", "is_final", b"is_final", "line_text", b"line_text", "start_seconds", b"start_seconds", "text", b"text", "utterance_index", b"utterance_index", "words", b"words"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_seconds", b"end_seconds", "final_reason", b"final_reason", "finalize_seconds", b"finalize_seconds", "is_final", b"is_final", "line_text", b"line_text", "settled", b"settled", "start_seconds", b"start_seconds", "text", b"text", "utterance_index", b"utterance_index", "words", b"words"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
