@@ -209,7 +209,6 @@ class Session:
             self._draft = None
         if self._turn is not None and not self._turn.done():
             return  # a reply still going on is the final's to interrupt
-        self.turns.stop_prefill()
         state = TurnState(self._turn_index, line, time.perf_counter(), held=[],
                           release=asyncio.get_running_loop().create_future())  # fmt: skip
         task = asyncio.create_task(self.turns.run(state))
@@ -221,15 +220,12 @@ class Session:
     ) -> None:
         """The final says what the draft answered: send what it holds at once, and let it finish."""
         DRAFTS.labels("used").inc()
-        self._turn_index += 1
         state.transcript_s = transcript_s
         state.rebase(speech_end, time.perf_counter())
-        self.out.put_nowait(convert.transcript(state.index, state.player_text, is_final=True))
+        self._take(state, task)
         held, state.held = state.held or [], None
         for message in held:
             self.out.put_nowait(message)
-        self._state, self._turn = state, task
-        task.add_done_callback(functools.partial(self._turn_ended, state))
         assert state.release is not None
         state.release.set_result(None)
 
@@ -264,12 +260,16 @@ class Session:
 
     def _start_turn(self, player_text: str, origin: float, transcript_s: float, cue: str = "") -> None:
         state = TurnState(self._turn_index, player_text, origin, transcript_s, cue=cue)
+        self._take(state, asyncio.create_task(self.turns.run(state)))
+
+    def _take(self, state: TurnState, task: asyncio.Task[None]) -> None:
+        """``state``'s turn (run by ``task``) is the conversation's turn now: its index is taken and its
+        final transcript, if the player spoke, goes to the client before anything of the reply."""
         self._turn_index += 1
-        if transcript_s:
-            self.out.put_nowait(convert.transcript(state.index, player_text, is_final=True))
-        self._state = state
-        self._turn = asyncio.create_task(self.turns.run(state))
-        self._turn.add_done_callback(functools.partial(self._turn_ended, state))
+        if state.transcript_s:
+            self.out.put_nowait(convert.transcript(state.index, state.player_text, is_final=True))
+        self._state, self._turn = state, task
+        task.add_done_callback(functools.partial(self._turn_ended, state))
 
     def _turn_ended(self, state: TurnState, task: asyncio.Task[None]) -> None:
         """A failed turn ends the stream with its error. A turn refused for lack of capacity (the dialogue
