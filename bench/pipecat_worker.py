@@ -178,9 +178,9 @@ class Conversation:
         if not self.listener.done.is_set():
             print("pipecat: a spoken turn got no reply in 60 s", file=sys.stderr)
             return None
-        user: dict[str, Any] = next(
-            (m for m in reversed(self.context.get_messages()) if m.get("role") == "user"), {}
-        )
+        # the context's messages are plain dicts at run time (typed as a union of OpenAI's message types)
+        messages: list[dict[str, Any]] = list(self.context.get_messages())  # type: ignore[arg-type]
+        user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
         return self.result(started + speech_end_s, str(user.get("content", "")))
 
     def result(self, since: float, transcript: str) -> dict[str, Any] | None:
