@@ -259,8 +259,9 @@ def llm_server_command() -> list[str]:
 
 
 @contextlib.contextmanager
-def pipecat_system() -> Iterator[subprocess.Popen[str]]:
-    """llama.cpp's server, then the Pipecat worker; yields the worker."""
+def llm_server() -> Iterator[str]:
+    """llama.cpp's server (llama-cpp-python's, from .venv-peer) on the bundled GGUF, serving the model
+    ``smollm2`` over the OpenAI protocol; yields its base URL. Also bench.hybrid's larger model."""
     server = subprocess.Popen(llm_server_command(), stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -272,6 +273,16 @@ def pipecat_system() -> Iterator[subprocess.Popen[str]]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("llama-cpp-python's server did not start: see its log above") from None
                 time.sleep(0.5)
+        yield f"http://127.0.0.1:{LLM_PORT}/v1"
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@contextlib.contextmanager
+def pipecat_system() -> Iterator[subprocess.Popen[str]]:
+    """llama.cpp's server, then the Pipecat worker; yields the worker."""
+    with llm_server():
         worker = subprocess.Popen([str(PEER_PYTHON), str(WORKER), json.dumps(peer_config())],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
         try:
@@ -279,9 +290,6 @@ def pipecat_system() -> Iterator[subprocess.Popen[str]]:
         finally:
             worker.terminate()
             worker.wait(30)
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def ask(worker: subprocess.Popen[str], op: str, **job: Any) -> Any:

@@ -23,8 +23,15 @@ class FakeReply:
     """A reply of ``tokens`` decode steps whose first step releases ``piece`` (if any) as its first piece."""
 
     def __init__(
-        self, log: list[tuple[str, float]], tokens: int, piece: str, name: str = "reply", piece_at: int = 1
+        self,
+        log: list[tuple[str, float]],
+        tokens: int,
+        piece: str,
+        name: str = "reply",
+        piece_at: int = 1,
+        request: Any = None,
     ) -> None:
+        self.request = request or SimpleNamespace(conversation_id="")
         self._log, self._left, self._piece, self._name = log, tokens, piece, name
         self._piece_at, self._steps = piece_at, 0  # the step that releases the piece
         self.persona = SimpleNamespace(id="hilda")
@@ -69,7 +76,8 @@ def scheduler(
         options=DialogueOptions(**options),
         device=device,
         personas=SimpleNamespace(all=lambda: []),
-        begin=lambda request: FakeReply(log, reply_tokens, piece),
+        remote_for=lambda request: None,  # no larger model: the replies are the local ones
+        begin=lambda request: FakeReply(log, reply_tokens, piece, request=request),
         begin_summary=lambda *args: FakeSummary(log, 5),
         begin_warm=lambda persona: None,
     )

@@ -22,6 +22,7 @@ from typing import cast
 
 import grpc
 import redis
+import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
@@ -37,9 +38,9 @@ def suite_config(tmp_path: Path) -> tuple[Path, dict[str, int]]:
     """A configuration file giving every service free ports; and the gRPC ports."""
     ports = {name: free_port() for name in SERVICES}
     config = tmp_path / "suite.yaml"
-    config.write_text(
-        "".join(f"{name}:\n  port: {port}\n  metrics_port: {free_port()}\n" for name, port in ports.items())
-    )
+    sections = {name: {"port": port, "metrics_port": free_port()} for name, port in ports.items()}
+    sections["dialogue"]["engine"] = {"openai_port": free_port()}  # type: ignore[assignment]
+    config.write_text(yaml.safe_dump(sections))
     return config, ports
 
 
@@ -87,6 +88,10 @@ def test_up_starts_redis_and_every_service_serving_and_ctrl_c_stops_them(tmp_pat
         [page] = re.findall(r"playground +(http://127\.0\.0\.1:\d+/)", output)
         with urllib.request.urlopen(page + "api/npcs", timeout=10) as response:
             assert "blacksmith_hilda" in response.read().decode()
+        # So is the dialogue service's OpenAI-compatible endpoint, whose models are the personas.
+        [openai_api] = re.findall(r"OpenAI API +(http://127\.0\.0\.1:\d+/v1)", output)
+        with urllib.request.urlopen(openai_api + "/models", timeout=10) as response:
+            assert "innkeeper_tobin" in response.read().decode()
 
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)

@@ -51,5 +51,8 @@ SERVICES: dict[str, ServiceEntry] = {
     )
 }
 
+# The dialogue service's OpenAI-compatible endpoint, as `npcvoice up` starts it (dialogue/openai_api.py).
+DIALOGUE_OPENAI_PORT = 8052
+
 # Start order for the launcher: the gateway last, once what it composes is up.
 START_ORDER = ["speech", "dialogue", "voice", "face", "conversation"]

@@ -22,7 +22,7 @@ from typing import IO
 
 from redis.exceptions import RedisError
 
-from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
+from npcvoice.catalog import DIALOGUE_OPENAI_PORT, REDIS_PORT, SERVICES, START_ORDER
 from npcvoice.conversation.redis_urls import parse_redis_url
 from npcvoice.redis_server import (
     Persistence,
@@ -150,6 +150,7 @@ class Launcher:
         self.persona_dir = persona_dir.resolve()
         # Turns the gateway holds while Redis is away, on disk, so a gateway restarted meanwhile keeps them.
         self.spool_file = (data_dir / "conversation" / "replay-spool.jsonl").resolve()
+        self.openai_url = ""  # the dialogue service's OpenAI-compatible endpoint, when it has one
         self.extra_args = list(extra_args or [])
         # Built now, so that a bad configuration stops the launch before anything has started.
         self.services = [self._service(name) for name in START_ORDER if name in services]
@@ -170,6 +171,10 @@ class Launcher:
         options: dict[str, str] = {}
         if name in ("dialogue", "conversation"):
             options["persona_dir"] = str(self.persona_dir)
+        if name == "dialogue":  # its OpenAI-compatible endpoint, for tools that speak that protocol
+            options["openai_port"] = str(DIALOGUE_OPENAI_PORT)
+            openai_port = int(config.engine.get("openai_port", DIALOGUE_OPENAI_PORT))
+            self.openai_url = f"http://127.0.0.1:{openai_port}/v1" if openai_port else ""
         if name == "conversation":
             options["redis_url"] = self.redis_url
             options["spool_file"] = str(self.spool_file)
@@ -273,6 +278,8 @@ def print_table(launcher: Launcher) -> None:
         print(f"  {'redis':<14}{'127.0.0.1:' + str(launcher.redis.port):<22}{'-':<10}PONG")
     for s in launcher.services:
         print(f"  {s.name:<14}{s.address:<22}{s.metrics_port:<10}SERVING")
+    if launcher.openai_url:
+        print(f"\n  OpenAI API    {launcher.openai_url}  (a persona id is the model: dialogue/openai_api.py)")
     if launcher.playground is not None:
         print(f"\n  playground    {launcher.playground.url}  (edit personas and talk to the NPCs)")
     print("\nAll services are SERVING. Ctrl-C stops them.\n", flush=True)

@@ -122,5 +122,10 @@ def summary_to_proto(summary: GenerationSummary) -> dialogue_pb2.GenerateRespons
             decode_tokens_per_second=summary.decode_tokens_per_s,
             dropped_events=summary.dropped_events,
             execution_provider=summary.execution_provider,
+            answered_by=summary.answered_by,
+            escalation=list(summary.escalation),
+            remote_tokens=summary.remote_tokens,
+            remote_failure=summary.remote_failure,
+            confidence=summary.confidence,
         )
     )

@@ -23,8 +23,9 @@ from npcvoice.dialogue.model import (
     prepared_models,
     resolve_device,
 )
-from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DialogueOptions
+from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DEFAULT_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.prompt import fixed_messages
+from npcvoice.dialogue.remote import RemoteModel
 from npcvoice.dialogue.sampling import SamplingSettings, check_sampling
 from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
 from npcvoice.dialogue.vocabulary import TokenTexts
@@ -79,11 +80,51 @@ class DialogueEngine:
         self._texts: dict[str, TokenTexts] = {}
         self._load_lock = threading.Lock()
         self._warming: set[str] = set()
+        self._remote: dict[str, RemoteModel] = {}
 
     @property
     def model_ids(self) -> list[str]:
         prepared = prepared_models(self.options.models_dir, self.device)
-        return sorted({BUNDLED_MODEL_ID, *prepared, *self.options.models})
+        return sorted({BUNDLED_MODEL_ID, *prepared, *self.options.models, *self.options.remote_models})
+
+    def remote(self, model_id: str) -> RemoteModel | None:
+        """The remote model ``model_id`` (its client made on first use); None if it is not a remote one."""
+        options = self.options.remote_models.get(model_id)
+        if options is None:
+            return None
+        if model_id not in self._remote:
+            self._remote[model_id] = RemoteModel(model_id, options)
+        return self._remote[model_id]
+
+    def escalation(self, persona: Persona) -> RemoteModel | None:
+        """The larger model that may take ``persona``'s turns: its own model if that is a remote one, else
+        the one it escalates to; None for a persona answered by a local model alone. NOT_FOUND for an
+        escalate_to that names no remote model."""
+        d = persona.dialogue
+        remote = self.remote(d.model)
+        if remote is not None:
+            return remote
+        if d.escalate == "never":
+            return None
+        remote = self.remote(d.escalate_to)
+        if remote is None:
+            raise NotFound("remote model", d.escalate_to, sorted(self.options.remote_models))
+        return remote
+
+    def remote_for(self, request: TurnRequest) -> RemoteModel | None:
+        """The larger model that may take ``request``'s turn (see ``escalation``), the request checked."""
+        check_turn(request, self.options)
+        return self.escalation(self.persona(request.persona_id))
+
+    def local_model(self, persona: Persona) -> LoadedModel:
+        """The local model that writes ``persona``'s replies, openings and summaries (for a persona whose
+        model is a remote one: the default model, which answers when the remote one cannot)."""
+        model_id = persona.dialogue.model
+        return self.model(DEFAULT_MODEL_ID if model_id in self.options.remote_models else model_id)
+
+    async def aclose(self) -> None:
+        for remote in self._remote.values():
+            await remote.aclose()
 
     def model(self, model_id: str) -> LoadedModel:
         """The loaded model ``model_id`` (loaded on first use); NOT_FOUND for an unknown id. Models named in
@@ -150,7 +191,7 @@ class DialogueEngine:
         """Check ``request`` and prepare its generation; the model work happens in its steps."""
         check_turn(request, self.options)
         persona = self.persona(request.persona_id)
-        model = self.model(persona.dialogue.model)
+        model = self.local_model(persona)
         sampling = self.sampling_for(persona, request.sampling, model)
         return Generation(self, model, persona, request, sampling)
 
@@ -165,7 +206,7 @@ class DialogueEngine:
         """A job that prefills ``persona_id``'s fixed prompt for the next new conversation; None if one
         is ready or being made."""
         persona = self.persona(persona_id)
-        model = self.model(persona.dialogue.model)
+        model = self.local_model(persona)
         key = self.warm_key(model, persona)
         with self._load_lock:
             if key in self.cache or key in self._warming:
@@ -181,7 +222,7 @@ class DialogueEngine:
     def begin_summary(self, persona_id: str, previous: str, turns: list[Turn]) -> SummaryJob:
         """A job condensing ``turns`` (extending ``previous``); run its ``step`` until it returns True."""
         persona = self.persona(persona_id)
-        model = self.model(persona.dialogue.model)
+        model = self.local_model(persona)
         name = persona.display_name
         speakers = {"player": "Player", "npc": name, "event": "Event"}
         transcript = "\n".join(f"{speakers[t.role]}: {t.text}" for t in turns)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from copy import copy
 from typing import Any
 
+import numpy as np
+
 from npcvoice.dialogue.aids import aid_set
 from npcvoice.dialogue.cache import Conversation, prefill
 from npcvoice.dialogue.jobs import WARM_CHUNK
@@ -38,6 +40,8 @@ from npcvoice.personas.schema import Persona
 
 # Replies a cached conversation remembers having said, beyond the request's turns.
 MAX_SAID = 100
+# The reply's first chosen tokens whose probabilities make its confidence (dialogue.escalate: hard).
+CONFIDENCE_TOKENS = 12
 
 
 class Generation:
@@ -77,6 +81,7 @@ class Generation:
         self._pending: list[int] = []
         self._messages: list[Message] = []
         self._reply_tokens: list[int] = []
+        self._log_probs: list[float] = []  # of the first chosen tokens, under the model's own distribution
         self._raw = ""
         self._lead = ""  # the text of the reply's opening, prefilled with the prompt, not yet released
         self._opening = 0  # its tokens
@@ -106,6 +111,11 @@ class Generation:
         """Pick one token and return the events it completes (often none)."""
         return self._guarded(self._decode_step) or []
 
+    def confidence(self) -> float:
+        """How sure the model was of its first words: the geometric mean of the probabilities it gave the
+        tokens it chose (the tags' fixed text not counted), before any aid moved them; 1 before any."""
+        return float(np.exp(np.mean(self._log_probs))) if self._log_probs else 1.0
+
     def close(self) -> None:
         with self._state:
             self._closed = True
@@ -128,6 +138,8 @@ class Generation:
             decode_tokens_per_s=(tokens - 1) / decode_s if tokens > 1 and decode_s > 0 else 0.0,
             dropped_events=self.filter.dropped_events,
             execution_provider=self._model.provider,
+            answered_by=self._model.model_id,
+            confidence=self.confidence(),
         )
 
     # --- in worker threads ---------------------------------------------------------------------------
@@ -186,7 +198,13 @@ class Generation:
         logits = conversation.generator.get_logits()[0, -1]
         # The reply may end once it said something and its last sentence is finished.
         may_end = bool(self.filter.text) and self._raw.rstrip()[-1:] in (".", "!", "?", '"', "'")
+        if len(self._log_probs) < CONFIDENCE_TOKENS:
+            raw = np.array(logits, dtype=np.float64)  # a copy: the aids may change the logits in place
+            top = raw.max()
+            normalizer = top + np.log(np.exp(raw - top).sum())
         token = self._steer.choose(self._sampler, logits, self._reply_tokens, may_end)
+        if len(self._log_probs) < CONFIDENCE_TOKENS:
+            self._log_probs.append(float(raw[token] - normalizer))
         if self._first_token_at is None:
             self._first_token_at = time.perf_counter()
             FIRST_TOKEN.labels(str(self._cached_tokens > 0).lower()).observe(

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from npcvoice.dialogue.aids import aid_set
+from npcvoice.dialogue.remote import RemoteModelOptions
 
 BUNDLED_MODEL_ID = "smollm2-135m"
 # The bundled model with the NPC corpus distilled into it (training/: npcvoice tune), which
@@ -100,12 +101,33 @@ class DialogueOptions(BaseModel):
         "emotion_lean, recall, openings, scaffolding, action_keywords); unset: each model's own, as its "
         "manifest says (all of them for a model not tuned on the NPC corpus).",
     )
+    remote_models: dict[str, RemoteModelOptions] = Field(
+        default_factory=dict,
+        description="Larger models behind the OpenAI chat-completions protocol, by id: a persona names "
+        "one as its model, or escalates to one (dialogue.escalate_to).",
+    )
+    openai_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of the service's own OpenAI-compatible endpoint (/v1/chat/completions, the "
+        "model being a persona id); 0: off.",
+    )
+    openai_host: str = Field("127.0.0.1", description="Address the OpenAI-compatible endpoint listens on.")
     prewarm: bool = Field(
         True, description="At start, prefill each persona's fixed prompt so first meetings start fast."
     )
     cache_wait_s: float = Field(
         2.0, ge=0, description="How long a turn waits for the same conversation's previous turn to let go."
     )
+
+    @field_validator("remote_models")
+    @classmethod
+    def _remote_ids(cls, remote: dict[str, RemoteModelOptions]) -> dict[str, RemoteModelOptions]:
+        for model_id in remote:
+            if model_id in (BUNDLED_MODEL_ID, TUNED_MODEL_ID):
+                raise ValueError(f"remote model id {model_id!r} is a local model's")
+        return remote
 
     @field_validator("aids")
     @classmethod

@@ -53,6 +53,11 @@ def asks_about_the_player(line: str) -> bool:
     return bool(_SELF.search(line) and _ASKS.search(line))
 
 
+def content_stems(text: str) -> set[str]:
+    """The stems of ``text``'s words that carry meaning (no fillers, nothing under three letters)."""
+    return {_stem(w) for w in _words(text) if len(w) > 2 and w.lower() not in _FILLER}
+
+
 def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -35,7 +36,52 @@ async def register(
     if options.prewarm:
         for persona in engine.personas.all():
             scheduler.warm(persona.id)
-    return scheduler.aclose
+    stop_endpoint = await serve_openai(scheduler, engine, options, settings) if options.openai_port else None
+
+    async def cleanup() -> None:
+        if stop_endpoint is not None:
+            await stop_endpoint()
+        await scheduler.aclose()
+        await engine.aclose()  # the remote models' connections
+
+    return cleanup
+
+
+async def serve_openai(
+    scheduler: DialogueScheduler, engine: DialogueEngine, options: DialogueOptions, settings: ServerSettings
+) -> Cleanup:
+    """The OpenAI-compatible endpoint (see ``openai_api``) under uvicorn in this event loop, with the
+    service's API keys and TLS certificate; returns what stops it."""
+    import uvicorn
+
+    from npcvoice.dialogue.openai_api import create_app
+
+    app = create_app(scheduler, engine.personas, settings.api_keys)
+    tls = settings.tls_cert_file and settings.tls_key_file
+    config = uvicorn.Config(
+        app,
+        host=options.openai_host,
+        port=options.openai_port,
+        log_level="warning",
+        lifespan="off",
+        ssl_certfile=str(settings.tls_cert_file) if tls else None,
+        ssl_keyfile=str(settings.tls_key_file) if tls else None,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # its own error (the port is taken...)
+            raise RuntimeError(
+                f"the OpenAI endpoint did not start on {options.openai_host}:{options.openai_port}"
+            )
+        await asyncio.sleep(0.02)
+
+    async def stop() -> None:
+        server.should_exit = True
+        await task
+
+    return stop
 
 
 REGISTRATION = Registration(grpc_service=GRPC_SERVICE, register=register)

@@ -93,10 +93,22 @@ class ReplyFilter:
         self.dropped_events = 0
         self.dropped_sentences = 0
         self.repeats = 0  # sentences dropped for repeating or reciting: worth writing again
+        self._opening: str | None = None  # a continuation's first sentence may restate this: cut it
 
     def also_said(self, lines: Iterable[str]) -> None:
         """More of what the NPC said before (older than the request's turns): not to be said again."""
         self._earlier += [s for line in lines for s in split_sentences(line)]
+
+    def continuation(self) -> ReplyFilter:
+        """A filter for another writer going on from what this one released (a larger model after the small
+        one's opening clause): the same guards, what was released counted as said (a repeat of it is
+        dropped) and the sentence numbers going on. Text this one holds unreleased is not carried."""
+        other = ReplyFilter(self._persona, False, (), self._phrases)
+        other._earlier = list(self._earlier)
+        other._spoken = list(self._spoken)
+        other._sentence_index = self._sentence_index
+        other._opening = self._spoken[-1] if self._spoken else None
+        return other
 
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(self._raw, copy.copy(self._sentences), tuple(self._spoken), self._sentence_index)
@@ -192,6 +204,8 @@ class ReplyFilter:
         events: list[ReplyEvent] = []
         for raw_sentence in sentences:
             sentence = re.sub(r"\s+([,.!?;:])", r"\1", " ".join(_URL_RE.sub(" ", raw_sentence).split()))
+            if self._opening is not None:
+                sentence, self._opening = after_opening(sentence, self._opening), None
             if not any(c.isalnum() for c in sentence):
                 continue
             repeats = (
@@ -213,6 +227,19 @@ class ReplyFilter:
         self._spoken.append(sentence)
         self._sentence_index += 1
         return events
+
+
+def after_opening(sentence: str, opening: str) -> str:
+    """``sentence`` without ``opening`` at its start (the same words, whatever the case and punctuation):
+    a larger model going on from the small one's opening clause often says it again first."""
+    words, said = sentence.split(), opening.split()
+
+    def plain(word: str) -> str:
+        return "".join(c for c in word.lower() if c.isalnum())
+
+    if len(words) >= len(said) and [plain(w) for w in words[: len(said)]] == [plain(w) for w in said]:
+        return " ".join(words[len(said) :])
+    return sentence
 
 
 def unclosed_start(text: str) -> int:

@@ -22,9 +22,11 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.generation import Generation
+from npcvoice.dialogue.hybrid import HybridTurn
 from npcvoice.dialogue.reply import ReplyEvent, Sentence
 from npcvoice.dialogue.types import GenerationSummary, ReplyOutput, SummaryRequest, TurnRequest
 from npcvoice.runtime.errors import InvalidArgument, ResourceExhausted, ServiceError
@@ -85,8 +87,21 @@ class DialogueScheduler:
         self._prefills: dict[str, Generation] = {}  # prefills ahead in progress, by conversation
 
     async def generate(self, request: TurnRequest) -> AsyncGenerator[ReplyOutput, None]:
-        """The reply's events as they are decoded, then its summary."""
-        generation = self._engine.begin(request)
+        """The reply's events as they are decoded, then its summary. A persona whose model is a remote
+        one, or that escalates to one, is answered by a ``HybridTurn``."""
+        remote = self._engine.remote_for(request)
+        if remote is None:
+            replies = self.local_reply(self._engine.begin(request))
+        else:
+            persona = self._engine.persona(request.persona_id)
+            replies = HybridTurn(self._engine, self.local_reply, request, persona, remote).run()
+        async with aclosing(replies) as outputs:
+            async for output in outputs:
+                yield output
+
+    async def local_reply(self, generation: Generation) -> AsyncGenerator[ReplyOutput, None]:
+        """``generation``'s events as the local model decodes them, then its summary."""
+        request = generation.request
         self._stop_prefill(request.conversation_id)  # the reply replaces it (and takes what it prefilled)
         self._admit()
         self._replies += 1

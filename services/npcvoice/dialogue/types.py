@@ -51,6 +51,11 @@ class GenerationSummary:
     decode_tokens_per_s: float
     dropped_events: int
     execution_provider: str
+    answered_by: str = ""
+    escalation: tuple[str, ...] = ()
+    remote_tokens: int = 0
+    remote_failure: str = ""
+    confidence: float = 0.0
 
 
 # What a reply streams: its events as they are decoded, then one GenerationSummary.

@@ -74,6 +74,33 @@ class DialogueSettings(_Strict):
     seed: int | None = Field(
         None, ge=0, description="Fixed seed: the same conversation gives the same reply."
     )
+    escalate: Literal["never", "hard", "always"] = Field(
+        "never",
+        description="When a larger model (escalate_to) takes the turn: never; hard (a lore or memory "
+        "question the small model's opening does not answer, low confidence in its first words, a long "
+        "multi-part line, a topic in escalate_topics); always. The small model's opening clause covers "
+        "the wait and the larger model goes on from it; if the larger model fails, the small one answers.",
+    )
+    escalate_to: str = Field(
+        "", description="The larger model: an id in the dialogue service's remote_models."
+    )
+    escalate_topics: list[str] = Field(
+        default_factory=list,
+        description="Words or phrases that send a line to the larger model (with escalate: hard).",
+    )
+    escalate_below: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="With escalate: hard, the small model's confidence in its opening words (the "
+        "geometric mean of their probabilities) under which the larger model takes the turn.",
+    )
+
+    @model_validator(mode="after")
+    def _escalation_target(self) -> DialogueSettings:
+        if self.escalate != "never" and not self.escalate_to:
+            raise ValueError(f"escalate: {self.escalate} needs escalate_to (a remote model id)")
+        return self
 
 
 class ActionParameter(_Strict):

@@ -59,6 +59,19 @@ def _presented_key(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
     return _metadata_value(metadata, API_KEY_KEY)
 
 
+def api_key_problem(api_keys: Sequence[bytes], metadata: Sequence[tuple[str, Any]] | None) -> str | None:
+    """What is wrong with the API key ``metadata`` (gRPC metadata or HTTP headers, lower-case names)
+    carries, if ``api_keys`` are required; None when nothing is."""
+    if not api_keys:
+        return None
+    presented = _presented_key(metadata)
+    if presented is None:
+        return "missing API key: send metadata 'authorization: Bearer <key>' or 'x-api-key: <key>'"
+    if not any(hmac.compare_digest(presented.encode(), key) for key in api_keys):
+        return "invalid API key"
+    return None
+
+
 class RuntimeInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, service: str, *, api_keys: Sequence[str], max_concurrent_rpcs: int) -> None:
         self._service = service
@@ -87,14 +100,7 @@ class RuntimeInterceptor(grpc.aio.ServerInterceptor):
         return _wrap_handler(handler, guard)
 
     def _check_api_key(self, metadata: Sequence[tuple[str, Any]] | None) -> str | None:
-        if not self._api_keys:
-            return None
-        presented = _presented_key(metadata)
-        if presented is None:
-            return "missing API key: send metadata 'authorization: Bearer <key>' or 'x-api-key: <key>'"
-        if not any(hmac.compare_digest(presented.encode(), key) for key in self._api_keys):
-            return "invalid API key"
-        return None
+        return api_key_problem(self._api_keys, metadata)
 
     @asynccontextmanager
     async def _guard(

@@ -420,6 +420,11 @@ class GenerationSummary(_message.Message):
     DECODE_TOKENS_PER_SECOND_FIELD_NUMBER: _builtins.int
     DROPPED_EVENTS_FIELD_NUMBER: _builtins.int
     EXECUTION_PROVIDER_FIELD_NUMBER: _builtins.int
+    ANSWERED_BY_FIELD_NUMBER: _builtins.int
+    ESCALATION_FIELD_NUMBER: _builtins.int
+    REMOTE_TOKENS_FIELD_NUMBER: _builtins.int
+    REMOTE_FAILURE_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The whole spoken reply."""
     finish_reason: Global___FinishReason.ValueType
@@ -434,6 +439,24 @@ class GenerationSummary(_message.Message):
     """Emotions and actions the model produced that the persona does not declare."""
     execution_provider: _builtins.str
     """The onnxruntime execution provider that ran the model, e.g. "CPUExecutionProvider"."""
+    answered_by: _builtins.str
+    """The model that wrote the reply (after its opening, when a larger model took the turn over)."""
+    remote_tokens: _builtins.int
+    """Tokens (prompt and reply) the larger model reported spending on this turn."""
+    remote_failure: _builtins.str
+    """Set when a larger model should have answered and could not (timeout, connection, status,
+    breaker_open, empty): the local model answered instead.
+    """
+    confidence: _builtins.float
+    """How sure the local model was of its first words: the geometric mean of the probabilities it gave the
+    tokens it chose (dialogue.escalate_below is compared with it); 0 when a remote model answered alone.
+    """
+    @_builtins.property
+    def escalation(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why the turn went to a larger model (dialogue.escalate): "always", "topic", "long", "lore",
+        "memory", "unsure", "remote" (the persona's own model); empty when the local model answered.
+        """
+
     def __init__(
         self,
         *,
@@ -447,10 +470,15 @@ class GenerationSummary(_message.Message):
         decode_tokens_per_second: _builtins.float = ...,
         dropped_events: _builtins.int = ...,
         execution_provider: _builtins.str = ...,
+        answered_by: _builtins.str = ...,
+        escalation: _abc.Iterable[_builtins.str] | None = ...,
+        remote_tokens: _builtins.int = ...,
+        remote_failure: _builtins.str = ...,
+        confidence: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_prompt_tokens", b"cached_prompt_tokens", "completion_tokens", b"completion_tokens", "decode_tokens_per_second", b"decode_tokens_per_second", "dropped_events", b"dropped_events", "execution_provider", b"execution_provider", "finish_reason", b"finish_reason", "prompt_tokens", b"prompt_tokens", "text", b"text", "time_to_first_token_seconds", b"time_to_first_token_seconds", "total_seconds", b"total_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_by", b"answered_by", "cached_prompt_tokens", b"cached_prompt_tokens", "completion_tokens", b"completion_tokens", "confidence", b"confidence", "decode_tokens_per_second", b"decode_tokens_per_second", "dropped_events", b"dropped_events", "escalation", b"escalation", "execution_provider", b"execution_provider", "finish_reason", b"finish_reason", "prompt_tokens", b"prompt_tokens", "remote_failure", b"remote_failure", "remote_tokens", b"remote_tokens", "text", b"text", "time_to_first_token_seconds", b"time_to_first_token_seconds", "total_seconds", b"total_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
