@@ -152,6 +152,16 @@ async def bench(remote: str, remote_url: str, remote_model: str, rounds: int) ->
     if sure:
         quartiles = ", ".join(f"{percentile(sure, q):.2f}" for q in (10, 25, 50, 75))
         print(f"\nthe small model's confidence in its first words, p10/p25/p50/p75: {quartiles}")
+    # After the small model's opening, how long until the larger model's first sentence is out (the
+    # opening plays meanwhile: about 60 ms a character of it at the shipped voice's pace).
+    handover = [
+        t["summary"].time_to_first_token_s - t["first"]
+        for t in results["escalate: hard"]
+        if t["summary"].execution_provider == "remote" and t["summary"].time_to_first_token_s > t["first"]
+    ]
+    if handover:
+        print(f"\nthe larger model's first sentence after the opening, p50/p95 s: {p50(handover):.2f}, "
+              f"{percentile(handover, 95):.2f} ({len(handover)} turns)")  # fmt: skip
     small, hard = (sorted(t["first"] for t in results[m]) for m in results)
     if small and hard:
         print(f"\nfirst piece p50, escalate: hard / small alone: {p50(hard) / p50(small):.2f}x")
@@ -165,6 +175,13 @@ async def bench(remote: str, remote_url: str, remote_model: str, rounds: int) ->
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--remote",
+        choices=["npcvoice", "llama-cpp"],
+        default="npcvoice",
+        help="the larger model without --remote-url: another dialogue service started here, or llama.cpp's "
+        "server on the bundled GGUF as bench.peer_pipecat builds it",
+    )
     parser.add_argument(
         "--remote-url", default="", help="an OpenAI-compatible base URL (default: one started here)"
     )

@@ -102,6 +102,8 @@ def test_a_continuing_writer_drops_a_repeat_of_the_opening_and_numbers_on():
     events = going_on.feed("Ah, the north gate, ") + going_on.feed("it closes at dusk. ") + going_on.finish()
     assert [(s.index, s.text) for s in events if isinstance(s, Sentence)] == [(1, "it closes at dusk.")]
     assert going_on.text == "Ah, the north gate, it closes at dusk."
+    echoing = small.continuation(["begun your reply"])
+    assert echoing.feed("You've already begun your reply, I see. ") == []  # the request, echoed
 
 
 def test_a_chat_completions_body_becomes_a_turn_with_its_memory():

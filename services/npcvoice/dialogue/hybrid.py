@@ -51,6 +51,8 @@ CONTINUE = (
     'You have already begun your reply, aloud: "{cover}" Go on from there: write only what comes next, '
     "without repeating it."
 )
+# What a model asked to go on may echo of that request (a small one does): never said.
+CONTINUE_PHRASES = ("begun your reply", "go on from there", "what comes next", "without repeating it")
 
 LocalReply = Callable[[Generation], AsyncGenerator[ReplyOutput, None]]
 
@@ -328,7 +330,7 @@ class HybridTurn:
             for output in held:  # the opening; its actions are the larger model's to decide
                 if not isinstance(output, Action):
                     yield output
-            going_on = self._ask(generation.filter.continuation(), cover=piece.text)
+            going_on = self._ask(generation.filter.continuation(CONTINUE_PHRASES), cover=piece.text)
             await going_on.ready.wait()
             if going_on.answered:
                 await local.aclose()

@@ -99,11 +99,12 @@ class ReplyFilter:
         """More of what the NPC said before (older than the request's turns): not to be said again."""
         self._earlier += [s for line in lines for s in split_sentences(line)]
 
-    def continuation(self) -> ReplyFilter:
+    def continuation(self, phrases: Iterable[str] = ()) -> ReplyFilter:
         """A filter for another writer going on from what this one released (a larger model after the small
-        one's opening clause): the same guards, what was released counted as said (a repeat of it is
-        dropped) and the sentence numbers going on. Text this one holds unreleased is not carried."""
-        other = ReplyFilter(self._persona, False, (), self._phrases)
+        one's opening clause): the same guards and ``phrases`` more never to say, what was released counted
+        as said (a repeat of it is dropped) and the sentence numbers going on. Text this one holds
+        unreleased is not carried."""
+        other = ReplyFilter(self._persona, False, (), [*self._phrases, *phrases])
         other._earlier = list(self._earlier)
         other._spoken = list(self._spoken)
         other._sentence_index = self._sentence_index
