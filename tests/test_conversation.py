@@ -13,6 +13,7 @@ import pytest
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.conversation.registration import REGISTRATION
+from npcvoice.dialogue.options import DEFAULT_MODEL_ID
 from tests.conftest import start_service
 from tests.support.conversation import (
     Conversation,
@@ -34,6 +35,7 @@ async def test_a_text_turn_returns_text_audio_and_visemes_covering_the_audio(gat
 
     assert out.started is not None and out.started.display_name == "Hilda Ironhand"
     assert out.text and out.end.reply_text == out.text
+    assert out.end.answered_by == DEFAULT_MODEL_ID and not out.end.escalation  # the local model answered
     assert out.audio, "no audio"
     position = 0
     for chunk in out.audio:

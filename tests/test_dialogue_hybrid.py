@@ -412,6 +412,7 @@ async def test_a_remote_killed_mid_turn_loses_nothing_of_the_conversation(
         out = await conversation.turn()
         assert scripted.process is not None and scripted.process.wait(timeout=10) == 1
         assert out.text and out.audio and "thing about swords" not in out.text
+        assert out.end.answered_by == "npc-smollm2-135m" and list(out.end.escalation) == ["remote"]
         await conversation.close()
     finally:
         scripted.script(reply="")

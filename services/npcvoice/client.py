@@ -62,6 +62,8 @@ class Reply:
     latency: dict[str, float] = field(default_factory=dict)
     first_audio_at: float = 0.0  # event-loop time the first audio arrived (for measurements)
     drafted: bool = False  # begun on the player's settled words before their final transcript (TurnEnd)
+    answered_by: str = ""  # the dialogue model that wrote it (a larger one when the turn escalated)
+    escalation: tuple[str, ...] = ()  # why a larger model took the turn (TurnEnd)
 
     @property
     def seconds(self) -> float:
@@ -180,6 +182,7 @@ class NpcConversation:
                 end = response.turn_end
                 reply.turn_index, reply.player_text, reply.cue = end.turn_index, end.player_text, end.cue
                 reply.interrupted, reply.drafted = end.interrupted, end.drafted
+                reply.answered_by, reply.escalation = end.answered_by, tuple(end.escalation)
                 reply.latency = {
                     "transcript_s": end.latency.transcript_seconds,
                     "first_token_s": end.latency.first_token_seconds,

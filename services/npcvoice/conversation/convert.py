@@ -182,6 +182,8 @@ def turn_end(
     cue: str,
     continued: bool = False,
     drafted: bool = False,
+    answered_by: str = "",
+    escalation: tuple[str, ...] = (),
 ) -> Response:
     return Response(
         turn_end=conversation_pb2.TurnEnd(
@@ -199,6 +201,8 @@ def turn_end(
             cue=cue,
             continued=continued,
             drafted=drafted,
+            answered_by=answered_by,
+            escalation=list(escalation),
         )
     )
 

@@ -70,6 +70,8 @@ class TurnState:
     emotions: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     first_token_s: float = 0.0
+    answered_by: str = ""  # the dialogue model that wrote the reply (see TurnEnd)
+    escalation: tuple[str, ...] = ()
     first_clause_s: float = 0.0
     first_audio_s: float = 0.0
     interrupted: bool = False
@@ -203,6 +205,8 @@ class TurnPipeline:
                 self._send(state, convert.action(state.index, response.action))
             elif kind == "summary":
                 state.first_token_s = asked - state.origin + response.summary.time_to_first_token_seconds
+                state.answered_by = response.summary.answered_by
+                state.escalation = tuple(response.summary.escalation)
 
     async def _speak(
         self, state: TurnState, persona: Persona, sentences: asyncio.Queue[dialogue_pb2.Sentence | None]
@@ -247,4 +251,5 @@ class TurnPipeline:
             if value:
                 LATENCY.labels(stage).observe(value)
         self._emit(convert.turn_end(state.index, state.player_text, reply, state.interrupted, latency,
-                                    state.cue, drafted=state.drafted))  # fmt: skip
+                                    state.cue, drafted=state.drafted, answered_by=state.answered_by,
+                                    escalation=state.escalation))  # fmt: skip

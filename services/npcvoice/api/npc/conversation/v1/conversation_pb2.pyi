@@ -624,6 +624,8 @@ class TurnEnd(_message.Message):
     CUE_FIELD_NUMBER: _builtins.int
     CONTINUED_FIELD_NUMBER: _builtins.int
     DRAFTED_FIELD_NUMBER: _builtins.int
+    ANSWERED_BY_FIELD_NUMBER: _builtins.int
+    ESCALATION_FIELD_NUMBER: _builtins.int
     turn_index: _builtins.int
     player_text: _builtins.str
     """Empty when the NPC spoke first (see cue)."""
@@ -640,8 +642,15 @@ class TurnEnd(_message.Message):
     """The reply was begun on the player's settled words, before their final transcript (the gateway's
     draft_replies), and held unsent until the final said the same; then all of it went out at once.
     """
+    answered_by: _builtins.str
+    """The dialogue model that wrote the reply: a local model's id, or a remote one's when a larger model
+    took the turn (a persona's dialogue.escalate) and why ("lore", "memory", "unsure", "topic", "long",
+    "always", "remote"); empty escalation when the local model answered.
+    """
     @_builtins.property
     def latency(self) -> Global___LatencyBreakdown: ...
+    @_builtins.property
+    def escalation(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -653,10 +662,12 @@ class TurnEnd(_message.Message):
         cue: _builtins.str = ...,
         continued: _builtins.bool = ...,
         drafted: _builtins.bool = ...,
+        answered_by: _builtins.str = ...,
+        escalation: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["latency", b"latency"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["continued", b"continued", "cue", b"cue", "drafted", b"drafted", "interrupted", b"interrupted", "latency", b"latency", "player_text", b"player_text", "reply_text", b"reply_text", "turn_index", b"turn_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_by", b"answered_by", "continued", b"continued", "cue", b"cue", "drafted", b"drafted", "escalation", b"escalation", "interrupted", b"interrupted", "latency", b"latency", "player_text", b"player_text", "reply_text", b"reply_text", "turn_index", b"turn_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
