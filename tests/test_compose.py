@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from npcvoice.catalog import SERVICES
+from npcvoice.catalog import EDGE_PORT, SERVICES
 from npcvoice.runtime.config import ServiceConfig
 from tests.conftest import REPO_ROOT
 from tests.support.deployment import effective_config
@@ -79,3 +79,15 @@ def test_cpu_is_the_default_and_the_gpu_profile_reserves_nvidia_devices():
         # only speech (CTranslate2, CUDA 12) gets the CUDA 12 libraries of the pip packages on its path
         library_path = COMPOSE[key]["environment"].get("LD_LIBRARY_PATH", "")
         assert ("nvidia/cublas/lib" in library_path) == (key == "speech-gpu"), key
+
+
+def test_the_websocket_edge_is_composed_in_front_of_the_gateway():
+    edge = COMPOSE["edge"]
+    command = edge["command"]
+    assert (
+        command[0] == "edge"
+        and _flag(command, "--gateway") == f"conversation:{SERVICES['conversation'].port}"
+    )
+    assert _flag(command, "--port") == str(EDGE_PORT) and f"{EDGE_PORT}:{EDGE_PORT}" in edge["ports"]
+    assert "/healthz" in " ".join(edge["healthcheck"]["test"])
+    assert edge["depends_on"]["conversation"]["condition"] == "service_healthy"

@@ -16,7 +16,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from npcvoice.catalog import SERVICES
+from npcvoice.catalog import EDGE_PORT, SERVICES
 from npcvoice.conversation.options import GatewayOptions
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.dialogue.scheduler import admission_limit
@@ -102,7 +102,7 @@ def test_the_schema_check_catches_a_misspelled_field():
 @pytest.mark.parametrize("rendered", [BASE, GPU, TLS], ids=["base", "gpu", "tls"])
 def test_every_catalog_service_runs_on_its_ports_with_probes_on_its_health_name(rendered):
     deployments, services = _objects(rendered, "Deployment"), _objects(rendered, "Service")
-    assert sorted(deployments) == sorted(SERVICES)
+    assert sorted(deployments) == sorted([*SERVICES, "edge"])  # and the WebSocket edge
     for name, entry in SERVICES.items():
         container = _container(rendered, name)
         settings = _config(rendered, name).server
@@ -315,3 +315,23 @@ async def test_the_tls_probe_command_checks_a_tls_service_as_written(tmp_path, h
     plaintext = [c for c in run if c not in command[command.index("--tls-ca-file") :]]
     probe = await asyncio.to_thread(subprocess.run, plaintext, capture_output=True, text=True, timeout=60)
     assert (probe.returncode, probe.stdout.strip()) == (1, "UNREACHABLE")  # a plaintext check fails
+
+
+@pytest.mark.parametrize("rendered", [BASE, TLS], ids=["base", "tls"])
+def test_the_websocket_edge_faces_players_in_front_of_the_gateway(rendered):
+    container = _container(rendered, "edge")
+    args = container["args"]
+    assert args[0] == "edge" and _flag(args, "--gateway") == f"conversation:{SERVICES['conversation'].port}"
+    assert _flag(args, "--port") == str(EDGE_PORT) and {p["containerPort"] for p in container["ports"]} == {
+        EDGE_PORT
+    }
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz"
+        assert container[probe]["httpGet"].get("scheme", "HTTP") == ("HTTPS" if rendered is TLS else "HTTP")
+    if rendered is TLS:  # wss:// with the gateway's certificate, and TLS on the hop to the gateway
+        assert _flag(args, "--tls-cert-file") and _flag(args, "--gateway-tls-ca-file")
+        assert _flag(args, "--gateway-tls-server-name") == "npcvoice-gateway"
+    policies = list(_objects(rendered, "NetworkPolicy").values())
+    labels = _objects(rendered, "Deployment")["edge"]["spec"]["template"]["metadata"]["labels"]
+    assert ingress_allowed(policies, labels, EDGE_PORT, peer=None)
+    assert not ingress_allowed(policies, labels, EDGE_PORT + 1, peer=None)

@@ -24,6 +24,7 @@ import grpc
 import redis
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from websockets.sync.client import connect as websocket_connect
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from npcvoice.catalog import SERVICES
@@ -47,7 +48,8 @@ def suite_config(tmp_path: Path) -> tuple[Path, dict[str, int]]:
 def launch(config: Path, data_dir: Path, redis_port: int, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "npcvoice", "up", "--config", str(config), "--data-dir", str(data_dir),
-         "--redis-port", str(redis_port), "--playground-port", str(free_port()), *extra],
+         "--redis-port", str(redis_port), "--playground-port", str(free_port()), "--edge-port", str(free_port()),
+         *extra],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ, text=True,
     )  # fmt: skip
 
@@ -92,6 +94,15 @@ def test_up_starts_redis_and_every_service_serving_and_ctrl_c_stops_them(tmp_pat
         [openai_api] = re.findall(r"OpenAI API +(http://127\.0\.0\.1:\d+/v1)", output)
         with urllib.request.urlopen(openai_api + "/models", timeout=10) as response:
             assert "innkeeper_tobin" in response.read().decode()
+        # And the WebSocket edge, which carries a conversation.
+        [edge] = re.findall(r"WebSocket +(ws://127\.0\.0\.1:\d+/v1/converse)", output)
+        with websocket_connect(edge) as websocket:
+            start = conversation_pb2.ConverseConfig(npc_id="innkeeper_tobin", player_id="suite-ws")
+            websocket.send(conversation_pb2.ConverseRequest(config=start).SerializeToString())
+            first = websocket.recv(timeout=30)
+            assert isinstance(first, bytes) and conversation_pb2.ConverseResponse.FromString(first).HasField(
+                "started"
+            )
 
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)

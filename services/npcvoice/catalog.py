@@ -51,6 +51,9 @@ SERVICES: dict[str, ServiceEntry] = {
     )
 }
 
+# The WebSocket edge (npcvoice edge: the conversation for clients without gRPC), as `npcvoice up` starts it.
+EDGE_PORT = 8050
+
 # The dialogue service's OpenAI-compatible endpoint, as `npcvoice up` starts it (dialogue/openai_api.py).
 DIALOGUE_OPENAI_PORT = 8052
 

@@ -7,6 +7,7 @@ npcvoice schema [--check]         rewrite (or check) npc_personas/persona.schema
 npcvoice health ADDRESS           print a service's gRPC health status (exit 0 when SERVING)
 npcvoice eval SCRIPT.yaml ...     run conversation scripts against the suite (exit 1 on a failed line)
 npcvoice playground [flags]       a local web page to edit personas and talk to the NPCs
+npcvoice edge [flags]             the conversation over a WebSocket (ws://host:8050/v1/converse)
 npcvoice tune [flags]             distil the NPC corpus (training/) into the dialogue model, as a LoRA adapter
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from npcvoice.catalog import REDIS_PORT, SERVICES, START_ORDER
+from npcvoice.catalog import EDGE_PORT, REDIS_PORT, SERVICES, START_ORDER
 from npcvoice.playground.options import DEFAULT_PORT as PLAYGROUND_PORT
 from npcvoice.runtime.config import ConfigError, add_server_flags, load_service_config
 from npcvoice.runtime.errors import ServiceError
@@ -93,6 +94,7 @@ def up(args: argparse.Namespace) -> int:
             redis_url=args.redis_url,
             persona_dir=args.personas,
             playground_port=args.playground_port,
+            edge_port=args.edge_port,
         )
     except (ValueError, ConfigError) as exc:
         print(f"npcvoice up: {one_line(exc)}", file=sys.stderr)
@@ -150,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         from npcvoice.playground.cli import main as playground_main
 
         return playground_main(argv[1:])
+    if argv[:1] == ["edge"]:
+        from npcvoice.edge.cli import main as edge_main
+
+        return edge_main(argv[1:])
     if argv[:1] == ["prepare-model"]:
         from npcvoice.devtools.prepare_model import main as prepare_main
 
@@ -179,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     up_cmd.add_argument(
         "--playground-port", type=int, default=PLAYGROUND_PORT, help="the writers' page (0: do not start it)"
     )
+    up_cmd.add_argument(
+        "--edge-port",
+        type=int,
+        default=EDGE_PORT,
+        help="the WebSocket edge, /v1/converse (0: do not start it)",
+    )
     commands.add_parser("serve", help="run one service: npcvoice serve SERVICE [flags]")
     commands.add_parser(
         "prepare-model",
@@ -188,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("talk", help="talk to an NPC: npcvoice talk NPC_ID 'a line' reply.wav ...")
     commands.add_parser("demo", help="a scripted conversation with Hilda the blacksmith")
     commands.add_parser("playground", help="a web page to edit personas and talk to NPCs (see --help)")
+    commands.add_parser(
+        "edge", help="the conversation over a WebSocket, for engines without gRPC (see --help)"
+    )
     commands.add_parser("eval", help="run conversation scripts: npcvoice eval npc_personas/evals/*.yaml")
     check = commands.add_parser("validate", help="check persona files")
     check.add_argument("paths", nargs="*", type=Path)

@@ -122,6 +122,21 @@ class PlaygroundProcess(ServiceProcess):
         return f"http://{self.address}/"
 
 
+class EdgeProcess(PlaygroundProcess):
+    """The WebSocket edge (``npcvoice edge``), started with the suite: it serves once /healthz answers."""
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.address}/healthz", timeout=1.0) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.address}/v1/converse"
+
+
 class Launcher:
     def __init__(
         self,
@@ -135,6 +150,7 @@ class Launcher:
         extra_args: list[str] | None = None,
         restart_policy: RestartPolicy | None = None,
         playground_port: int = 0,
+        edge_port: int = 0,
     ) -> None:
         unknown = [s for s in services if s not in SERVICES]
         if unknown:
@@ -155,6 +171,7 @@ class Launcher:
         # Built now, so that a bad configuration stops the launch before anything has started.
         self.services = [self._service(name) for name in START_ORDER if name in services]
         self.playground = self._playground(playground_port) if playground_port else None
+        self.edge = self._edge(edge_port, playground_port) if edge_port else None
         self.supervisor = Supervisor(restart_policy or RestartPolicy())
         self.stop_requested = False
 
@@ -189,6 +206,28 @@ class Launcher:
         env = service_environment(name)  # e.g. speech's own CUDA 12 libraries on a GPU
         return ServiceProcess(name, command, f"{config.server.host}:{port}", metrics_port, env)
 
+    def _edge(self, port: int, playground_port: int) -> EdgeProcess | None:
+        """The WebSocket edge for the suite's gateway; the playground's page may use it."""
+        gateway = next((s for s in self.services if s.name == "conversation"), None)
+        if gateway is None:
+            return None
+        command = [
+            sys.executable,
+            "-m",
+            "npcvoice",
+            "edge",
+            "--port",
+            str(port),
+            "--gateway",
+            gateway.address,
+        ]
+        if playground_port:
+            for host in ("127.0.0.1", "localhost"):
+                command += ["--origin", f"http://{host}:{playground_port}"]
+        if self.config_file:
+            command += ["--config", str(self.config_file)]
+        return EdgeProcess("edge", command, f"127.0.0.1:{port}", 0)
+
     def _playground(self, port: int) -> PlaygroundProcess | None:
         """The page for the suite's gateway, when the gateway is one of the services started."""
         gateway = next((s for s in self.services if s.name == "conversation"), None)
@@ -209,8 +248,10 @@ class Launcher:
             log.info("redis listening on %s (pid %s, data in %s, %s)", self.redis.url, self.redis.pid,
                      self.redis.data_dir, self.redis.persistence())  # fmt: skip
         self.supervisor.start(self.services, timeout_s, should_stop=lambda: self.stop_requested)
-        if self.playground is not None:  # after the gateway, whose NPCs the page lists
-            self.supervisor.start([self.playground], timeout_s, should_stop=lambda: self.stop_requested)
+        # after the gateway: the page lists its NPCs; the edge carries its conversations
+        extras = [p for p in (self.playground, self.edge) if p is not None]
+        if extras:
+            self.supervisor.start(extras, timeout_s, should_stop=lambda: self.stop_requested)
 
     def _check_existing_redis(self) -> None:
         """Say plainly which Redis holds the memory, and what it keeps on disk: each master of a Redis
@@ -280,6 +321,8 @@ def print_table(launcher: Launcher) -> None:
         print(f"  {s.name:<14}{s.address:<22}{s.metrics_port:<10}SERVING")
     if launcher.openai_url:
         print(f"\n  OpenAI API    {launcher.openai_url}  (a persona id is the model: dialogue/openai_api.py)")
+    if launcher.edge is not None:
+        print(f"\n  WebSocket     {launcher.edge.url}  (the conversation without gRPC: npcvoice/edge/app.py)")
     if launcher.playground is not None:
         print(f"\n  playground    {launcher.playground.url}  (edit personas and talk to the NPCs)")
     print("\nAll services are SERVING. Ctrl-C stops them.\n", flush=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
@@ -12,6 +11,7 @@ from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import DEFAULT_MODEL_ID, DialogueOptions
 from npcvoice.dialogue.scheduler import DialogueScheduler
 from npcvoice.dialogue.servicer import DialogueServicer
+from npcvoice.runtime.asgi import start_asgi
 from npcvoice.runtime.config import ServerSettings
 from npcvoice.runtime.errors import NotFound
 from npcvoice.runtime.server import Cleanup, Health, Registration
@@ -52,36 +52,18 @@ async def serve_openai(
 ) -> Cleanup:
     """The OpenAI-compatible endpoint (see ``openai_api``) under uvicorn in this event loop, with the
     service's API keys and TLS certificate; returns what stops it."""
-    import uvicorn
-
     from npcvoice.dialogue.openai_api import create_app
 
     app = create_app(scheduler, engine.personas, settings.api_keys)
     tls = settings.tls_cert_file and settings.tls_key_file
-    config = uvicorn.Config(
+    return await start_asgi(
         app,
-        host=options.openai_host,
-        port=options.openai_port,
-        log_level="warning",
+        options.openai_host,
+        options.openai_port,
         lifespan="off",
         ssl_certfile=str(settings.tls_cert_file) if tls else None,
         ssl_keyfile=str(settings.tls_key_file) if tls else None,
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # its own error (the port is taken...)
-            raise RuntimeError(
-                f"the OpenAI endpoint did not start on {options.openai_host}:{options.openai_port}"
-            )
-        await asyncio.sleep(0.02)
-
-    async def stop() -> None:
-        server.should_exit = True
-        await task
-
-    return stop
 
 
 REGISTRATION = Registration(grpc_service=GRPC_SERVICE, register=register)

@@ -6,7 +6,6 @@ The app only adapts: persona files are personas.py's, scripts evals.py's, protob
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,6 +30,7 @@ from npcvoice.playground import convert, evals
 from npcvoice.playground.bridge import Bridge
 from npcvoice.playground.options import PlaygroundOptions
 from npcvoice.playground.personas import PersonaFiles
+from npcvoice.runtime.asgi import start_asgi
 from npcvoice.runtime.errors import InvalidArgument, NotFound, ServiceError
 
 log = logging.getLogger("npcvoice.playground")
@@ -224,18 +224,8 @@ def create_app(options: PlaygroundOptions) -> Starlette:
 @asynccontextmanager
 async def serving(options: PlaygroundOptions, **uvicorn_settings: Any) -> AsyncIterator[str]:
     """The playground under uvicorn in the running event loop (tests, benchmarks); yields its address."""
-    import uvicorn
-
-    config = uvicorn.Config(create_app(options), host=options.host, port=options.port, **uvicorn_settings)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():  # it could not start (the port is taken): its error
-            task.result()
-            raise RuntimeError(f"the playground did not start on {options.host}:{options.port}")
-        await asyncio.sleep(0.02)
+    stop = await start_asgi(create_app(options), options.host, options.port, **uvicorn_settings)
     try:
         yield f"http://{options.host}:{options.port}"
     finally:
-        server.should_exit = True
-        await task
+        await stop()

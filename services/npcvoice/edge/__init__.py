@@ -1,0 +1,1 @@
+"""The WebSocket edge: the conversation (``Converse``) for engines and pages that cannot speak gRPC."""
