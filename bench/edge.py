@@ -1,0 +1,101 @@
+"""First audio through the WebSocket edge against gRPC, in one run, alternating.
+
+    PYTHONPATH=services:. .venv/bin/python -m bench.edge [--turns 20]
+
+Redis, the five services and the edge (``npcvoice edge``) run as their own processes, as in production.
+Two conversations with Hilda, one over gRPC (the Python client) and one over ``ws://.../v1/converse``
+(binary frames), take turns on the same typed lines (which goes first alternates), after a warm-up turn
+each: from sending the line to the first ``ReplyAudio``. The edge adds a hop on loopback and a frame per
+message; what it costs is the ratio of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.common import REPO_ROOT, machine, p50, percentile, table
+from bench.conversation import LINES, NPC, suite, text_turn
+from npcvoice.api.npc.conversation.v1 import conversation_pb2
+from npcvoice.client import NpcClient
+from npcvoice.runtime.ports import free_port
+
+
+@contextlib.contextmanager
+def edge_process(gateway: str) -> Iterator[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "npcvoice", "edge", "--port", str(port), "--gateway", gateway]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the edge did not start") from None
+                time.sleep(0.2)
+        yield f"ws://127.0.0.1:{port}/v1/converse"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def ws_turn(websocket: ClientConnection, line: str) -> float:
+    """From sending ``line`` to the first reply audio; the rest of the turn read to its end."""
+    started = time.perf_counter()
+    await websocket.send(conversation_pb2.ConverseRequest(text=line).SerializeToString())
+    first = 0.0
+    while True:
+        frame = await websocket.recv()
+        assert isinstance(frame, bytes)
+        kind = conversation_pb2.ConverseResponse.FromString(frame).WhichOneof("event")
+        if kind == "audio" and not first:
+            first = time.perf_counter() - started
+        if kind in ("turn_end", "refused"):
+            return first
+
+
+async def run(gateway: str, edge: str, turns: int) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {"gRPC": [], "WebSocket edge": []}
+    async with NpcClient(gateway) as client, connect(edge) as websocket:
+        npc = await client.conversation(NPC, f"bench-grpc-{time.time_ns()}")
+        await npc.say("Hello.")  # warm-up: the persona's prompt, the voice
+        start = conversation_pb2.ConverseConfig(npc_id=NPC, player_id=f"bench-ws-{time.time_ns()}")
+        await websocket.send(conversation_pb2.ConverseRequest(config=start).SerializeToString())
+        await ws_turn(websocket, "Hello.")
+        for i in range(turns):
+            line = LINES[i % len(LINES)]
+            for transport in ["gRPC", "WebSocket edge"] if i % 2 == 0 else ["WebSocket edge", "gRPC"]:
+                if transport == "gRPC":
+                    results[transport].append((await text_turn(npc, line))[0])
+                else:
+                    results[transport].append(await ws_turn(websocket, line))
+        await npc.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=20)
+    args = parser.parse_args()
+    with suite() as gateway, edge_process(gateway) as edge:
+        results = asyncio.run(run(gateway, edge, args.turns))
+    rows = [[name, len(v), f"{p50(v):.3f}", f"{percentile(v, 95):.3f}"] for name, v in results.items()]
+    print(f"\n# bench.edge on {machine()}: typed lines to {NPC}, alternating")
+    print(table(["transport", "turns", "first audio p50 s", "p95 s"], rows))
+    grpc, ws = results["gRPC"], results["WebSocket edge"]
+    print(f"\nfirst audio p50, WebSocket edge / gRPC: {p50(ws) / p50(grpc):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
