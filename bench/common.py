@@ -120,3 +120,26 @@ def peak_mb(pids: list[int]) -> float:
             status = Path(f"/proc/{pid}/status").read_text().splitlines()
             total += int(next(line for line in status if line.startswith("VmHWM")).split()[1])
     return total / 1024
+
+
+@contextlib.contextmanager
+def http_process(command: list[str], probe_url: str, name: str, timeout_s: float = 120.0) -> Iterator[None]:
+    """``command`` as a process, once ``probe_url`` answers; terminated afterwards."""
+    import time
+    import urllib.request
+
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                urllib.request.urlopen(probe_url, timeout=2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{name} did not start: see its log above") from None
+                time.sleep(0.3)
+        yield
+    finally:
+        process.terminate()
+        process.wait(30)

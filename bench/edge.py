@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import REPO_ROOT, machine, p50, percentile, table
+from bench.common import http_process, machine, p50, percentile, table
 from bench.conversation import LINES, NPC, suite, text_turn
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.client import NpcClient
@@ -34,21 +32,8 @@ from npcvoice.runtime.ports import free_port
 def edge_process(gateway: str) -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "npcvoice", "edge", "--port", str(port), "--gateway", gateway]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the edge did not start") from None
-                time.sleep(0.2)
+    with http_process(command, f"http://127.0.0.1:{port}/healthz", "the edge", timeout_s=60):
         yield f"ws://127.0.0.1:{port}/v1/converse"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 async def ws_turn(websocket: ClientConnection, line: str) -> tuple[float, float]:

@@ -33,7 +33,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from bench.common import (
     REPO_ROOT,
     children,
     cpu_seconds,
+    http_process,
     machine,
     peak_mb,
     speech_end_s,
@@ -262,21 +262,10 @@ def llm_server_command() -> list[str]:
 def llm_server() -> Iterator[str]:
     """llama.cpp's server (llama-cpp-python's, from .venv-peer) on the bundled GGUF, serving the model
     ``smollm2`` over the OpenAI protocol; yields its base URL. Also bench.hybrid's larger model."""
-    server = subprocess.Popen(llm_server_command(), stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{LLM_PORT}/v1/models", timeout=2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("llama-cpp-python's server did not start: see its log above") from None
-                time.sleep(0.5)
+    with http_process(
+        llm_server_command(), f"http://127.0.0.1:{LLM_PORT}/v1/models", "llama-cpp-python's server"
+    ):
         yield f"http://127.0.0.1:{LLM_PORT}/v1"
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 @contextlib.contextmanager

@@ -107,34 +107,35 @@ class ServiceProcess:
             self.process.wait()
 
 
-class PlaygroundProcess(ServiceProcess):
+class HttpProcess(ServiceProcess):
+    """A process of the suite that serves HTTP: it is ready once ``health_path`` answers 200."""
+
+    health_path = "/"
+    scheme, path = "http", "/"  # what ``url`` shows
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.address}{self.health_path}", timeout=1.0) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.address}{self.path}"
+
+
+class PlaygroundProcess(HttpProcess):
     """The writers' page (``npcvoice playground``), started with the suite: it serves once its page does."""
 
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{self.address}/api/settings", timeout=1.0) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}/"
+    health_path = "/api/settings"
 
 
-class EdgeProcess(PlaygroundProcess):
-    """The WebSocket edge (``npcvoice edge``), started with the suite: it serves once /healthz answers."""
+class EdgeProcess(HttpProcess):
+    """The WebSocket edge (``npcvoice edge``), started with the suite."""
 
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{self.address}/healthz", timeout=1.0) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    @property
-    def url(self) -> str:
-        return f"ws://{self.address}/v1/converse"
+    health_path = "/healthz"
+    scheme, path = "ws", "/v1/converse"
 
 
 class Launcher:
