@@ -129,6 +129,41 @@ async def test_redis_restarted_mid_conversation_loses_no_acknowledged_turn(
     assert await player_lines(service, player, npc) == [end.player_text for end in acknowledged]
 
 
+async def test_a_scene_keeps_each_npc_s_own_view_of_it_through_a_redis_restart(
+    own_redis, hosted, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
+):
+    """Two NPCs in a scene, Redis restarted mid-scene: each NPC's memory holds its own lines and what it
+    overheard of the other's, in order, nothing lost."""
+    own_redis.start()
+    options = gateway_options(
+        test_persona_dir, own_redis, speech_service, dialogue_service, voice_service, face_service
+    )
+    service = await hosted("conversation", REGISTRATION, options)
+    wren, player = "herbalist_events_test", "player-scene-redis"
+    scene = conversation_pb2.ConverseConfig(player_id=player, scene_npc_ids=[COURIER, wren], reply_mode=TEXT)
+    conversation = Conversation(service, conversation_pb2.ConverseRequest(config=scene))
+    await conversation.next()  # started
+    conversation.send(text="Wren, do you sell mandrake root?")
+    to_wren = (await conversation.turn()).end
+    own_redis.stop()
+    conversation.send(text="Fenn, any letters for me?")
+    to_fenn = (await conversation.turn()).end
+    own_redis.start()
+    await until_memory_serving(service)
+    await conversation.close()
+
+    def said_to(end: conversation_pb2.TurnEnd, name: str) -> list[tuple[str, str]]:
+        return [("event", f'The player said to {name}: "{end.player_text}"'),
+                ("event", f'{name} answered: "{end.reply_text}"')]  # fmt: skip
+
+    own = lambda end: [("player", end.player_text), ("npc", end.reply_text)]  # noqa: E731
+    fenn = [(t.role, t.text) for t in (await export(service, player, COURIER)).turns]
+    assert (to_wren.npc_id, to_fenn.npc_id) == (wren, COURIER)
+    assert fenn == said_to(to_wren, "Wren the Herbalist") + own(to_fenn)
+    wren_view = [(t.role, t.text) for t in (await export(service, player, wren)).turns]
+    assert wren_view == own(to_wren) + said_to(to_fenn, "Fenn the Courier")
+
+
 async def test_a_gateway_killed_while_redis_is_away_writes_every_acknowledged_turn_after_its_restart(
     tmp_path, test_persona_dir, speech_service, dialogue_service, voice_service, face_service
 ):

@@ -19,12 +19,12 @@ from npcvoice.dialogue.recall import RECALL_BONUS, Recall, answer_words, asks_ab
 from npcvoice.dialogue.repetition import recites, scaffolding_phrases
 from npcvoice.dialogue.reply import Action, Emotion, ReplyFilter
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings
-from npcvoice.dialogue.steering import Steering, opening
+from npcvoice.dialogue.steering import Steering, opening, overheard_lines, player_statements
 from npcvoice.dialogue.tags import TagWriter, requested
 from npcvoice.dialogue.types import TurnRequest
 from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.personas.loader import load_persona
-from npcvoice.turns import Turn
+from npcvoice.turns import Turn, overheard
 from tests.conftest import PERSONA_DIR, REPO_ROOT
 
 PERSONAS = [load_persona(path) for path in sorted(PERSONA_DIR.glob("*.yaml"))]
@@ -307,3 +307,20 @@ def test_an_aid_turned_off_leaves_the_choice_to_the_model(texts):
     assert said[-1] in aided._reopened(said[:-1]) and not bare._reopened(said[:-1])
     with pytest.raises(ValueError, match="recal"):
         DialogueOptions(aids=["recal"])
+
+
+def test_in_a_scene_what_the_npc_overheard_the_player_say_answers_a_question_and_is_never_parroted():
+    """A bystander asked "what did I tell the captain?" answers from the line it overheard; and no line
+    it heard another NPC say comes back as its own reply."""
+    told = "Captain, my brother Aldo went missing near the Thornwood."
+    memory = MemoryView(recent_turns=[
+        Turn("event", overheard("", "Captain Ysolde Vael", told, player=True)),
+        Turn("event", overheard("Captain Ysolde Vael", "you", "Missing? I will send a patrol at dawn.")),
+    ])  # fmt: skip
+    request = TurnRequest(persona_id="innkeeper_tobin", player_text="Tobin, what did I tell the captain?",
+                          memory=memory)  # fmt: skip
+    assert player_statements(request) == [told]
+    assert {"Aldo", "brother"} <= set(
+        answer_words(request.player_text, player_statements(request), ["Tobin"])
+    )
+    assert "Missing? I will send a patrol at dawn." in overheard_lines(request)

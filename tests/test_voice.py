@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
@@ -132,6 +133,38 @@ async def test_list_voices_names_the_bundled_voice(voice_service):
     assert joe.native_sample_rate_hz == 22050 and joe.num_speakers == 1
 
 
+def log_spectrum(pcm: bytes, rate: int) -> np.ndarray:
+    """The speech's average log spectrum on a log-frequency grid (tenths of a semitone, 80 Hz to 5 kHz)."""
+    samples = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768
+    size, window = 2048, np.hanning(2048)
+    frames = [samples[i : i + size] * window for i in range(0, len(samples) - size, size // 4)]
+    magnitude = np.mean([np.abs(np.fft.rfft(frame)) for frame in frames], axis=0)
+    grid = 80 * 2 ** (np.arange(0, int(120 * np.log2(5000 / 80))) / 120)
+    return np.log(np.interp(grid, np.fft.rfftfreq(size, 1 / rate), magnitude) + 1e-6)
+
+
+def semitones_between(low: np.ndarray, high: np.ndarray) -> float:
+    """How many semitones ``high``'s spectrum sits above ``low``'s: the shift that lines them up best."""
+    shifts = range(-80, 81)  # tenths of a semitone
+    scores = [np.corrcoef(low[max(0, -k) : len(low) - max(0, k)], high[max(0, k) : len(high) - max(0, -k)])[0, 1]
+              for k in shifts]  # fmt: skip
+    return shifts[int(np.argmax(scores))] / 10
+
+
+async def test_pitch_moves_the_voice_up_or_down_and_keeps_its_speaking_rate(voice_service):
+    text = "The smugglers move silver through the Thornwood at night."
+    heard = {}
+    for semitones in (-4.0, 0.0, 4.0):
+        chunks = await synthesize(voice_service, text, config(pitch_semitones=semitones, variation=0.0))
+        assert_tiles(chunks)  # the phoneme timings still add up to the audio, for the lips
+        audio = b"".join(c.audio for c in chunks)
+        heard[semitones] = (len(audio) / 2 / 22050, log_spectrum(audio, 22050))
+    (low_s, low), (s, same), (high_s, high) = heard[-4.0], heard[0.0], heard[4.0]
+    assert semitones_between(same, high) == pytest.approx(4, abs=0.5)
+    assert semitones_between(low, same) == pytest.approx(4, abs=0.5)
+    assert low_s == pytest.approx(s, rel=0.1) and high_s == pytest.approx(s, rel=0.1)  # the same rate
+
+
 @pytest.mark.parametrize(
     ("text", "cfg", "code", "message"),
     [
@@ -142,6 +175,7 @@ async def test_list_voices_names_the_bundled_voice(voice_service):
         ("Hi.", config(speed=5.0), grpc.StatusCode.INVALID_ARGUMENT, "voice.speed: must be between 0.5 and 2.0"),
         ("Hi.", config(volume=-1.0), grpc.StatusCode.INVALID_ARGUMENT, "voice.volume: must be between"),
         ("Hi.", config(speaker_id=3), grpc.StatusCode.INVALID_ARGUMENT, "voice.speaker_id: must be between 0 and 0"),
+        ("Hi.", config(pitch_semitones=7), grpc.StatusCode.INVALID_ARGUMENT, "voice.pitch_semitones: must be between -6"),
         ("Hi.", voice_pb2.SynthesisConfig(output_format=audio_pb2.AudioFormat(sample_rate_hz=100)),
          grpc.StatusCode.INVALID_ARGUMENT, "output_format.sample_rate_hz: must be between 8000 and 48000 Hz"),
         ("Hi.", voice_pb2.SynthesisConfig(output_format=audio_pb2.AudioFormat(encoding=7)),  # type: ignore[arg-type]

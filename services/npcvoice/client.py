@@ -8,7 +8,10 @@
         reply.write_wav("reply.wav")
         await npc.close()
 
-``speak`` sends audio (float32 mono samples) instead, in real time or as fast as possible. A reply
+``speak`` sends audio (float32 mono samples) instead, in real time or as fast as possible. A scene of
+several NPCs: ``client.conversation("", player, scene=["innkeeper", "guard"])``; a reply then says who
+answered (``npc_id``), ``address`` names who the player talks to, ``exchange`` has NPCs talk to each other,
+``earshot``, ``join`` and ``leave`` change the scene. A reply
 carries its text, the PCM16 audio of every sentence joined, the viseme frames on the same timeline,
 emotions, actions and the latency breakdown. A game engine does the same over the Converse stream;
 this client is also what the ``npcvoice talk`` command and the benchmarks use.
@@ -64,6 +67,8 @@ class Reply:
     drafted: bool = False  # begun on the player's settled words before their final transcript (TurnEnd)
     answered_by: str = ""  # the dialogue model that wrote it (a larger one when the turn escalated)
     escalation: tuple[str, ...] = ()  # why a larger model took the turn (TurnEnd)
+    npc_id: str = ""  # the NPC that spoke (in a scene, one of several)
+    to_npc_id: str = ""  # in a scene, the NPC it spoke to (an exchange); "": the player
 
     @property
     def seconds(self) -> float:
@@ -94,6 +99,7 @@ class NpcConversation:
         self._call = stub.Converse(self._outgoing(), metadata=metadata)
         self._responses = self._call.__aiter__()
         self.started = conversation_pb2.SessionStarted()
+        self.scene = conversation_pb2.SceneChanged()  # the scene as the gateway last said it is
         self.input_rate = config.input_audio.sample_rate_hz
 
     async def _outgoing(self) -> AsyncIterator[conversation_pb2.ConverseRequest]:
@@ -103,6 +109,7 @@ class NpcConversation:
     async def open(self) -> NpcConversation:
         first = await self._responses.__anext__()
         self.started = first.started
+        self.scene = conversation_pb2.SceneChanged(members=first.started.scene)
         return self
 
     @property
@@ -120,15 +127,51 @@ class NpcConversation:
         """Tell the NPC about the world now (an empty value removes a key)."""
         self.send(conversation_pb2.ConverseRequest(context=conversation_pb2.WorldContext(values=values)))
 
-    def tell(self, name: str, description: str = "", parameters: dict[str, str] | None = None) -> None:
-        """Report a game event; if the NPC's persona has a trigger that speaks, ``reply()`` gets its words."""
-        event = conversation_pb2.GameEvent(name=name, description=description, parameters=parameters or {})
+    def tell(
+        self, name: str, description: str = "", parameters: dict[str, str] | None = None, npc_id: str = ""
+    ) -> None:
+        """Report a game event (in a scene, to ``npc_id``: the one the player talks to if empty); if the
+        NPC's persona has a trigger that speaks, ``reply()`` gets its words."""
+        event = conversation_pb2.GameEvent(
+            name=name, description=description, parameters=parameters or {}, npc_id=npc_id
+        )
         self.send(conversation_pb2.ConverseRequest(event=event))
 
-    async def speak_first(self, instruction: str) -> Reply:
-        """Ask the NPC to speak without the player saying anything (a scripted scene, a greeting)."""
-        self.send(conversation_pb2.ConverseRequest(speak=conversation_pb2.NpcSpeak(instruction=instruction)))
+    async def speak_first(self, instruction: str, npc_id: str = "") -> Reply:
+        """Ask the NPC (in a scene, ``npc_id``) to speak without the player saying anything."""
+        speak = conversation_pb2.NpcSpeak(instruction=instruction, npc_id=npc_id)
+        self.send(conversation_pb2.ConverseRequest(speak=speak))
         return await self.reply()
+
+    async def exchange(self, npc_id: str, to_npc_id: str, instruction: str, lines: int = 2) -> list[Reply]:
+        """In a scene: ``npc_id`` says something to ``to_npc_id`` as ``instruction`` asks, who answers, and
+        so on for ``lines`` lines; their replies, in order (fewer if one was interrupted)."""
+        speak = conversation_pb2.NpcSpeak(
+            instruction=instruction, npc_id=npc_id, to_npc_id=to_npc_id, lines=lines
+        )
+        self.send(conversation_pb2.ConverseRequest(speak=speak))
+        replies = [await self.reply()]
+        while len(replies) < lines and not replies[-1].interrupted:
+            replies.append(await self.reply())
+        return replies
+
+    def address(self, npc_id: str) -> None:
+        """In a scene: the player talks to ``npc_id`` now (gaze, a UI choice); "" lets names decide."""
+        self.send(
+            conversation_pb2.ConverseRequest(scene=conversation_pb2.SceneUpdate(addressed_npc_id=npc_id))
+        )
+
+    def earshot(self, out_of_earshot: list[str]) -> None:
+        """In a scene: these NPCs do not hear the player (nor the replies) from now on; the others do."""
+        earshot = conversation_pb2.Earshot(out_of_earshot_npc_ids=out_of_earshot)
+        self.send(conversation_pb2.ConverseRequest(scene=conversation_pb2.SceneUpdate(earshot=earshot)))
+
+    def join(self, *npc_ids: str) -> None:
+        """NPCs walk into the conversation (it becomes a scene)."""
+        self.send(conversation_pb2.ConverseRequest(scene=conversation_pb2.SceneUpdate(join_npc_ids=npc_ids)))
+
+    def leave(self, *npc_ids: str) -> None:
+        self.send(conversation_pb2.ConverseRequest(scene=conversation_pb2.SceneUpdate(leave_npc_ids=npc_ids)))
 
     async def speak(
         self, samples: np.ndarray, sample_rate: int, realtime: bool = False, end_of_speech: bool = True
@@ -171,6 +214,8 @@ class NpcConversation:
                 )
             elif kind == "interruption":
                 reply.interrupted, reply.heard_text = True, response.interruption.heard_text
+            elif kind == "scene":
+                self.scene = response.scene
             elif kind == "refused":
                 refused = response.refused
                 raise TurnRefused(
@@ -183,6 +228,7 @@ class NpcConversation:
                 reply.turn_index, reply.player_text, reply.cue = end.turn_index, end.player_text, end.cue
                 reply.interrupted, reply.drafted = end.interrupted, end.drafted
                 reply.answered_by, reply.escalation = end.answered_by, tuple(end.escalation)
+                reply.npc_id, reply.to_npc_id = end.npc_id, end.to_npc_id
                 reply.latency = {
                     "transcript_s": end.latency.transcript_seconds,
                     "first_token_s": end.latency.first_token_seconds,
@@ -227,9 +273,12 @@ class NpcClient:
         output_sample_rate: int = 0,
         frame_rate: int = 0,
         seed: int | None = None,
+        scene: list[str] | None = None,
     ) -> NpcConversation:
-        """Open a conversation (``seed``: every reply sampled with it, for replies that replay)."""
+        """Open a conversation (``seed``: every reply sampled with it, for replies that replay); with
+        ``scene``, a conversation with these NPCs (``npc_id`` empty, or the one the player talks to first)."""
         config = conversation_pb2.ConverseConfig(
+            scene_npc_ids=scene or [],
             npc_id=npc_id,
             player_id=player_id,
             player_name=player_name,

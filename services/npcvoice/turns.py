@@ -19,6 +19,20 @@ class Turn:
     time: float = field(default_factory=time.time)
 
 
+_OVERHEARD_PLAYER = re.compile(r'^The player said to [^:"]+: "(.*)"$', re.DOTALL)
+
+
+def overheard(speaker: str, to: str, line: str, player: bool = False) -> str:
+    """How an NPC remembers a line it heard said to another in its scene (an event turn)."""
+    return f'{"The player" if player else speaker} said to {to}: "{line}"'
+
+
+def overheard_player_line(event: str) -> str | None:
+    """The player's line in an event that remembers it said to another NPC (``overheard``), if it is one."""
+    found = _OVERHEARD_PLAYER.match(event)
+    return found.group(1) if found else None
+
+
 _FACT_RE = re.compile(
     r"\b(my name is|i am|i'm|i have|i've|i live|i come from|i work|my \w+ (is|was|are))\b", re.IGNORECASE
 )

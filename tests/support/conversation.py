@@ -4,6 +4,7 @@ that point a gateway at the other services, and the memory it stored."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,7 @@ class TurnOutput:
     ended: bool = False
     refused: conversation_pb2.TurnRefused | None = None  # the gateway could not take the turn now
     parts_dropped: int = 0  # replies to a part of the line, dropped unsaid when the player went on
+    first_audio_at: float = 0.0  # when its first audio arrived (time.monotonic())
 
 
 def config(player: str, npc: str = NPC, **kwargs: Any) -> conversation_pb2.ConverseRequest:
@@ -97,6 +99,7 @@ class Conversation:
                 out.text += response.reply_text.delta
             elif kind == "audio":
                 out.audio.append(response.audio)
+                out.first_audio_at = out.first_audio_at or time.monotonic()
             elif kind == "emotion":
                 out.emotions.append(response.emotion.emotion)
             elif kind == "action":

@@ -4,7 +4,7 @@ save-game snapshots, and the requests the gateway sends to the speech, dialogue,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
@@ -16,6 +16,7 @@ from npcvoice.audio import check_sample_rate
 from npcvoice.catalog import FRAME_RATES
 from npcvoice.conversation.memory import Memory, check_id, check_memory
 from npcvoice.conversation.options import SessionConfig
+from npcvoice.conversation.scene import MAX_SCENE_NPCS, SceneChange
 from npcvoice.converters import encoding_from_proto, encoding_to_proto, input_format
 from npcvoice.personas import Persona
 from npcvoice.runtime.errors import InvalidArgument
@@ -35,7 +36,11 @@ Response = conversation_pb2.ConverseResponse
 
 
 def config_from_proto(config: conversation_pb2.ConverseConfig) -> SessionConfig:
-    check_id(config.npc_id, "config.npc_id")
+    scene = scene_ids(config.scene_npc_ids, "config.scene_npc_ids")
+    if scene and config.npc_id and config.npc_id not in scene:
+        raise InvalidArgument("config.npc_id", "must be empty or one of config.scene_npc_ids")
+    npc_id = config.npc_id or (scene[0] if scene else "")
+    check_id(npc_id, "config.npc_id")
     check_id(config.player_id, "config.player_id")
     if len(config.player_name) > MAX_PLAYER_NAME_CHARS:
         raise InvalidArgument("config.player_name", f"at most {MAX_PLAYER_NAME_CHARS} characters")
@@ -52,7 +57,7 @@ def config_from_proto(config: conversation_pb2.ConverseConfig) -> SessionConfig:
             "config.visemes.frame_rate", f"must be 0 (the persona's) or one of {FRAME_RATES}"
         )
     return SessionConfig(
-        npc_id=config.npc_id,
+        npc_id=npc_id,
         player_id=config.player_id,
         player_name=config.player_name,
         voice_reply=config.reply_mode != conversation_pb2.REPLY_MODE_TEXT,
@@ -66,7 +71,60 @@ def config_from_proto(config: conversation_pb2.ConverseConfig) -> SessionConfig:
         interim_transcripts=config.interim_transcripts,
         seed=config.seed if config.HasField("seed") else None,
         context=updated({}, dict(config.context.values), "config.context.values"),
+        scene_npc_ids=scene,
     )
+
+
+def scene_ids(ids: Sequence[str], field: str) -> tuple[str, ...]:
+    """Persona ids for a scene: valid ids, each once, at most MAX_SCENE_NPCS."""
+    if len(ids) > MAX_SCENE_NPCS:
+        raise InvalidArgument(field, f"at most {MAX_SCENE_NPCS} NPCs in a scene, got {len(ids)}")
+    for npc_id in ids:
+        check_id(npc_id, field)
+    if len(set(ids)) != len(ids):
+        raise InvalidArgument(field, "names an NPC twice")
+    return tuple(ids)
+
+
+def scene_update(update: conversation_pb2.SceneUpdate) -> SceneChange:
+    return SceneChange(
+        join=scene_ids(update.join_npc_ids, "scene.join_npc_ids"),
+        leave=scene_ids(update.leave_npc_ids, "scene.leave_npc_ids"),
+        addressed=update.addressed_npc_id if update.HasField("addressed_npc_id") else None,
+        out_of_earshot=(
+            scene_ids(update.earshot.out_of_earshot_npc_ids, "scene.earshot.out_of_earshot_npc_ids")
+            if update.HasField("earshot")
+            else None
+        ),
+    )
+
+
+def scene_member(persona: Persona, remembered_turns: int) -> conversation_pb2.SceneMember:
+    return conversation_pb2.SceneMember(
+        npc_id=persona.id,
+        display_name=persona.display_name,
+        greeting=persona.greeting,
+        remembered_turns=remembered_turns,
+    )
+
+
+def scene_changed(
+    members: list[conversation_pb2.SceneMember], addressed: str, out_of_earshot: Sequence[str]
+) -> Response:
+    return Response(
+        scene=conversation_pb2.SceneChanged(
+            members=members, addressed_npc_id=addressed, out_of_earshot_npc_ids=list(out_of_earshot)
+        )
+    )
+
+
+def spoken_by(response: Response, npc_id: str) -> Response:
+    """The event, marked as the NPC ``npc_id``'s (every event a turn sends names the NPC speaking)."""
+    kind = response.WhichOneof("event")
+    event = getattr(response, kind) if kind else None
+    if event is not None and "npc_id" in event.DESCRIPTOR.fields_by_name:
+        event.npc_id = npc_id
+    return response
 
 
 def context_update(context: dict[str, str], update: conversation_pb2.WorldContext) -> dict[str, str]:
@@ -86,13 +144,16 @@ def speak_instruction(speak: conversation_pb2.NpcSpeak) -> str:
     return instruction
 
 
-def session_started(persona: Persona, remembered_turns: int) -> Response:
+def session_started(
+    persona: Persona, remembered_turns: int, scene: list[conversation_pb2.SceneMember] | None = None
+) -> Response:
     return Response(
         started=conversation_pb2.SessionStarted(
             npc_id=persona.id,
             display_name=persona.display_name,
             greeting=persona.greeting,
             remembered_turns=remembered_turns,
+            scene=scene or [],
         )
     )
 
@@ -324,6 +385,7 @@ def synthesis_config(persona: Persona, config: SessionConfig) -> voice_pb2.Synth
             speed=voice.speed,
             variation=voice.variation,
             volume=voice.volume,
+            pitch_semitones=voice.pitch,
         ),
         output_format=audio_pb2.AudioFormat(
             encoding=encoding_to_proto(config.output_encoding), sample_rate_hz=config.output_rate

@@ -114,3 +114,4 @@ class SessionConfig:
     interim_transcripts: bool
     seed: int | None = None  # every reply's sampling seed (None: the persona's)
     context: Mapping[str, str] = field(default_factory=dict)  # the world context it starts with
+    scene_npc_ids: tuple[str, ...] = ()  # a scene's NPCs (npc_id is one of them); empty: npc_id alone

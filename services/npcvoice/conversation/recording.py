@@ -47,6 +47,13 @@ class SessionMemory:
         affinity, trust = nudged(self.memory.affinity, self.memory.trust, affinity_delta, trust_delta)
         await self._store([Turn("event", event.told)], [], affinity, trust, persona)
 
+    async def overhear(self, lines: list[str]) -> None:
+        """What the NPC heard said to another in its scene, as events in its memory (the relationship is
+        unmoved: it was not said to it)."""
+        persona = self._gateway.persona(self.npc_id, "config.npc_id")
+        memory = self.memory
+        await self._store([Turn("event", line) for line in lines], [], memory.affinity, memory.trust, persona)
+
     async def _store(
         self, lines: list[Turn], new_facts: list[str], affinity: float, trust: float, persona: Persona
     ) -> None:

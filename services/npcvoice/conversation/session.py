@@ -1,4 +1,4 @@
-"""One ``Converse`` stream: a player talking to one NPC.
+"""One ``Converse`` stream: a player talking to one NPC, or to a scene of several (``scene``).
 
 The session reads the client's messages (typed lines, audio, playback positions, end of speech) and
 writes events to one output queue. Audio goes to the listener (``listening``), whose final transcripts
@@ -13,6 +13,12 @@ from the final's audio as soon as the player's silence begins), a draft turn ans
 it would send held back. The final either says the same words (ignoring case and punctuation), and the
 draft is released at once, or it does not (or the player goes on talking), and the draft is dropped: none
 of it was sent or stored.
+
+In a scene, each player line goes to one NPC (``Scene.addressee``), one voice at a time: a line
+interrupts whoever speaks. What was said is stored in the memory of every NPC in earshot, as heard (an
+event: "The player said to Hilda: ..."). An NPC may say something to another, who answers from its own
+persona and memory (an exchange): each line is written while the one before it plays, and held until that
+one has been heard.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.conversation import convert
@@ -31,13 +38,16 @@ from npcvoice.conversation.listening import Listener
 from npcvoice.conversation.metrics import DRAFTS
 from npcvoice.conversation.options import SessionConfig
 from npcvoice.conversation.recording import SessionMemory
+from npcvoice.conversation.scene import MAX_EXCHANGE_LINES, Scene, SceneChange, Speak
 from npcvoice.conversation.turn import TurnPipeline, TurnState, heard_text
 from npcvoice.runtime.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from npcvoice.turns import overheard
 from npcvoice.world import GameEvent
 
 log = logging.getLogger("npcvoice.conversation")
 MAX_AUDIO_CHUNK_BYTES = 1 << 20
 MIN_PREFILL_WORDS = 2  # fewer words heard so far are not worth a prefill while the player speaks
+SPEAKER_GAP_S = 0.25  # between one NPC's line and the next one's, in an exchange
 
 # What goes on the session's output queue: an event for the client, an error that ends the stream, or
 # None when the conversation is over (see runtime.streams.read_in_background).
@@ -62,14 +72,23 @@ async def stop(task: asyncio.Task[None]) -> None:
         await asyncio.wait([task], timeout=0.1)
 
 
+@dataclass
+class Part:
+    """One NPC of the conversation: its memory of the player, and the pipeline its turns run in."""
+
+    memory: SessionMemory
+    turns: TurnPipeline
+
+
 class Session:
     def __init__(self, gateway: Gateway, config: SessionConfig) -> None:
         self.gateway = gateway
         self.config = config
         self.out: asyncio.Queue[Outgoing] = asyncio.Queue()
-        self.memory = SessionMemory(gateway, config.npc_id, config.player_id)
         self.world = dict(config.context)  # what the game says about the world now
-        self.turns = TurnPipeline(gateway, config, self.memory, self.out.put_nowait, self.world)
+        npc_ids = list(config.scene_npc_ids) or [config.npc_id]
+        self.parts = {npc_id: self._part(npc_id) for npc_id in npc_ids}
+        self.scene = Scene(npc_ids, config.npc_id, {n: n for n in npc_ids})  # names: in start()
         self.listener = Listener(
             gateway,
             config,
@@ -86,11 +105,32 @@ class Session:
         self._heard_line = ""  # the speech service's last line, which its next final may continue
         self._prefilled = ""  # the line so far last sent to be prefilled
         self._draft: tuple[TurnState, asyncio.Task[None]] | None = None  # a reply held until the final
+        self._exchange: asyncio.Task[None] | None = None  # NPCs talking to each other
+        self._queued: tuple[TurnState, asyncio.Task[None]] | None = None  # its next line, held
+
+    def _part(self, npc_id: str) -> Part:
+        memory = SessionMemory(self.gateway, npc_id, self.config.player_id)
+        config = replace(self.config, npc_id=npc_id)
+        turns = TurnPipeline(self.gateway, config, memory, self.out.put_nowait, self.world, self._overheard)
+        return Part(memory, turns)
+
+    async def _members(self, npc_ids: list[str], field: str) -> list[conversation_pb2.SceneMember]:
+        members = []
+        for npc_id in npc_ids:
+            persona = self.gateway.persona(npc_id, field)
+            self.scene.members[npc_id] = persona.display_name
+            memory = await self.parts[npc_id].memory.refresh()
+            members.append(convert.scene_member(persona, len(memory.turns)))
+        return members
 
     async def start(self) -> conversation_pb2.ConverseResponse:
+        field = "config.scene_npc_ids" if self.config.scene_npc_ids else "config.npc_id"
+        members = await self._members(list(self.parts), field)
         persona = self.gateway.persona(self.config.npc_id, "config.npc_id")
-        memory = await self.memory.refresh()
-        return convert.session_started(persona, len(memory.turns))
+        first = next(m for m in members if m.npc_id == persona.id)
+        return convert.session_started(
+            persona, first.remembered_turns, members if self.scene.is_scene else None
+        )
 
     async def read(self, requests: AsyncIterator[conversation_pb2.ConverseRequest]) -> None:
         """Handle the client's messages until it closes its side; then finish the turn in progress. (The
@@ -110,15 +150,20 @@ class Session:
                 self.world.clear()
                 self.world.update(update)
             elif kind == "event":
-                await self._event(convert.event_from_proto(request.event))
+                npc_id = self.scene.member(request.event.npc_id, "event.npc_id")
+                await self._event(convert.event_from_proto(request.event), npc_id)
             elif kind == "speak":
-                await self._speak_first(convert.speak_instruction(request.speak))
+                await self._speak(self._checked_speak(request.speak))
+            elif kind == "scene":
+                await self._change_scene(convert.scene_update(request.scene))
         self.listener.end_of_speech()
         await self.listener.finished()
         await self._drop_draft()  # (a final would have released or dropped it)
         if self._continued:  # the player went on, but nothing more was heard: answer what they said
             self._start_turn(self._continued, time.perf_counter(), 0.0)
             self._continued = ""
+        if self._exchange is not None:
+            await asyncio.wait([self._exchange])  # NPCs talking to each other finish their exchange
         if self._turn is not None:
             await asyncio.wait([self._turn])  # (a turn that failed has already put its outcome on the queue)
 
@@ -132,18 +177,118 @@ class Session:
         line, self._continued = " ".join(filter(None, [self._continued, text.strip()])), ""
         self._start_turn(line, time.perf_counter(), 0.0)
 
-    async def _event(self, event: GameEvent) -> None:
-        """Remember what happened; if the persona has a trigger that speaks, the NPC reacts aloud."""
-        trigger = self.gateway.persona(self.config.npc_id, "config.npc_id").trigger_for(event.name)
+    async def _event(self, event: GameEvent, npc_id: str) -> None:
+        """The NPC remembers what happened; if its persona has a trigger that speaks, it reacts aloud."""
+        trigger = self.gateway.persona(npc_id, "event.npc_id").trigger_for(event.name)
         affinity, trust = (trigger.affinity, trigger.trust) if trigger else (0.0, 0.0)
-        await self.memory.remember_event(event, affinity, trust)
+        await self.parts[npc_id].memory.remember_event(event, affinity, trust)
         if trigger is not None and trigger.say:
-            await self._speak_first(f"{event.told} {trigger.say}")
+            await self._speak(Speak(f"{event.told} {trigger.say}", npc_id))
 
-    async def _speak_first(self, cue: str) -> None:
-        """The NPC speaks without the player having said anything (it replaces a reply going on)."""
+    def _checked_speak(self, speak: conversation_pb2.NpcSpeak) -> Speak:
+        instruction = convert.speak_instruction(speak)
+        npc_id = self.scene.member(speak.npc_id, "speak.npc_id")
+        if not speak.to_npc_id:
+            if speak.lines > 1:
+                raise InvalidArgument("speak.lines", "more than one line needs speak.to_npc_id")
+            return Speak(instruction, npc_id)
+        to_npc_id = self.scene.member(speak.to_npc_id, "speak.to_npc_id")
+        if to_npc_id == npc_id:
+            raise InvalidArgument("speak.to_npc_id", "must be another NPC than the one speaking")
+        if not 0 <= speak.lines <= MAX_EXCHANGE_LINES:
+            raise InvalidArgument("speak.lines", f"from 0 (2) to {MAX_EXCHANGE_LINES}, got {speak.lines}")
+        return Speak(instruction, npc_id, to_npc_id, speak.lines or 2)
+
+    async def _speak(self, speak: Speak) -> None:
+        """An NPC speaks without the player having said anything (it replaces a reply going on): to the
+        player, or to another NPC of the scene, who answers (an exchange, as a task of its own)."""
         await self.interrupt()
-        self._start_turn("", time.perf_counter(), 0.0, cue)
+        if speak.to_npc_id:
+            self._exchange = asyncio.create_task(self._talk(speak))
+        else:
+            self._start_turn("", time.perf_counter(), 0.0, speak.instruction, speak.npc_id)
+
+    async def _talk(self, speak: Speak) -> None:
+        """NPCs talking to each other, ``speak.lines`` lines taking turns. Each line after the first is
+        written as soon as the one before it is stored (its listener has heard it), and held until that
+        one has played; a line that fails or is interrupted ends the exchange."""
+        speaker, listener = speak.npc_id, speak.to_npc_id
+        cue = f"Say to {self.scene.members[listener]}: {speak.instruction}"
+        before: TurnState | None = None
+        for _ in range(speak.lines):
+            state = TurnState(self._turn_index, "", time.perf_counter(), cue=cue, npc_id=speaker,
+                              to_npc_id=listener)  # fmt: skip
+            if before is not None and self.config.voice_reply:
+                state.held, state.queued = [], True
+                state.release = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._run(state))
+            if before is not None and state.queued:
+                self._queued = (state, task)
+                await self._played_out(before)
+                self._queued = None
+                state.rebase(time.perf_counter(), time.perf_counter())
+                self._take(state, task)
+                state.let_go(self.out.put_nowait, time.perf_counter())
+            else:
+                self._take(state, task)
+            await asyncio.wait([task])
+            if task.cancelled() or task.exception() is not None or state.interrupted:
+                return
+            before = state
+            speaker, listener = listener, speaker
+            said, name = state.reply_text.strip(), self.scene.members[listener]
+            cue = f'{name} says to you: "{said}" Answer {name}.'  # as the player's line is put to it
+
+    async def _played_out(self, state: TurnState) -> None:
+        """Until the client has played ``state``'s audio: its playback position says so, or the time since
+        its first audio does (plus a short gap between speakers)."""
+        while state.audio_s:
+            due = state.first_audio_at + state.audio_s + SPEAKER_GAP_S
+            played = self._playback.get(state.index, 0) >= state.delivered_samples
+            now = time.perf_counter()
+            if played or now >= due:
+                return
+            await asyncio.sleep(min(0.05, due - now))
+
+    async def _run(self, state: TurnState) -> None:
+        await self.parts[state.npc_id].turns.run(state)
+
+    async def _overheard(self, state: TurnState, reply: str) -> None:
+        """What ``state``'s NPC was told and said, stored as heard by every other NPC in earshot."""
+        speaker = self.scene.members.get(state.npc_id, state.npc_id)
+        for npc_id in self.scene.hearers(state.npc_id):
+            if state.to_npc_id:
+                to = "you" if npc_id == state.to_npc_id else self.scene.members.get(state.to_npc_id, "")
+                lines = [overheard(speaker, to, reply)] if reply else []
+            else:
+                lines = [overheard("", speaker, state.player_text, player=True)] if state.player_text else []
+                if reply:
+                    lines.append(f'{speaker} {"answered" if state.player_text else "said"}: "{reply}"')
+            if lines and npc_id in self.parts:
+                await self.parts[npc_id].memory.overhear(lines)
+
+    async def _change_scene(self, change: SceneChange) -> None:
+        """NPCs join or leave (one leaving while it speaks, or in an exchange going on, stops it as heard),
+        the game names who the player talks to, or who is in earshot; the client gets the scene as it is."""
+        names = {n: self.gateway.persona(n, "scene.join_npc_ids").display_name for n in change.join}
+        if set(change.leave) & self._talking():
+            await self.interrupt()
+        self.scene.change(change, names)
+        for npc_id in change.leave:
+            self.parts.pop(npc_id).turns.stop_prefill()
+        for npc_id in change.join:
+            self.parts[npc_id] = self._part(npc_id)
+        members = await self._members(list(self.scene.members), "scene.join_npc_ids")
+        self.out.put_nowait(
+            convert.scene_changed(members, self.scene.addressed, sorted(self.scene.out_of_earshot))
+        )
+
+    def _talking(self) -> set[str]:
+        """The NPCs of the turn going on and of the exchange going on, if any."""
+        states = [self._queued[0]] if self._queued else []
+        if self._turn is not None and not self._turn.done() and self._state is not None:
+            states.append(self._state)
+        return {n for s in states for n in (s.npc_id, s.to_npc_id) if n}
 
     def _audio(self, chunk: bytes) -> None:
         if self.config.input_encoding is None:
@@ -170,7 +315,7 @@ class Session:
         line = " ".join(filter(None, [self._continued, *words]))
         if len(words) >= MIN_PREFILL_WORDS and line != self._prefilled:
             self._prefilled = line
-            self.turns.prefill(line)
+            self.parts[self.scene.addressee(line)].turns.prefill(line)
 
     async def _heard(self, text: str, line_text: str, speech_end: float, transcript_s: float) -> None:
         """A final transcript (possibly empty: noise): the player's line, which replaces any reply still
@@ -209,9 +354,9 @@ class Session:
             self._draft = None
         if self._turn is not None and not self._turn.done():
             return  # a reply still going on is the final's to interrupt
-        state = TurnState(self._turn_index, line, time.perf_counter(), held=[],
-                          release=asyncio.get_running_loop().create_future())  # fmt: skip
-        task = asyncio.create_task(self.turns.run(state))
+        state = TurnState(self._turn_index, line, time.perf_counter(), npc_id=self.scene.addressee(line),
+                          held=[], release=asyncio.get_running_loop().create_future())  # fmt: skip
+        task = asyncio.create_task(self._run(state))
         task.add_done_callback(_draft_ended)
         self._draft = (state, task)
 
@@ -223,11 +368,8 @@ class Session:
         state.transcript_s = transcript_s
         state.rebase(speech_end, time.perf_counter())
         self._take(state, task)
-        held, state.held = state.held or [], None
-        for message in held:
-            self.out.put_nowait(message)
-        assert state.release is not None
-        state.release.set_result(None)
+        self.scene.last = state.npc_id
+        state.let_go(self.out.put_nowait, time.perf_counter())
 
     async def _drop_draft(self, draft: tuple[TurnState, asyncio.Task[None]] | None = None) -> None:
         """Stop a draft: nothing of it was sent, and nothing is stored."""
@@ -251,16 +393,21 @@ class Session:
             return
         await stop(task)
         self._continued = state.player_text
-        self.out.put_nowait(convert.interruption(state.index, "", 0))
+        self.out.put_nowait(convert.spoken_by(convert.interruption(state.index, "", 0), state.npc_id))
         latency = {"transcript": state.transcript_s, "first_token": 0.0, "first_audio": 0.0,
                    "total": time.perf_counter() - state.origin}  # fmt: skip
-        self.out.put_nowait(
-            convert.turn_end(state.index, state.player_text, "", True, latency, state.cue, continued=True)
-        )
+        end = convert.turn_end(state.index, state.player_text, "", True, latency, state.cue, continued=True)
+        self.out.put_nowait(convert.spoken_by(end, state.npc_id))
 
-    def _start_turn(self, player_text: str, origin: float, transcript_s: float, cue: str = "") -> None:
-        state = TurnState(self._turn_index, player_text, origin, transcript_s, cue=cue)
-        self._take(state, asyncio.create_task(self.turns.run(state)))
+    def _start_turn(
+        self, player_text: str, origin: float, transcript_s: float, cue: str = "", npc_id: str = ""
+    ) -> None:
+        """A turn of ``npc_id`` (the player's line's addressee when not given)."""
+        npc_id = npc_id or self.scene.addressee(player_text)
+        if player_text:
+            self.scene.last = npc_id
+        state = TurnState(self._turn_index, player_text, origin, transcript_s, cue=cue, npc_id=npc_id)
+        self._take(state, asyncio.create_task(self._run(state)))
 
     def _take(self, state: TurnState, task: asyncio.Task[None]) -> None:
         """``state``'s turn (run by ``task``) is the conversation's turn now: its index is taken and its
@@ -278,9 +425,8 @@ class Session:
         error = None if task.cancelled() else task.exception()
         if isinstance(error, ResourceExhausted):
             retry_after_s = self.gateway.options.busy_retry_after_s
-            self.out.put_nowait(
-                convert.turn_refused(state.index, state.player_text, error.message, retry_after_s)
-            )
+            refused = convert.turn_refused(state.index, state.player_text, error.message, retry_after_s)
+            self.out.put_nowait(convert.spoken_by(refused, state.npc_id))
         elif error is not None:
             self.out.put_nowait(error)
 
@@ -290,22 +436,42 @@ class Session:
             self._turn.cancel()
         if self._draft is not None:
             self._draft[1].cancel()
-        self.turns.stop_prefill()
+        for task in (self._exchange, self._queued[1] if self._queued else None):
+            if task is not None:
+                task.cancel()
+        for part in self.parts.values():
+            part.turns.stop_prefill()
         self.listener.cancel()
 
     async def interrupt(self) -> None:
         """Stop the reply in progress (barge-in); memory keeps what the player heard of it. A draft goes
-        (a typed line, an event or a speak-first instruction comes before the player's settled words)."""
+        (a typed line, an event or a speak-first instruction comes before the player's settled words), and
+        so does an exchange between NPCs: its line not yet heard is dropped unsaid."""
         await self._drop_draft()
+        await self._stop_exchange()
         task, state = self._turn, self._state
         if task is None or state is None or task.done():
+            return
+        if state.finishing:  # said in full, being stored: it ends as it is
+            await asyncio.wait([task])
             return
         state.interrupted = True
         await stop(task)
         heard_samples = self._playback.get(state.index, state.delivered_samples)
         heard = heard_text(state.sentences, heard_samples) if self.config.voice_reply else state.reply_text
-        self.out.put_nowait(convert.interruption(state.index, heard, heard_samples))
-        await self.turns.finish(state, heard)
+        cut = convert.interruption(state.index, heard, heard_samples)
+        self.out.put_nowait(convert.spoken_by(cut, state.npc_id))
+        part = self.parts.get(state.npc_id)
+        if part is not None:
+            await part.turns.finish(state, heard)
+
+    async def _stop_exchange(self) -> None:
+        exchange, self._exchange = self._exchange, None
+        if exchange is not None:
+            await stop(exchange)
+        queued, self._queued = self._queued, None
+        if queued is not None:
+            await stop(queued[1])  # held, never heard: nothing of it is stored
 
 
 def _draft_ended(task: asyncio.Task[None]) -> None:

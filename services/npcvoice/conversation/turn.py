@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
@@ -23,6 +23,9 @@ from npcvoice.personas import Persona
 from npcvoice.turns import Turn
 
 Emit = Callable[[conversation_pb2.ConverseResponse], None]
+# Called with a turn and what of its reply was said, once it is stored and before its TurnEnd goes out (a
+# scene stores it in the memory of the NPCs who overheard it).
+Stored = Callable[["TurnState", str], Awaitable[None]]
 log = logging.getLogger("npcvoice.conversation")
 
 
@@ -76,14 +79,30 @@ class TurnState:
     first_audio_s: float = 0.0
     interrupted: bool = False
     cue: str = ""  # when the NPC speaks first (player_text empty): what prompts it
+    npc_id: str = ""  # the NPC answering (in a scene, one of several)
+    to_npc_id: str = ""  # in a scene, the NPC this line is said to (an exchange); "": the player
+    first_audio_at: float = 0.0  # when the first audio went to the client (perf_counter)
+    audio_s: float = 0.0  # the reply's audio so far, in seconds
     # A draft (a reply begun on the player's settled words, before their final transcript): what it would
     # send is held here, and it is stored only once ``release`` is set; see ``Session``.
     held: list[conversation_pb2.ConverseResponse] | None = None
     release: asyncio.Future[None] | None = None
+    queued: bool = False  # held instead until the NPC speaking before it has been heard (a scene)
+    finishing: bool = False  # said in full and being stored: past interrupting
 
     @property
     def drafted(self) -> bool:
-        return self.release is not None
+        return self.release is not None and not self.queued
+
+    def let_go(self, emit: Callable[[conversation_pb2.ConverseResponse], None], now: float) -> None:
+        """Send what was held, and let the turn go on unheld (and be stored)."""
+        held, self.held = self.held or [], None
+        if self.first_audio_at:
+            self.first_audio_at = max(self.first_audio_at, now)  # the client hears it from now
+        for message in held:
+            emit(message)
+        assert self.release is not None
+        self.release.set_result(None)
 
     def rebase(self, origin: float, now: float) -> None:
         """A released draft: its stages so far are timed as the player got them (``now``, from the
@@ -111,11 +130,13 @@ class TurnPipeline:
         memory: SessionMemory,
         emit: Emit,
         world: Mapping[str, str],
+        stored: Stored | None = None,
     ) -> None:
         self._gateway = gateway
         self._config = config
         self._memory = memory
         self._emit = emit
+        self._stored = stored
         self._world = world  # the session's world context, as the game keeps updating it
         self._prefilling: asyncio.Task[None] | None = None  # the prefill while the player speaks
 
@@ -140,6 +161,7 @@ class TurnPipeline:
         await self.finish(state, state.reply_text)
 
     def _send(self, state: TurnState, message: conversation_pb2.ConverseResponse) -> None:
+        convert.spoken_by(message, self._config.npc_id)
         if state.held is not None:
             state.held.append(message)
         else:
@@ -224,7 +246,8 @@ class TurnPipeline:
                 )
                 start = state.delivered_samples
                 if not state.first_audio_s:
-                    state.first_audio_s = time.perf_counter() - state.origin
+                    state.first_audio_at = time.perf_counter()
+                    state.first_audio_s = state.first_audio_at - state.origin
                 self._send(
                     state,
                     convert.reply_audio(
@@ -233,13 +256,18 @@ class TurnPipeline:
                 )
                 state.sentences.append(SpokenSentence(start, chunk.num_samples, chunk.text))
                 state.delivered_samples += chunk.num_samples
+                state.audio_s += chunk.num_samples / chunk.format.sample_rate_hz
 
     async def finish(self, state: TurnState, npc_text: str) -> None:
-        """Store the turn (or queue it), then acknowledge it with its latency breakdown."""
+        """Store the turn (or queue it), then acknowledge it with its latency breakdown. From here on the
+        turn is past interrupting: a line that comes meanwhile waits for it to end."""
+        state.finishing = True
         reply = npc_text.strip()
         await self._memory.remember(
             state.player_text, reply, state.interrupted, state.emotions, state.actions
         )
+        if self._stored is not None:
+            await self._stored(state, reply)
         latency = {
             "transcript": state.transcript_s,
             "first_token": state.first_token_s,
@@ -250,6 +278,8 @@ class TurnPipeline:
         for stage, value in latency.items():
             if value:
                 LATENCY.labels(stage).observe(value)
-        self._emit(convert.turn_end(state.index, state.player_text, reply, state.interrupted, latency,
-                                    state.cue, drafted=state.drafted, answered_by=state.answered_by,
-                                    escalation=state.escalation))  # fmt: skip
+        end = convert.turn_end(state.index, state.player_text, reply, state.interrupted, latency, state.cue,
+                               drafted=state.drafted, answered_by=state.answered_by,
+                               escalation=state.escalation)  # fmt: skip
+        end.turn_end.to_npc_id = state.to_npc_id
+        self._emit(convert.spoken_by(end, self._config.npc_id))

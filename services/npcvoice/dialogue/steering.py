@@ -6,6 +6,7 @@ to the sentence's start and asks again with the token it took there ruled out (`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from npcvoice.dialogue.tags import TagWriter
 from npcvoice.dialogue.types import TurnRequest
 from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.personas.schema import Persona
+from npcvoice.turns import overheard_player_line
 
 # Sentences written again (rolled back and resampled) in one reply before a repeat is just dropped.
 MAX_RETRIES = 4
@@ -40,9 +42,20 @@ class Mark:
 
 
 def earlier_lines(persona: Persona, request: TurnRequest) -> list[str]:
-    """What the NPC has said in this conversation (as far as the request's memory shows), and the lines
-    its prompt puts in its mouth as examples."""
-    return [*npc_lines(request), *example_replies(persona)]
+    """What the NPC has said in this conversation (as far as the request's memory shows), what it heard
+    others say, and the lines its prompt puts in its mouth as examples: none of them is its reply again."""
+    return [*npc_lines(request), *overheard_lines(request), *example_replies(persona)]
+
+
+def overheard_lines(request: TurnRequest) -> list[str]:
+    """The lines quoted in the NPC's memory of events: in a scene, what it heard others say ('Hilda
+    Ironhand answered: "..."'). A small model parrots them whole."""
+    return [
+        quote
+        for t in request.memory.recent_turns
+        if t.role == "event"
+        for quote in re.findall(r'"([^"]+)"', t.text)
+    ]
 
 
 def npc_lines(request: TurnRequest) -> list[str]:
@@ -51,9 +64,14 @@ def npc_lines(request: TurnRequest) -> list[str]:
 
 
 def player_statements(request: TurnRequest) -> list[str]:
-    """What the player told the NPC, as far as the request shows: the facts kept, then their recent lines."""
-    lines = [t.text for t in request.memory.recent_turns if t.role == "player"]
-    return [*request.memory.player_facts, *lines]
+    """What the player told the NPC, as far as the request shows: the facts kept, then their recent lines
+    (in a scene, those it overheard them say to another NPC too)."""
+    lines = [
+        t.text if t.role == "player" else overheard_player_line(t.text) or ""
+        for t in request.memory.recent_turns
+        if t.role in ("player", "event")
+    ]
+    return [*request.memory.player_facts, *filter(None, lines)]
 
 
 def opening(line: str) -> str:

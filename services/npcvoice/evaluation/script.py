@@ -17,6 +17,14 @@ A line may also set world context (``context: {weather: heavy rain}``), report g
 NPC to speak first (``speak: Greet the player.``); a line with events and neither ``say`` nor ``speak`` waits
 for the reply the NPC's trigger for the event makes.
 
+A scene script names several NPCs (``scene: [innkeeper_tobin, guard_captain_vael]`` instead of ``npc``).
+A line then goes to the NPC it calls by name, or to ``to`` (the NPC the game says the player talks to),
+and ``expect: {npc: ...}`` checks who answered; ``out_of_earshot`` says who does not hear it (and what
+follows); ``npc`` says who speaks or whom the events happened to; and ``exchange`` has NPCs talk to each
+other (``{npc: tobin, to: vael, about: "Ask about the north road.", lines: 4}``), checked for taking turns
+and, with --voice, for one voice at a time; its ``interrupt_with`` is a player line said once the first
+line is out, which must stop the exchange and be answered.
+
 Every reply is also checked, without being asked, for what no NPC may do: stay silent, repeat an earlier
 reply, loop inside itself, or speak its prompt's scaffolding.
 """
@@ -44,6 +52,7 @@ class Expect(_Strict):
     )
     no_action: bool = Field(False, description="The line mentions an action's object but asks for none.")
     emotion: list[str] = Field(default_factory=list, description="The reply shows one of these emotions.")
+    npc: str | None = Field(None, description="In a scene: the NPC that answers.")
 
     @model_validator(mode="after")
     def _action_or_none(self) -> Expect:
@@ -58,6 +67,19 @@ class Event(_Strict):
     parameters: dict[str, str] = Field(default_factory=dict)
 
 
+class Exchange(_Strict):
+    """NPCs talking to each other: ``npc`` says something to ``to`` as ``about`` asks, who answers, and so
+    on for ``lines`` lines."""
+
+    npc: str = Field(description="The NPC that speaks first.")
+    to: str = Field(description="The NPC it speaks to.")
+    about: str = Field(min_length=1, max_length=300, description="What the first line is asked to say.")
+    lines: int = Field(2, ge=2, le=8, description="Lines in the exchange, taking turns.")
+    interrupt_with: str | None = Field(
+        None, min_length=1, max_length=1000, description="A player line said once the first line is out."
+    )
+
+
 class Line(_Strict):
     """One NPC reply: to what the player says, to an instruction to speak first (``speak``), or to the
     line's ``events`` when the persona has a trigger that speaks. ``context`` and ``events`` go first."""
@@ -68,15 +90,22 @@ class Line(_Strict):
     )
     context: dict[str, str] = Field(default_factory=dict, description="World context the game sets first.")
     events: list[Event] = Field(default_factory=list, description="Game events reported first.")
+    to: str | None = Field(None, description="In a scene: the NPC the game says the player talks to.")
+    npc: str | None = Field(None, description="In a scene: who speaks (speak), or whom the events concern.")
+    out_of_earshot: list[str] | None = Field(
+        None, description="In a scene: the NPCs that do not hear the player from this line on ([]: all do)."
+    )
+    exchange: Exchange | None = Field(None, description="In a scene: NPCs talk to each other.")
     tag: str = Field("", description="What the line tests (memory, lore, action...): counted by tag.")
     expect: Expect = Field(default_factory=Expect)
 
     @model_validator(mode="after")
     def _one_reply(self) -> Line:
-        if self.say is not None and self.speak is not None:
-            raise ValueError("give say or speak, not both")
-        if self.say is None and self.speak is None and not self.events:
-            raise ValueError("give say, speak, or events whose trigger makes the NPC speak")
+        given = [name for name in ("say", "speak", "exchange") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of say, speak or exchange, not {' and '.join(given)}")
+        if not given and not self.events:
+            raise ValueError("give say, speak, exchange, or events whose trigger makes the NPC speak")
         return self
 
     @property
@@ -86,15 +115,42 @@ class Line(_Strict):
             return self.say
         if self.speak is not None:
             return f"(speak: {self.speak})"
+        if self.exchange is not None:
+            return f"({self.exchange.npc} to {self.exchange.to}: {self.exchange.about})"
         return f"(event: {', '.join(e.name for e in self.events)})"
 
 
 class Script(_Strict):
-    npc: str = Field(description="The persona id.")
+    npc: str = Field("", description="The persona id (or give scene).")
+    scene: list[str] = Field(default_factory=list, description="A scene's persona ids, instead of npc.")
     player: str = Field("eval-player", description="Player id; its memory is reset before the run.")
     player_name: str = ""
     seed: int = Field(1, description="Sampling seed of every reply.")
     lines: list[Line] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _npc_or_scene(self) -> Script:
+        if bool(self.npc) == bool(self.scene):
+            raise ValueError("give npc (one NPC) or scene (several), not both and not neither")
+        if self.scene and len(self.scene) < 2:
+            raise ValueError("a scene has two NPCs or more (give npc for one)")
+        named = {n for line in self.lines for n in self._named(line)}
+        if self.npc and named:
+            raise ValueError("to, npc, out_of_earshot, exchange and expect.npc are for scene scripts")
+        if unknown := sorted(named - set(self.scene)) if self.scene else []:
+            raise ValueError(f"{', '.join(unknown)}: not in the scene")
+        return self
+
+    @staticmethod
+    def _named(line: Line) -> list[str]:
+        named = [n for n in (line.to, line.npc, line.expect.npc) if n]
+        if line.exchange:
+            named += [line.exchange.npc, line.exchange.to]
+        return named + list(line.out_of_earshot or [])
+
+    @property
+    def npcs(self) -> list[str]:
+        return self.scene or [self.npc]
 
 
 class ScriptError(Exception):
@@ -105,7 +161,8 @@ def load_script(path: Path) -> Script:
     try:
         data = yaml.safe_load(path.read_text())
         script = Script.model_validate(data)
-        check_id(script.npc, "npc")
+        for npc_id in script.npcs:
+            check_id(npc_id, "scene" if script.scene else "npc")
         check_id(script.player, "player")
     except (OSError, yaml.YAMLError) as error:
         raise ScriptError(f"{path}: {error}") from error

@@ -45,6 +45,13 @@ class VoiceSettings(_Strict):
         0.667, ge=0.0, le=1.5, description="Prosody variation (piper's noise scale); 0 is flat."
     )
     volume: float = Field(1.0, gt=0.0, le=2.0, description="Output gain; 1 leaves the level unchanged.")
+    pitch: float = Field(
+        0.0,
+        ge=-6.0,
+        le=6.0,
+        description="Semitones up (+) or down (-) at the same speaking rate: two NPCs on one voice sound "
+        "apart from about 2 semitones.",
+    )
 
 
 class DialogueSettings(_Strict):

@@ -20,6 +20,7 @@ def settings_from_proto(config: voice_pb2.SynthesisConfig) -> SynthesisSettings:
         speed=voice.speed if voice.HasField("speed") else 1.0,
         variation=voice.variation if voice.HasField("variation") else None,
         volume=voice.volume if voice.HasField("volume") else 1.0,
+        pitch_semitones=voice.pitch_semitones,
         sample_rate=config.output_format.sample_rate_hz,
         first_clause=config.split_mode == voice_pb2.SPLIT_MODE_FIRST_CLAUSE,
     )

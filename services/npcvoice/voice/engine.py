@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter
 
-from npcvoice.audio import check_sample_rate, resample, rescale_durations
+from npcvoice.audio import check_sample_rate, resample, rescale_durations, stretch
 from npcvoice.runtime.errors import InvalidArgument, NotFound
 from npcvoice.runtime.providers import choose_providers
 from npcvoice.text import clean_for_speech
@@ -30,6 +30,7 @@ SENTENCES_SPOKEN = Counter("npcvoice_voice_pieces_total", "Sentences or clauses 
 SPEED_RANGE = (0.5, 2.0)
 VARIATION_RANGE = (0.0, 1.5)
 VOLUME_RANGE = (0.0, 2.0)
+PITCH_RANGE = (-6.0, 6.0)  # semitones; past about half an octave the voice sounds like another creature
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class SynthesisSettings:
     speed: float = 1.0
     variation: float | None = None
     volume: float = 1.0
+    pitch_semitones: float = 0.0
     sample_rate: int = 0  # 0: the voice's native rate
     first_clause: bool = False
 
@@ -167,6 +169,7 @@ class VoiceEngine:
             ("voice.speed", settings.speed, SPEED_RANGE),
             ("voice.volume", settings.volume, VOLUME_RANGE),
             ("voice.variation", settings.variation, VARIATION_RANGE),
+            ("voice.pitch_semitones", settings.pitch_semitones, PITCH_RANGE),
         ):
             if value is not None and not low <= value <= high:
                 raise InvalidArgument(name, f"must be between {low} and {high}, got {value}")
@@ -202,7 +205,13 @@ class VoiceEngine:
         alignments = [a for p in parts for a in (p.phoneme_alignments or [])]
         SENTENCES_SPOKEN.labels(settings.voice_id).inc()
         rate = settings.sample_rate or native_rate
-        audio = resample(audio, native_rate, rate)
+        if settings.pitch_semitones:
+            # Pitch up (down) by `shift` at the same rate: stretched `shift` times longer at the same pitch
+            # (WSOLA), then played `shift` times faster (resampled as if recorded at native_rate * shift).
+            shift = 2.0 ** (settings.pitch_semitones / 12.0)
+            audio = resample(stretch(audio, shift, native_rate), native_rate * shift, rate)
+        else:
+            audio = resample(audio, native_rate, rate)
         durations = rescale_durations([int(a.num_samples) for a in alignments], len(audio))
         phonemes: list[PhonemeSpan] = []
         position = start_sample

@@ -85,6 +85,7 @@ class ConverseConfig(_message.Message):
     INTERIM_TRANSCRIPTS_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
     CONTEXT_FIELD_NUMBER: _builtins.int
+    SCENE_NPC_IDS_FIELD_NUMBER: _builtins.int
     npc_id: _builtins.str
     player_id: _builtins.str
     session_id: _builtins.str
@@ -111,6 +112,13 @@ class ConverseConfig(_message.Message):
     def context(self) -> Global___WorldContext:
         """What the game tells the NPC about the world when the conversation starts (see WorldContext)."""
 
+    @_builtins.property
+    def scene_npc_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """A scene: several NPCs in one conversation (at most 8, persona ids). npc_id is then empty or one of
+        them (the one the player talks to first). Each player line goes to one NPC (see SceneUpdate), every
+        NPC in earshot remembers it as heard, and replies never overlap. Empty: npc_id alone, as before.
+        """
+
     def __init__(
         self,
         *,
@@ -125,16 +133,84 @@ class ConverseConfig(_message.Message):
         interim_transcripts: _builtins.bool = ...,
         seed: _builtins.int | None = ...,
         context: Global___WorldContext | None = ...,
+        scene_npc_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "context", b"context", "input_audio", b"input_audio", "output_audio", b"output_audio", "seed", b"seed", "visemes", b"visemes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "context", b"context", "input_audio", b"input_audio", "interim_transcripts", b"interim_transcripts", "npc_id", b"npc_id", "output_audio", b"output_audio", "player_id", b"player_id", "player_name", b"player_name", "reply_mode", b"reply_mode", "seed", b"seed", "session_id", b"session_id", "visemes", b"visemes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "context", b"context", "input_audio", b"input_audio", "interim_transcripts", b"interim_transcripts", "npc_id", b"npc_id", "output_audio", b"output_audio", "player_id", b"player_id", "player_name", b"player_name", "reply_mode", b"reply_mode", "scene_npc_ids", b"scene_npc_ids", "seed", b"seed", "session_id", b"session_id", "visemes", b"visemes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
 
 Global___ConverseConfig: _TypeAlias = ConverseConfig  # noqa: Y015
+
+@_typing.final
+class SceneUpdate(_message.Message):
+    """A change to the scene, any time during a scene conversation (an error in a one-NPC one)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOIN_NPC_IDS_FIELD_NUMBER: _builtins.int
+    LEAVE_NPC_IDS_FIELD_NUMBER: _builtins.int
+    ADDRESSED_NPC_ID_FIELD_NUMBER: _builtins.int
+    EARSHOT_FIELD_NUMBER: _builtins.int
+    addressed_npc_id: _builtins.str
+    """The NPC the game says the player talks to now (gaze, proximity, a UI choice): it answers every player
+    line until this is set again. "" clears it: then a line that names an NPC ("Hilda, ...") goes to that
+    NPC, else to the last NPC who spoke to the player. Unset: unchanged.
+    """
+    @_builtins.property
+    def join_npc_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """NPCs that walk in, and NPCs that leave (a reply of theirs in progress stops, as heard so far)."""
+
+    @_builtins.property
+    def leave_npc_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def earshot(self) -> Global___Earshot:
+        """Who hears the player now. Unset: unchanged (at the start, everyone in the scene)."""
+
+    def __init__(
+        self,
+        *,
+        join_npc_ids: _abc.Iterable[_builtins.str] | None = ...,
+        leave_npc_ids: _abc.Iterable[_builtins.str] | None = ...,
+        addressed_npc_id: _builtins.str | None = ...,
+        earshot: Global___Earshot | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_addressed_npc_id", b"_addressed_npc_id", "addressed_npc_id", b"addressed_npc_id", "earshot", b"earshot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_addressed_npc_id", b"_addressed_npc_id", "addressed_npc_id", b"addressed_npc_id", "earshot", b"earshot", "join_npc_ids", b"join_npc_ids", "leave_npc_ids", b"leave_npc_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__addressed_npc_id: _TypeAlias = _typing.Literal["addressed_npc_id"]  # noqa: Y015
+    _WhichOneofArgType__addressed_npc_id: _TypeAlias = _typing.Literal["_addressed_npc_id", b"_addressed_npc_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__addressed_npc_id) -> _WhichOneofReturnType__addressed_npc_id | None: ...
+
+Global___SceneUpdate: _TypeAlias = SceneUpdate  # noqa: Y015
+
+@_typing.final
+class Earshot(_message.Message):
+    """The NPCs out of earshot: they do not hear the player's lines, the replies, or NPCs talking to each
+    other, and so do not remember them. Every other NPC of the scene hears them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUT_OF_EARSHOT_NPC_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def out_of_earshot_npc_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        out_of_earshot_npc_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["out_of_earshot_npc_ids", b"out_of_earshot_npc_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Earshot: _TypeAlias = Earshot  # noqa: Y015
 
 @_typing.final
 class WorldContext(_message.Message):
@@ -212,10 +288,13 @@ class GameEvent(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
+    NPC_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """lower_snake_case, e.g. "item_given", "quest_completed", "player_attacked_guard"."""
     description: _builtins.str
     """One sentence from the NPC's point of view, e.g. "The player gave you a dragon scale." """
+    npc_id: _builtins.str
+    """In a scene: the NPC it happened to (empty: the one the player talks to). Only that NPC remembers it."""
     @_builtins.property
     def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
@@ -224,10 +303,11 @@ class GameEvent(_message.Message):
         name: _builtins.str = ...,
         description: _builtins.str = ...,
         parameters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        npc_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "parameters", b"parameters"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "npc_id", b"npc_id", "parameters", b"parameters"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -242,15 +322,31 @@ class NpcSpeak(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     INSTRUCTION_FIELD_NUMBER: _builtins.int
+    NPC_ID_FIELD_NUMBER: _builtins.int
+    TO_NPC_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
     instruction: _builtins.str
+    npc_id: _builtins.str
+    """In a scene: who speaks (empty: the one the player talks to)."""
+    to_npc_id: _builtins.str
+    """In a scene: the NPC it says it to, who answers in character (an NPC-to-NPC exchange). Empty: to
+    the player.
+    """
+    lines: _builtins.int
+    """With to_npc_id: how many lines the exchange has, taking turns (0 means 2: the line and the answer; at
+    most 8). A player line during it interrupts the one speaking and ends the exchange.
+    """
     def __init__(
         self,
         *,
         instruction: _builtins.str = ...,
+        npc_id: _builtins.str = ...,
+        to_npc_id: _builtins.str = ...,
+        lines: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["instruction", b"instruction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instruction", b"instruction", "lines", b"lines", "npc_id", b"npc_id", "to_npc_id", b"to_npc_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -311,6 +407,7 @@ class ConverseRequest(_message.Message):
     CONTEXT_FIELD_NUMBER: _builtins.int
     EVENT_FIELD_NUMBER: _builtins.int
     SPEAK_FIELD_NUMBER: _builtins.int
+    SCENE_FIELD_NUMBER: _builtins.int
     audio: _builtins.bytes
     text: _builtins.str
     @_builtins.property
@@ -329,6 +426,8 @@ class ConverseRequest(_message.Message):
     def event(self) -> Global___GameEvent: ...
     @_builtins.property
     def speak(self) -> Global___NpcSpeak: ...
+    @_builtins.property
+    def scene(self) -> Global___SceneUpdate: ...
     def __init__(
         self,
         *,
@@ -340,12 +439,13 @@ class ConverseRequest(_message.Message):
         context: Global___WorldContext | None = ...,
         event: Global___GameEvent | None = ...,
         speak: Global___NpcSpeak | None = ...,
+        scene: Global___SceneUpdate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "config", b"config", "context", b"context", "end_of_speech", b"end_of_speech", "event", b"event", "playback", b"playback", "request", b"request", "speak", b"speak", "text", b"text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "config", b"config", "context", b"context", "end_of_speech", b"end_of_speech", "event", b"event", "playback", b"playback", "request", b"request", "scene", b"scene", "speak", b"speak", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "config", b"config", "context", b"context", "end_of_speech", b"end_of_speech", "event", b"event", "playback", b"playback", "request", b"request", "speak", b"speak", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "config", b"config", "context", b"context", "end_of_speech", b"end_of_speech", "event", b"event", "playback", b"playback", "request", b"request", "scene", b"scene", "speak", b"speak", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "audio", "text", "playback", "end_of_speech", "context", "event", "speak"]  # noqa: Y015
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["config", "audio", "text", "playback", "end_of_speech", "context", "event", "speak", "scene"]  # noqa: Y015
     _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
 
@@ -359,11 +459,45 @@ class SessionStarted(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     GREETING_FIELD_NUMBER: _builtins.int
     REMEMBERED_TURNS_FIELD_NUMBER: _builtins.int
+    SCENE_FIELD_NUMBER: _builtins.int
     npc_id: _builtins.str
     display_name: _builtins.str
     greeting: _builtins.str
     remembered_turns: _builtins.int
     """The turn count this player already has with this NPC (memory from earlier sessions)."""
+    @_builtins.property
+    def scene(self) -> _containers.RepeatedCompositeFieldContainer[Global___SceneMember]:
+        """A scene's NPCs (the first as above), each with its own memory of this player."""
+
+    def __init__(
+        self,
+        *,
+        npc_id: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        greeting: _builtins.str = ...,
+        remembered_turns: _builtins.int = ...,
+        scene: _abc.Iterable[Global___SceneMember] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "greeting", b"greeting", "npc_id", b"npc_id", "remembered_turns", b"remembered_turns", "scene", b"scene"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionStarted: _TypeAlias = SessionStarted  # noqa: Y015
+
+@_typing.final
+class SceneMember(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NPC_ID_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    GREETING_FIELD_NUMBER: _builtins.int
+    REMEMBERED_TURNS_FIELD_NUMBER: _builtins.int
+    npc_id: _builtins.str
+    display_name: _builtins.str
+    greeting: _builtins.str
+    remembered_turns: _builtins.int
     def __init__(
         self,
         *,
@@ -378,7 +512,38 @@ class SessionStarted(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SessionStarted: _TypeAlias = SessionStarted  # noqa: Y015
+Global___SceneMember: _TypeAlias = SceneMember  # noqa: Y015
+
+@_typing.final
+class SceneChanged(_message.Message):
+    """The scene after a SceneUpdate: who is in it, who the game says the player talks to, who is out of
+    earshot.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    ADDRESSED_NPC_ID_FIELD_NUMBER: _builtins.int
+    OUT_OF_EARSHOT_NPC_IDS_FIELD_NUMBER: _builtins.int
+    addressed_npc_id: _builtins.str
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___SceneMember]: ...
+    @_builtins.property
+    def out_of_earshot_npc_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        members: _abc.Iterable[Global___SceneMember] | None = ...,
+        addressed_npc_id: _builtins.str = ...,
+        out_of_earshot_npc_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addressed_npc_id", b"addressed_npc_id", "members", b"members", "out_of_earshot_npc_ids", b"out_of_earshot_npc_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SceneChanged: _TypeAlias = SceneChanged  # noqa: Y015
 
 @_typing.final
 class PlayerTranscript(_message.Message):
@@ -411,18 +576,22 @@ class ReplyText(_message.Message):
 
     TURN_INDEX_FIELD_NUMBER: _builtins.int
     DELTA_FIELD_NUMBER: _builtins.int
+    NPC_ID_FIELD_NUMBER: _builtins.int
     turn_index: _builtins.int
     delta: _builtins.str
     """Text to append to the reply shown so far."""
+    npc_id: _builtins.str
+    """The NPC speaking (in a scene, one of several; otherwise the conversation's NPC)."""
     def __init__(
         self,
         *,
         turn_index: _builtins.int = ...,
         delta: _builtins.str = ...,
+        npc_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "turn_index", b"turn_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "npc_id", b"npc_id", "turn_index", b"turn_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -443,6 +612,7 @@ class ReplyAudio(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     VISEMES_FIELD_NUMBER: _builtins.int
     VISEME_EVENTS_FIELD_NUMBER: _builtins.int
+    NPC_ID_FIELD_NUMBER: _builtins.int
     turn_index: _builtins.int
     sentence_index: _builtins.int
     audio: _builtins.bytes
@@ -450,6 +620,8 @@ class ReplyAudio(_message.Message):
     """First sample of this chunk within the turn's reply audio."""
     num_samples: _builtins.int
     text: _builtins.str
+    npc_id: _builtins.str
+    """The NPC speaking (in a scene, one of several; otherwise the conversation's NPC)."""
     @_builtins.property
     def format(self) -> _audio_pb2.AudioFormat: ...
     @_builtins.property
@@ -468,10 +640,11 @@ class ReplyAudio(_message.Message):
         text: _builtins.str = ...,
         visemes: _abc.Iterable[_face_pb2.VisemeFrame] | None = ...,
         viseme_events: _abc.Iterable[_face_pb2.VisemeEvent] | None = ...,
+        npc_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["format", b"format"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "format", b"format", "num_samples", b"num_samples", "sentence_index", b"sentence_index", "start_sample", b"start_sample", "text", b"text", "turn_index", b"turn_index", "viseme_events", b"viseme_events", "visemes", b"visemes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio", b"audio", "format", b"format", "npc_id", b"npc_id", "num_samples", b"num_samples", "sentence_index", b"sentence_index", "start_sample", b"start_sample", "text", b"text", "turn_index", b"turn_index", "viseme_events", b"viseme_events", "visemes", b"visemes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -484,19 +657,23 @@ class Emotion(_message.Message):
     TURN_INDEX_FIELD_NUMBER: _builtins.int
     EMOTION_FIELD_NUMBER: _builtins.int
     INTENSITY_FIELD_NUMBER: _builtins.int
+    NPC_ID_FIELD_NUMBER: _builtins.int
     turn_index: _builtins.int
     emotion: _builtins.str
     intensity: _builtins.float
+    npc_id: _builtins.str
+    """The NPC speaking (in a scene, one of several; otherwise the conversation's NPC)."""
     def __init__(
         self,
         *,
         turn_index: _builtins.int = ...,
         emotion: _builtins.str = ...,
         intensity: _builtins.float = ...,
+        npc_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["emotion", b"emotion", "intensity", b"intensity", "turn_index", b"turn_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["emotion", b"emotion", "intensity", b"intensity", "npc_id", b"npc_id", "turn_index", b"turn_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -529,8 +706,11 @@ class Action(_message.Message):
     TURN_INDEX_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
+    NPC_ID_FIELD_NUMBER: _builtins.int
     turn_index: _builtins.int
     name: _builtins.str
+    npc_id: _builtins.str
+    """The NPC speaking (in a scene, one of several; otherwise the conversation's NPC)."""
     @_builtins.property
     def parameters(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
@@ -539,10 +719,11 @@ class Action(_message.Message):
         turn_index: _builtins.int = ...,
         name: _builtins.str = ...,
         parameters: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        npc_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "parameters", b"parameters", "turn_index", b"turn_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "npc_id", b"npc_id", "parameters", b"parameters", "turn_index", b"turn_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -557,20 +738,24 @@ class Interruption(_message.Message):
     TURN_INDEX_FIELD_NUMBER: _builtins.int
     HEARD_TEXT_FIELD_NUMBER: _builtins.int
     HEARD_SAMPLES_FIELD_NUMBER: _builtins.int
+    NPC_ID_FIELD_NUMBER: _builtins.int
     turn_index: _builtins.int
     heard_text: _builtins.str
     """The part of the reply the player heard, which is what memory keeps."""
     heard_samples: _builtins.int
+    npc_id: _builtins.str
+    """The NPC speaking (in a scene, one of several; otherwise the conversation's NPC)."""
     def __init__(
         self,
         *,
         turn_index: _builtins.int = ...,
         heard_text: _builtins.str = ...,
         heard_samples: _builtins.int = ...,
+        npc_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heard_samples", b"heard_samples", "heard_text", b"heard_text", "turn_index", b"turn_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heard_samples", b"heard_samples", "heard_text", b"heard_text", "npc_id", b"npc_id", "turn_index", b"turn_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -626,6 +811,8 @@ class TurnEnd(_message.Message):
     DRAFTED_FIELD_NUMBER: _builtins.int
     ANSWERED_BY_FIELD_NUMBER: _builtins.int
     ESCALATION_FIELD_NUMBER: _builtins.int
+    NPC_ID_FIELD_NUMBER: _builtins.int
+    TO_NPC_ID_FIELD_NUMBER: _builtins.int
     turn_index: _builtins.int
     player_text: _builtins.str
     """Empty when the NPC spoke first (see cue)."""
@@ -647,6 +834,10 @@ class TurnEnd(_message.Message):
     took the turn (a persona's dialogue.escalate) and why ("lore", "memory", "unsure", "topic", "long",
     "always", "remote"); empty escalation when the local model answered.
     """
+    npc_id: _builtins.str
+    """The NPC speaking (in a scene, one of several; otherwise the conversation's NPC)."""
+    to_npc_id: _builtins.str
+    """In a scene, the NPC this line was said to (an NPC-to-NPC exchange); empty: to the player."""
     @_builtins.property
     def latency(self) -> Global___LatencyBreakdown: ...
     @_builtins.property
@@ -664,10 +855,12 @@ class TurnEnd(_message.Message):
         drafted: _builtins.bool = ...,
         answered_by: _builtins.str = ...,
         escalation: _abc.Iterable[_builtins.str] | None = ...,
+        npc_id: _builtins.str = ...,
+        to_npc_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["latency", b"latency"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_by", b"answered_by", "continued", b"continued", "cue", b"cue", "drafted", b"drafted", "escalation", b"escalation", "interrupted", b"interrupted", "latency", b"latency", "player_text", b"player_text", "reply_text", b"reply_text", "turn_index", b"turn_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_by", b"answered_by", "continued", b"continued", "cue", b"cue", "drafted", b"drafted", "escalation", b"escalation", "interrupted", b"interrupted", "latency", b"latency", "npc_id", b"npc_id", "player_text", b"player_text", "reply_text", b"reply_text", "to_npc_id", b"to_npc_id", "turn_index", b"turn_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -714,12 +907,15 @@ class TurnRefused(_message.Message):
     PLAYER_TEXT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     RETRY_AFTER_SECONDS_FIELD_NUMBER: _builtins.int
+    NPC_ID_FIELD_NUMBER: _builtins.int
     turn_index: _builtins.int
     player_text: _builtins.str
     """Empty when the NPC was to speak first."""
     reason: _builtins.str
     """Why, in words (for logs, not for the player)."""
     retry_after_seconds: _builtins.float
+    npc_id: _builtins.str
+    """The NPC that was to answer."""
     def __init__(
         self,
         *,
@@ -727,10 +923,11 @@ class TurnRefused(_message.Message):
         player_text: _builtins.str = ...,
         reason: _builtins.str = ...,
         retry_after_seconds: _builtins.float = ...,
+        npc_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["player_text", b"player_text", "reason", b"reason", "retry_after_seconds", b"retry_after_seconds", "turn_index", b"turn_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["npc_id", b"npc_id", "player_text", b"player_text", "reason", b"reason", "retry_after_seconds", b"retry_after_seconds", "turn_index", b"turn_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -750,6 +947,7 @@ class ConverseResponse(_message.Message):
     TURN_END_FIELD_NUMBER: _builtins.int
     SPEAKING_FIELD_NUMBER: _builtins.int
     REFUSED_FIELD_NUMBER: _builtins.int
+    SCENE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def started(self) -> Global___SessionStarted: ...
     @_builtins.property
@@ -770,6 +968,8 @@ class ConverseResponse(_message.Message):
     def speaking(self) -> Global___PlayerSpeaking: ...
     @_builtins.property
     def refused(self) -> Global___TurnRefused: ...
+    @_builtins.property
+    def scene(self) -> Global___SceneChanged: ...
     def __init__(
         self,
         *,
@@ -783,12 +983,13 @@ class ConverseResponse(_message.Message):
         turn_end: Global___TurnEnd | None = ...,
         speaking: Global___PlayerSpeaking | None = ...,
         refused: Global___TurnRefused | None = ...,
+        scene: Global___SceneChanged | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "refused", b"refused", "reply_text", b"reply_text", "speaking", b"speaking", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "refused", b"refused", "reply_text", b"reply_text", "scene", b"scene", "speaking", b"speaking", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "refused", b"refused", "reply_text", b"reply_text", "speaking", b"speaking", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "audio", b"audio", "emotion", b"emotion", "event", b"event", "interruption", b"interruption", "refused", b"refused", "reply_text", b"reply_text", "scene", b"scene", "speaking", b"speaking", "started", b"started", "transcript", b"transcript", "turn_end", b"turn_end"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "transcript", "reply_text", "audio", "emotion", "action", "interruption", "turn_end", "speaking", "refused"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "transcript", "reply_text", "audio", "emotion", "action", "interruption", "turn_end", "speaking", "refused", "scene"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from npcvoice.api.npc.audio.v1 import audio_pb2 as npc_dot_audio_dot_v1_dot_audio__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18npc/voice/v1/voice.proto\x12\x0cnpc.voice.v1\x1a\x18npc/audio/v1/audio.proto\"\x99\x01\n\rVoiceSettings\x12\x10\n\x08voice_id\x18\x01 \x01(\t\x12\x12\n\nspeaker_id\x18\x02 \x01(\x05\x12\x12\n\x05speed\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\tvariation\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x13\n\x06volume\x18\x05 \x01(\x02H\x02\x88\x01\x01\x42\x08\n\x06_speedB\x0c\n\n_variationB\t\n\x07_volume\"\x9c\x01\n\x0fSynthesisConfig\x12*\n\x05voice\x18\x01 \x01(\x0b\x32\x1b.npc.voice.v1.VoiceSettings\x12\x30\n\routput_format\x18\x02 \x01(\x0b\x32\x19.npc.audio.v1.AudioFormat\x12+\n\nsplit_mode\x18\x03 \x01(\x0e\x32\x17.npc.voice.v1.SplitMode\"P\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12-\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1d.npc.voice.v1.SynthesisConfig\"\xc6\x01\n\nAudioChunk\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12)\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x19.npc.audio.v1.AudioFormat\x12\x14\n\x0cstart_sample\x18\x03 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x03\x12-\n\x08phonemes\x18\x05 \x03(\x0b\x32\x1b.npc.audio.v1.PhonemeTiming\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x16\n\x0esentence_index\x18\x07 \x01(\x05\"=\n\x12SynthesizeResponse\x12\'\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x18.npc.voice.v1.AudioChunk\"+\n\x0cTextFragment\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05\x66lush\x18\x02 \x01(\x08\"\x85\x01\n\x17SynthesizeStreamRequest\x12/\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1d.npc.voice.v1.SynthesisConfigH\x00\x12.\n\x08\x66ragment\x18\x02 \x01(\x0b\x32\x1a.npc.voice.v1.TextFragmentH\x00\x42\t\n\x07request\"C\n\x18SynthesizeStreamResponse\x12\'\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x18.npc.voice.v1.AudioChunk\"\x13\n\x11ListVoicesRequest\"d\n\tVoiceInfo\x12\x10\n\x08voice_id\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x1d\n\x15native_sample_rate_hz\x18\x03 \x01(\x05\x12\x14\n\x0cnum_speakers\x18\x04 \x01(\x05\"W\n\x12ListVoicesResponse\x12\'\n\x06voices\x18\x01 \x03(\x0b\x32\x17.npc.voice.v1.VoiceInfo\x12\x18\n\x10\x64\x65\x66\x61ult_voice_id\x18\x02 \x01(\t*]\n\tSplitMode\x12\x1a\n\x16SPLIT_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13SPLIT_MODE_SENTENCE\x10\x01\x12\x1b\n\x17SPLIT_MODE_FIRST_CLAUSE\x10\x02\x32\x99\x02\n\x0cVoiceService\x12Q\n\nSynthesize\x12\x1f.npc.voice.v1.SynthesizeRequest\x1a .npc.voice.v1.SynthesizeResponse0\x01\x12\x65\n\x10SynthesizeStream\x12%.npc.voice.v1.SynthesizeStreamRequest\x1a&.npc.voice.v1.SynthesizeStreamResponse(\x01\x30\x01\x12O\n\nListVoices\x12\x1f.npc.voice.v1.ListVoicesRequest\x1a .npc.voice.v1.ListVoicesResponseB\x0f\xaa\x02\x0cNpc.Voice.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18npc/voice/v1/voice.proto\x12\x0cnpc.voice.v1\x1a\x18npc/audio/v1/audio.proto\"\xcb\x01\n\rVoiceSettings\x12\x10\n\x08voice_id\x18\x01 \x01(\t\x12\x12\n\nspeaker_id\x18\x02 \x01(\x05\x12\x12\n\x05speed\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\tvariation\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x13\n\x06volume\x18\x05 \x01(\x02H\x02\x88\x01\x01\x12\x1c\n\x0fpitch_semitones\x18\x06 \x01(\x02H\x03\x88\x01\x01\x42\x08\n\x06_speedB\x0c\n\n_variationB\t\n\x07_volumeB\x12\n\x10_pitch_semitones\"\x9c\x01\n\x0fSynthesisConfig\x12*\n\x05voice\x18\x01 \x01(\x0b\x32\x1b.npc.voice.v1.VoiceSettings\x12\x30\n\routput_format\x18\x02 \x01(\x0b\x32\x19.npc.audio.v1.AudioFormat\x12+\n\nsplit_mode\x18\x03 \x01(\x0e\x32\x17.npc.voice.v1.SplitMode\"P\n\x11SynthesizeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12-\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1d.npc.voice.v1.SynthesisConfig\"\xc6\x01\n\nAudioChunk\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12)\n\x06\x66ormat\x18\x02 \x01(\x0b\x32\x19.npc.audio.v1.AudioFormat\x12\x14\n\x0cstart_sample\x18\x03 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x03\x12-\n\x08phonemes\x18\x05 \x03(\x0b\x32\x1b.npc.audio.v1.PhonemeTiming\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x16\n\x0esentence_index\x18\x07 \x01(\x05\"=\n\x12SynthesizeResponse\x12\'\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x18.npc.voice.v1.AudioChunk\"+\n\x0cTextFragment\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05\x66lush\x18\x02 \x01(\x08\"\x85\x01\n\x17SynthesizeStreamRequest\x12/\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1d.npc.voice.v1.SynthesisConfigH\x00\x12.\n\x08\x66ragment\x18\x02 \x01(\x0b\x32\x1a.npc.voice.v1.TextFragmentH\x00\x42\t\n\x07request\"C\n\x18SynthesizeStreamResponse\x12\'\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x18.npc.voice.v1.AudioChunk\"\x13\n\x11ListVoicesRequest\"d\n\tVoiceInfo\x12\x10\n\x08voice_id\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x1d\n\x15native_sample_rate_hz\x18\x03 \x01(\x05\x12\x14\n\x0cnum_speakers\x18\x04 \x01(\x05\"W\n\x12ListVoicesResponse\x12\'\n\x06voices\x18\x01 \x03(\x0b\x32\x17.npc.voice.v1.VoiceInfo\x12\x18\n\x10\x64\x65\x66\x61ult_voice_id\x18\x02 \x01(\t*]\n\tSplitMode\x12\x1a\n\x16SPLIT_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13SPLIT_MODE_SENTENCE\x10\x01\x12\x1b\n\x17SPLIT_MODE_FIRST_CLAUSE\x10\x02\x32\x99\x02\n\x0cVoiceService\x12Q\n\nSynthesize\x12\x1f.npc.voice.v1.SynthesizeRequest\x1a .npc.voice.v1.SynthesizeResponse0\x01\x12\x65\n\x10SynthesizeStream\x12%.npc.voice.v1.SynthesizeStreamRequest\x1a&.npc.voice.v1.SynthesizeStreamResponse(\x01\x30\x01\x12O\n\nListVoices\x12\x1f.npc.voice.v1.ListVoicesRequest\x1a .npc.voice.v1.ListVoicesResponseB\x0f\xaa\x02\x0cNpc.Voice.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,30 +33,30 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'npc.voice.v1.voice_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\252\002\014Npc.Voice.V1'
-  _globals['_SPLITMODE']._serialized_start=1191
-  _globals['_SPLITMODE']._serialized_end=1284
+  _globals['_SPLITMODE']._serialized_start=1241
+  _globals['_SPLITMODE']._serialized_end=1334
   _globals['_VOICESETTINGS']._serialized_start=69
-  _globals['_VOICESETTINGS']._serialized_end=222
-  _globals['_SYNTHESISCONFIG']._serialized_start=225
-  _globals['_SYNTHESISCONFIG']._serialized_end=381
-  _globals['_SYNTHESIZEREQUEST']._serialized_start=383
-  _globals['_SYNTHESIZEREQUEST']._serialized_end=463
-  _globals['_AUDIOCHUNK']._serialized_start=466
-  _globals['_AUDIOCHUNK']._serialized_end=664
-  _globals['_SYNTHESIZERESPONSE']._serialized_start=666
-  _globals['_SYNTHESIZERESPONSE']._serialized_end=727
-  _globals['_TEXTFRAGMENT']._serialized_start=729
-  _globals['_TEXTFRAGMENT']._serialized_end=772
-  _globals['_SYNTHESIZESTREAMREQUEST']._serialized_start=775
-  _globals['_SYNTHESIZESTREAMREQUEST']._serialized_end=908
-  _globals['_SYNTHESIZESTREAMRESPONSE']._serialized_start=910
-  _globals['_SYNTHESIZESTREAMRESPONSE']._serialized_end=977
-  _globals['_LISTVOICESREQUEST']._serialized_start=979
-  _globals['_LISTVOICESREQUEST']._serialized_end=998
-  _globals['_VOICEINFO']._serialized_start=1000
-  _globals['_VOICEINFO']._serialized_end=1100
-  _globals['_LISTVOICESRESPONSE']._serialized_start=1102
-  _globals['_LISTVOICESRESPONSE']._serialized_end=1189
-  _globals['_VOICESERVICE']._serialized_start=1287
-  _globals['_VOICESERVICE']._serialized_end=1568
+  _globals['_VOICESETTINGS']._serialized_end=272
+  _globals['_SYNTHESISCONFIG']._serialized_start=275
+  _globals['_SYNTHESISCONFIG']._serialized_end=431
+  _globals['_SYNTHESIZEREQUEST']._serialized_start=433
+  _globals['_SYNTHESIZEREQUEST']._serialized_end=513
+  _globals['_AUDIOCHUNK']._serialized_start=516
+  _globals['_AUDIOCHUNK']._serialized_end=714
+  _globals['_SYNTHESIZERESPONSE']._serialized_start=716
+  _globals['_SYNTHESIZERESPONSE']._serialized_end=777
+  _globals['_TEXTFRAGMENT']._serialized_start=779
+  _globals['_TEXTFRAGMENT']._serialized_end=822
+  _globals['_SYNTHESIZESTREAMREQUEST']._serialized_start=825
+  _globals['_SYNTHESIZESTREAMREQUEST']._serialized_end=958
+  _globals['_SYNTHESIZESTREAMRESPONSE']._serialized_start=960
+  _globals['_SYNTHESIZESTREAMRESPONSE']._serialized_end=1027
+  _globals['_LISTVOICESREQUEST']._serialized_start=1029
+  _globals['_LISTVOICESREQUEST']._serialized_end=1048
+  _globals['_VOICEINFO']._serialized_start=1050
+  _globals['_VOICEINFO']._serialized_end=1150
+  _globals['_LISTVOICESRESPONSE']._serialized_start=1152
+  _globals['_LISTVOICESRESPONSE']._serialized_end=1239
+  _globals['_VOICESERVICE']._serialized_start=1337
+  _globals['_VOICESERVICE']._serialized_end=1618
 # @@protoc_insertion_point(module_scope)

@@ -50,6 +50,7 @@ class VoiceSettings(_message.Message):
     SPEED_FIELD_NUMBER: _builtins.int
     VARIATION_FIELD_NUMBER: _builtins.int
     VOLUME_FIELD_NUMBER: _builtins.int
+    PITCH_SEMITONES_FIELD_NUMBER: _builtins.int
     voice_id: _builtins.str
     """A voice id from ListVoices; empty means the server's default voice."""
     speaker_id: _builtins.int
@@ -60,6 +61,10 @@ class VoiceSettings(_message.Message):
     """Prosody variation (piper's noise scale). Unset means the voice's own."""
     volume: _builtins.float
     """Output gain: 1 leaves the level unchanged. Unset means 1."""
+    pitch_semitones: _builtins.float
+    """Pitch, in semitones up (+) or down (-), from -6 to 6, keeping the speaking rate: the speech is
+    time-stretched by the pitch ratio (WSOLA) and resampled back to its duration. Unset means 0.
+    """
     def __init__(
         self,
         *,
@@ -68,17 +73,22 @@ class VoiceSettings(_message.Message):
         speed: _builtins.float | None = ...,
         variation: _builtins.float | None = ...,
         volume: _builtins.float | None = ...,
+        pitch_semitones: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_speed", b"_speed", "_variation", b"_variation", "_volume", b"_volume", "speed", b"speed", "variation", b"variation", "volume", b"volume"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_pitch_semitones", b"_pitch_semitones", "_speed", b"_speed", "_variation", b"_variation", "_volume", b"_volume", "pitch_semitones", b"pitch_semitones", "speed", b"speed", "variation", b"variation", "volume", b"volume"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_speed", b"_speed", "_variation", b"_variation", "_volume", b"_volume", "speaker_id", b"speaker_id", "speed", b"speed", "variation", b"variation", "voice_id", b"voice_id", "volume", b"volume"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_pitch_semitones", b"_pitch_semitones", "_speed", b"_speed", "_variation", b"_variation", "_volume", b"_volume", "pitch_semitones", b"pitch_semitones", "speaker_id", b"speaker_id", "speed", b"speed", "variation", b"variation", "voice_id", b"voice_id", "volume", b"volume"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__pitch_semitones: _TypeAlias = _typing.Literal["pitch_semitones"]  # noqa: Y015
+    _WhichOneofArgType__pitch_semitones: _TypeAlias = _typing.Literal["_pitch_semitones", b"_pitch_semitones"]  # noqa: Y015
     _WhichOneofReturnType__speed: _TypeAlias = _typing.Literal["speed"]  # noqa: Y015
     _WhichOneofArgType__speed: _TypeAlias = _typing.Literal["_speed", b"_speed"]  # noqa: Y015
     _WhichOneofReturnType__variation: _TypeAlias = _typing.Literal["variation"]  # noqa: Y015
     _WhichOneofArgType__variation: _TypeAlias = _typing.Literal["_variation", b"_variation"]  # noqa: Y015
     _WhichOneofReturnType__volume: _TypeAlias = _typing.Literal["volume"]  # noqa: Y015
     _WhichOneofArgType__volume: _TypeAlias = _typing.Literal["_volume", b"_volume"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pitch_semitones) -> _WhichOneofReturnType__pitch_semitones | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__speed) -> _WhichOneofReturnType__speed | None: ...
     @_typing.overload
