@@ -1,4 +1,4 @@
-"""Playground benchmark: what the page's bridge adds to a turn, and how close the mouth is to the audio.
+"""Playground benchmark: what the page's socket adds to a turn, and how close the mouth is to the audio.
 
     .venv/bin/python -m bench.playground [--turns 10]
 
@@ -6,7 +6,8 @@ Redis and all five services run as their own processes (bench.conversation's sui
 served in this process.
 
 1. First reply audio after a typed line, straight to the gateway through the Python client (the baseline)
-   and through the playground's WebSocket bridge, turn for turn alternately in one run.
+   and through the playground's WebSocket (the suite's /v1/converse in its JSON subprotocol, the page's
+   protocol), turn for turn alternately in one run.
 2. In headless Chromium (Debian's `chromium`), at every viseme frame the page applies: the context time of
    the audio heard then (AudioContext.getOutputTimestamp) minus the frame's time; negative: the mouth is
    ahead of the sound. Replies alternate between the mouth on AudioContext.currentTime (what the graph
@@ -28,6 +29,7 @@ import websockets
 from bench.common import machine, p50, percentile, table
 from bench.conversation import LINES, NPC, suite, text_turn
 from npcvoice.client import NpcClient
+from npcvoice.edge.app import JSON, PATH
 from npcvoice.playground.options import PlaygroundOptions
 from npcvoice.playground.server import serving
 from npcvoice.runtime.ports import free_port
@@ -50,24 +52,29 @@ MEASURE_MOUTH = """() => {
 
 
 async def websocket_turn(socket: Any, line: str) -> float:
-    """From sending a typed line to the first reply audio through the bridge; reads to the turn's end."""
+    """From sending a typed line to the first reply audio through the page's socket; reads to the end."""
     loop = asyncio.get_running_loop()
     started, first_audio = loop.time(), 0.0
-    await socket.send(json.dumps({"type": "text", "text": line}))
+    await socket.send(json.dumps({"text": line}))
     while True:
-        message = await socket.recv()
-        if isinstance(message, bytes) and not first_audio:
+        response = json.loads(await socket.recv())
+        if "audio" in response and not first_audio:
             first_audio = loop.time() - started
-        elif isinstance(message, str) and json.loads(message)["type"] == "turn_end":
+        elif "turn_end" in response:
             return first_audio
 
 
 async def bridge(gateway: str, site: str, turns: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"gateway (Python client)": [], "playground WebSocket": []}
     player = f"bench-playground-{time.time_ns()}"
-    url = site.replace("http://", "ws://") + f"/ws/converse?npc={NPC}&player={player}-ws"
-    async with NpcClient(gateway) as client, websockets.connect(url, max_size=None) as socket:
+    url = site.replace("http://", "ws://") + PATH
+    protocol = [websockets.Subprotocol(JSON)]
+    async with (
+        NpcClient(gateway) as client,
+        websockets.connect(url, subprotocols=protocol, max_size=None) as socket,
+    ):
         npc = await client.conversation(NPC, f"{player}-direct")
+        await socket.send(json.dumps({"config": {"npc_id": NPC, "player_id": f"{player}-ws"}}))
         await socket.recv()  # started
         await npc.say("Hello.")  # warm-up: the persona's prompt, the voice
         await websocket_turn(socket, "Hello.")

@@ -5,12 +5,13 @@
 #
 #   sh scripts/system-packages.sh browser   Chromium, for the playground's browser tests (./dev test)
 #   sh scripts/system-packages.sh cpp       the C++ client's toolchain and gRPC (./dev cpp)
+#   sh scripts/system-packages.sh csharp    Mono's C# compiler and runtime, for the C# client (./dev csharp)
 #
 # Exit status: 0 present (or installed now); 3 missing and not installable here (the message says why);
 # 1 apt-get failed.
 # Versions tested: docs/dev-loop.md, "System packages".
 set -eu
-group="${1:?usage: system-packages.sh browser|cpp}"
+group="${1:?usage: system-packages.sh browser|cpp|csharp}"
 case "$group" in
     browser)
         PACKAGES="chromium"
@@ -22,13 +23,19 @@ case "$group" in
         PACKAGES="cmake g++ make pkg-config libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc"
         WHAT="the C++ client is not built and its test skips"
         OTHERWISE="install CMake, a C++17 compiler, gRPC C++ and protobuf with your system's package manager" ;;
-    *) echo "usage: system-packages.sh browser|cpp" >&2; exit 2 ;;
+    csharp)
+        PACKAGES="mono-mcs"  # brings mono-runtime and the class libraries it compiles against
+        WHAT="the C# client is not built and its tests skip"
+        OTHERWISE="install Mono (mcs and mono) with your system's package manager" ;;
+    *) echo "usage: system-packages.sh browser|cpp|csharp" >&2; exit 2 ;;
 esac
 
 missing=""
 if [ "$group" = browser ]; then  # any Chromium will do, from a package or not
     { command -v chromium || command -v chromium-browser || [ -x "${NPCVOICE_CHROMIUM:-}" ]; } >/dev/null 2>&1 \
         || missing=" chromium"
+elif [ "$group" = csharp ]; then  # any Mono will do, from a package or not
+    { command -v mcs && command -v mono; } >/dev/null 2>&1 || missing=" mono-mcs"
 elif command -v dpkg-query >/dev/null 2>&1; then
     for package in $PACKAGES; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -69,6 +69,21 @@ async def test_a_typed_line_gets_text_and_audio_and_the_mouth_moves_with_it(brow
     assert page.errors == []
 
 
+async def test_a_scene_of_two_npcs_answers_by_name_with_each_one_s_own_face(browser, site, test_persona_dir):
+    page = await open_page(browser, site, "blacksmith_hilda&with=courier_quick_test", new_player())
+    assert not await page.locator("#second").is_hidden()
+    assert "Letter for you?" in await page.text_content("#transcript")  # the second NPC's greeting too
+    await say(page, "Fenn, any letters for me today?")
+    who = await page.locator("#transcript li.npc .who").last.text_content()
+    assert who == "Fenn the Courier"
+    await page.wait_for_function("!window.playground.player.busy()", timeout=60_000)
+    moved = await page.evaluate("[window.playground.face.stats, window.playground.second.stats]")
+    assert moved[1]["framesApplied"] > 0 and moved[0]["framesApplied"] == 0  # only the speaker's mouth
+    await say(page, "And you, Hilda?")
+    assert await page.locator("#transcript li.npc .who").last.text_content() == "Hilda Ironhand"
+    assert page.errors == []
+
+
 async def test_an_invalid_edit_shows_the_error_at_its_line_and_the_npc_keeps_its_last_good_version(
     browser, site, test_persona_dir, gateway
 ):

@@ -12,15 +12,27 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 import websockets
 
 from npcvoice.conversation.registration import REGISTRATION
+from npcvoice.edge.app import JSON, PATH
 from npcvoice.playground.cli import options_from
 from npcvoice.playground.options import PlaygroundOptions
 from tests.conftest import start_service
 from tests.support.browser import serve_playground
 from tests.support.conversation import gateway_options
 from tests.support.waiting import eventually, fresh_persona
+
+
+def converse(site: str) -> Any:
+    """The page's conversation socket: the suite's public endpoint, in its JSON subprotocol."""
+    url = site.replace("http://", "ws://") + PATH
+    return websockets.connect(url, subprotocols=[websockets.Subprotocol(JSON)])
+
+
+def config(player: str) -> dict[str, Any]:
+    return {"config": {"npc_id": "blacksmith_hilda", "player_id": player, "reply_mode": "REPLY_MODE_VOICE"}}
 
 
 def request(
@@ -93,10 +105,10 @@ async def test_the_playground_calls_a_gateway_that_requires_a_key_with_the_suite
         async with serve_playground(keyed) as site:
             status, body = await asyncio.to_thread(request, f"{site}/api/npcs")
             assert status == 200 and "blacksmith_hilda" in {npc["npc_id"] for npc in body["npcs"]}
-            ws = site.replace("http://", "ws://") + "/ws/converse?npc=blacksmith_hilda&player=pg-keyed"
-            async with websockets.connect(ws) as socket:  # the conversation's stream carries it too
+            async with converse(site) as socket:  # the conversation's stream carries it too
+                await socket.send(json.dumps(config("pg-keyed")))
                 started = json.loads(await socket.recv())
-            assert started["type"] == "started" and started["display_name"] == "Hilda Ironhand"
+            assert started["started"]["display_name"] == "Hilda Ironhand"
         async with serve_playground(PlaygroundOptions(gateway=keyed.gateway)) as site:
             status, body = await asyncio.to_thread(request, f"{site}/api/npcs")
             assert status == 502 and "UNAUTHENTICATED" in body["error"]
@@ -111,20 +123,20 @@ async def test_a_page_that_leaves_mid_reply_or_sends_nonsense_ends_its_conversat
     caplog.set_level(logging.INFO)
     options = PlaygroundOptions(gateway=gateway.host.address, persona_dir=test_persona_dir)
     async with serve_playground(options) as site:
-        ws = site.replace("http://", "ws://") + "/ws/converse?npc=blacksmith_hilda&player=pg-leaving"
-        async with websockets.connect(ws) as socket:
-            assert json.loads(await socket.recv())["type"] == "started"
-            await socket.send(json.dumps({"type": "text", "text": "Tell me about your forge."}))
-            while not isinstance(await socket.recv(), bytes):  # the first audio: leave while it plays
+        async with converse(site) as socket:
+            await socket.send(json.dumps(config("pg-leaving")))
+            assert "started" in json.loads(await socket.recv())
+            await socket.send(json.dumps({"text": "Tell me about your forge."}))
+            while "audio" not in json.loads(await socket.recv()):  # the first audio: leave while it plays
                 pass
-        async with websockets.connect(ws) as socket:
-            await socket.send(json.dumps({"type": "shout"}))
-            said = [json.loads(message) async for message in socket]  # until the server closes it
-        assert said[-1] == {
-            "type": "error",
-            "code": "INVALID_ARGUMENT",
-            "message": "type: unknown message type 'shout' (text, end_of_speech, playback)",
-        }
+        async with converse(site) as socket:
+            await socket.send(json.dumps(config("pg-leaving")))
+            await socket.send(json.dumps({"shout": "hello"}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await socket.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007  # not a ConverseRequest
+        assert "shout" in closed.value.rcvd.reason
 
         def converse_calls_ended() -> int:
             return sum("Converse" in r.getMessage() for r in caplog.records if r.name == "npcvoice.rpc")

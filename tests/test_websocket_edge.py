@@ -16,21 +16,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
-from npcvoice.edge.app import JSON, PATH, PROTO, EdgeOptions, create_app
-from npcvoice.runtime.asgi import start_asgi
-from npcvoice.runtime.ports import free_port
+from npcvoice.edge.app import JSON, PROTO
 from tests.support.conversation import config
-
-PAGE = "http://127.0.0.1:8080"
-MAX_FRAME = 64 * 1024
-
-
-async def edge_for(gateway: Any) -> AsyncIterator[str]:
-    port = free_port()
-    options = EdgeOptions(gateway=gateway.host.address, origins=[PAGE], max_frame_bytes=MAX_FRAME)
-    stop = await start_asgi(create_app(options), "127.0.0.1", port, ws_max_size=MAX_FRAME, log_config=None)
-    yield f"ws://127.0.0.1:{port}{PATH}"
-    await stop()
+from tests.support.edge import MAX_FRAME, PAGE, edge_for
 
 
 @pytest.fixture
@@ -75,6 +63,19 @@ async def test_a_typed_line_gets_the_same_events_as_over_grpc_in_binary_frames(e
     assert end.player_text == "Good morning! What do you make?" and end.reply_text
     assert "".join(r.reply_text.delta for r in responses if r.HasField("reply_text")) == end.reply_text
     assert all(r.audio.visemes for r in responses if r.HasField("audio"))
+
+
+async def test_an_empty_frame_ends_the_input_and_the_turn_in_progress_still_arrives_before_1000(edge):
+    async with connect(edge) as websocket:
+        await websocket.send(config("ws-finish").SerializeToString())
+        await websocket.send(conversation_pb2.ConverseRequest(text="Hello there!").SerializeToString())
+        await websocket.send(b"")  # nothing more to send, as a gRPC client's half-close
+        kinds = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                kinds.append(response(await websocket.recv()).WhichOneof("event"))
+    assert kinds[0] == "started" and kinds[-1] == "turn_end"
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
 
 
 async def test_json_text_frames_carry_the_same_conversation(edge):

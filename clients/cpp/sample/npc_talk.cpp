@@ -207,6 +207,7 @@ bool converse(Conversation& conversation, const sample::Options& options, Clock:
 void print_reply(const Reply& reply, const sample::Options& options, const Playback& playback) {
   const std::string not_written = "not written (text only)";
   std::printf("player: %s\n", reply.player_text.c_str());
+  std::printf("npc: %s\n", reply.end->npc_id.c_str());
   if (!reply.end->cue.empty()) std::printf("cue: %s\n", reply.end->cue.c_str());
   std::printf("reply: %s\n", reply.text.c_str());
   std::printf("audio: %.3f s at %d Hz in %d chunks -> %s\n", reply.seconds(), reply.sample_rate,
@@ -260,9 +261,11 @@ int main(int argc, char** argv) {
   settings.frame_rate = options.frame_rate;
   settings.seed = options.seed;
   settings.context = options.context;
+  settings.scene_npc_ids = options.scene;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>(options.timeout_s));
   Conversation conversation(settings);
+  if (!options.to.empty()) conversation.address(options.to);
   std::optional<Microphone> microphone;
   for (const auto& [name, description] : options.events) conversation.send_event(name, description);
   if (voice_rate) {

@@ -9,6 +9,8 @@ const char* const kUsage =
     "usage: npc_talk --npc ID (--text LINE | --wav FILE | --speak INSTRUCTION | --event ...) [options]\n"
     "  --help                  this list\n"
     "  --address HOST:PORT     the conversation gateway (default 127.0.0.1:50050)\n"
+    "  --npc ID                the NPC; repeated, a scene of several (each line goes to the one it names)\n"
+    "  --to ID                 in a scene, the NPC the line goes to (as a game's gaze or UI choice)\n"
     "  --api-key KEY           sent as 'authorization: Bearer KEY'\n"
     "  --player ID             the player's id (default cpp-sample)\n"
     "  --text LINE             type LINE to the NPC\n"
@@ -64,7 +66,10 @@ std::string parse(int argc, char** argv, Options& options) {
     } else if (name == "--api-key") {
       options.api_key = value;
     } else if (name == "--npc") {
-      options.npc = value;
+      if (options.npc.empty()) options.npc = value;
+      options.scene.push_back(value);
+    } else if (name == "--to") {
+      options.to = value;
     } else if (name == "--player") {
       options.player = value;
     } else if (name == "--text") {
@@ -100,6 +105,8 @@ std::string parse(int argc, char** argv, Options& options) {
     }
   }
   if (options.npc.empty()) return "--npc is required";
+  if (options.scene.size() < 2) options.scene.clear();  // one NPC: a plain conversation
+  if (!options.to.empty() && options.scene.empty()) return "--to needs a scene (--npc given twice or more)";
   const int inputs = !options.text.empty() + !options.wav.empty() + !options.speak.empty();
   if (inputs > 1 || (inputs == 0 && options.events.empty())) {
     return "give one of --text, --wav or --speak, or --event alone";

@@ -14,7 +14,9 @@ struct Options {
   bool help = false;
   std::string address = "127.0.0.1:50050";
   std::string api_key;
-  std::string npc;
+  std::string npc;                 // the first --npc
+  std::vector<std::string> scene;  // every --npc, when there are several: a scene
+  std::string to;                  // in a scene, the NPC the player's line goes to (the game's choice)
   std::string player = "cpp-sample";
   std::string text;   // a typed line, or
   std::string wav;    // the player's voice, streamed in real time (PCM16 WAV), or

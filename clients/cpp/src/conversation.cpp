@@ -164,12 +164,38 @@ bool Conversation::send_context(const std::map<std::string, std::string>& values
 }
 
 bool Conversation::send_event(const std::string& name, const std::string& description,
-                              const std::map<std::string, std::string>& parameters) {
-  return impl_->enqueue(convert::event(name, description, parameters));
+                              const std::map<std::string, std::string>& parameters, const std::string& npc_id) {
+  return impl_->enqueue(convert::event(name, description, parameters, npc_id));
 }
 
-bool Conversation::ask_to_speak(const std::string& instruction) {
-  return impl_->enqueue(convert::speak(instruction));
+bool Conversation::ask_to_speak(const std::string& instruction, const std::string& npc_id,
+                                const std::string& to_npc_id, int lines) {
+  return impl_->enqueue(convert::speak(instruction, npc_id, to_npc_id, lines));
+}
+
+bool Conversation::address(const std::string& npc_id) {
+  pb::ConverseRequest request;
+  request.mutable_scene()->set_addressed_npc_id(npc_id);
+  return impl_->enqueue(std::move(request));
+}
+
+bool Conversation::set_out_of_earshot(const std::vector<std::string>& npc_ids) {
+  pb::ConverseRequest request;
+  auto* out = request.mutable_scene()->mutable_earshot()->mutable_out_of_earshot_npc_ids();
+  out->Add(npc_ids.begin(), npc_ids.end());
+  return impl_->enqueue(std::move(request));
+}
+
+bool Conversation::join(const std::vector<std::string>& npc_ids) {
+  pb::ConverseRequest request;
+  request.mutable_scene()->mutable_join_npc_ids()->Add(npc_ids.begin(), npc_ids.end());
+  return impl_->enqueue(std::move(request));
+}
+
+bool Conversation::leave(const std::vector<std::string>& npc_ids) {
+  pb::ConverseRequest request;
+  request.mutable_scene()->mutable_leave_npc_ids()->Add(npc_ids.begin(), npc_ids.end());
+  return impl_->enqueue(std::move(request));
 }
 
 void Conversation::finish_input() { impl_->enqueue(std::nullopt); }

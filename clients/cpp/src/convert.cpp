@@ -27,6 +27,7 @@ pb::ConverseRequest config(const ConversationOptions& options) {
   config.set_interim_transcripts(options.interim_transcripts);
   if (options.seed) config.set_seed(*options.seed);
   config.mutable_context()->mutable_values()->insert(options.context.begin(), options.context.end());
+  config.mutable_scene_npc_ids()->Add(options.scene_npc_ids.begin(), options.scene_npc_ids.end());
   return request;
 }
 
@@ -37,18 +38,24 @@ pb::ConverseRequest context(const std::map<std::string, std::string>& values) {
 }
 
 pb::ConverseRequest event(const std::string& name, const std::string& description,
-                          const std::map<std::string, std::string>& parameters) {
+                          const std::map<std::string, std::string>& parameters, const std::string& npc_id) {
   pb::ConverseRequest request;
   pb::GameEvent& event = *request.mutable_event();
   event.set_name(name);
   event.set_description(description);
   event.mutable_parameters()->insert(parameters.begin(), parameters.end());
+  event.set_npc_id(npc_id);
   return request;
 }
 
-pb::ConverseRequest speak(const std::string& instruction) {
+pb::ConverseRequest speak(const std::string& instruction, const std::string& npc_id, const std::string& to_npc_id,
+                          int lines) {
   pb::ConverseRequest request;
-  request.mutable_speak()->set_instruction(instruction);
+  pb::NpcSpeak& speak = *request.mutable_speak();
+  speak.set_instruction(instruction);
+  speak.set_npc_id(npc_id);
+  speak.set_to_npc_id(to_npc_id);
+  speak.set_lines(lines);
   return request;
 }
 
@@ -129,6 +136,7 @@ ReplyAudio reply_audio(const pb::ReplyAudio& in) {
   }
   out.visemes.reserve(in.visemes_size());
   for (const face_pb::VisemeFrame& f : in.visemes()) out.visemes.push_back(frame(f));
+  out.npc_id = in.npc_id();
   return out;
 }
 
@@ -137,7 +145,13 @@ TurnEnd turn_end(const pb::TurnEnd& in) {
   return TurnEnd{
       in.turn_index(), in.player_text(), in.reply_text(), in.interrupted(),
       Latency{l.transcript_seconds(), l.first_token_seconds(), l.first_audio_seconds(), l.total_seconds()},
-      in.cue(), in.continued()};
+      in.cue(), in.continued(), in.npc_id(), in.to_npc_id()};
+}
+
+std::vector<SceneMember> members(const google::protobuf::RepeatedPtrField<pb::SceneMember>& in) {
+  std::vector<SceneMember> out;
+  for (const pb::SceneMember& m : in) out.push_back({m.npc_id(), m.display_name(), m.greeting(), m.remembered_turns()});
+  return out;
 }
 
 }  // namespace
@@ -146,7 +160,7 @@ std::optional<Event> event(const pb::ConverseResponse& response) {
   switch (response.event_case()) {
     case pb::ConverseResponse::kStarted: {
       const pb::SessionStarted& s = response.started();
-      return Started{s.npc_id(), s.display_name(), s.greeting(), s.remembered_turns()};
+      return Started{s.npc_id(), s.display_name(), s.greeting(), s.remembered_turns(), members(s.scene())};
     }
     case pb::ConverseResponse::kTranscript: {
       const pb::PlayerTranscript& t = response.transcript();
@@ -155,26 +169,32 @@ std::optional<Event> event(const pb::ConverseResponse& response) {
     case pb::ConverseResponse::kSpeaking:
       return PlayerSpeaking{response.speaking().turn_index()};
     case pb::ConverseResponse::kReplyText:
-      return ReplyText{response.reply_text().turn_index(), response.reply_text().delta()};
+      return ReplyText{response.reply_text().turn_index(), response.reply_text().delta(),
+                       response.reply_text().npc_id()};
     case pb::ConverseResponse::kAudio:
       return reply_audio(response.audio());
     case pb::ConverseResponse::kEmotion: {
       const pb::Emotion& e = response.emotion();
-      return Emotion{e.turn_index(), e.emotion(), e.intensity()};
+      return Emotion{e.turn_index(), e.emotion(), e.intensity(), e.npc_id()};
     }
     case pb::ConverseResponse::kAction: {
       const pb::Action& a = response.action();
-      return Action{a.turn_index(), a.name(), {a.parameters().begin(), a.parameters().end()}};
+      return Action{a.turn_index(), a.name(), {a.parameters().begin(), a.parameters().end()}, a.npc_id()};
     }
     case pb::ConverseResponse::kInterruption: {
       const pb::Interruption& i = response.interruption();
-      return Interruption{i.turn_index(), i.heard_text(), i.heard_samples()};
+      return Interruption{i.turn_index(), i.heard_text(), i.heard_samples(), i.npc_id()};
     }
     case pb::ConverseResponse::kTurnEnd:
       return turn_end(response.turn_end());
     case pb::ConverseResponse::kRefused: {
       const pb::TurnRefused& r = response.refused();
-      return TurnRefused{r.turn_index(), r.player_text(), r.reason(), r.retry_after_seconds()};
+      return TurnRefused{r.turn_index(), r.player_text(), r.reason(), r.retry_after_seconds(), r.npc_id()};
+    }
+    case pb::ConverseResponse::kScene: {
+      const pb::SceneChanged& c = response.scene();
+      return SceneChanged{members(c.members()), c.addressed_npc_id(),
+                          {c.out_of_earshot_npc_ids().begin(), c.out_of_earshot_npc_ids().end()}};
     }
     default:
       return std::nullopt;

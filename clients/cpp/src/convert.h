@@ -22,8 +22,9 @@ pb::ConverseRequest end_of_speech();
 pb::ConverseRequest playback(int turn_index, std::int64_t played_samples);
 pb::ConverseRequest context(const std::map<std::string, std::string>& values);
 pb::ConverseRequest event(const std::string& name, const std::string& description,
-                          const std::map<std::string, std::string>& parameters);
-pb::ConverseRequest speak(const std::string& instruction);
+                          const std::map<std::string, std::string>& parameters, const std::string& npc_id);
+pb::ConverseRequest speak(const std::string& instruction, const std::string& npc_id, const std::string& to_npc_id,
+                          int lines);
 
 // The event in a response; nothing for a kind this build does not know yet (a newer gateway's), which
 // the caller skips as protobuf skips unknown fields.

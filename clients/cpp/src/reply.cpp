@@ -13,7 +13,7 @@ int turn_of(const Event& event) {
   return std::visit(
       [](const auto& e) -> int {
         using T = std::decay_t<decltype(e)>;
-        if constexpr (std::is_same_v<T, Started> || std::is_same_v<T, Closed>) {
+        if constexpr (std::is_same_v<T, Started> || std::is_same_v<T, SceneChanged> || std::is_same_v<T, Closed>) {
           return -1;
         } else {
           return e.turn_index;

@@ -4,7 +4,12 @@ speak gRPC (Unity's IL2CPP and WebGL builds, browsers). It carries the same mess
 - **Frames.** Binary frames hold one serialized ``ConverseRequest`` (client to edge) or
   ``ConverseResponse`` (edge to client): subprotocol ``npcvoice.v1.proto``, the default. With the
   subprotocol ``npcvoice.v1.json`` they are text frames holding the same messages in protobuf's JSON
-  mapping (field names as in the .proto, bytes as base64).
+  mapping (field names as in the .proto, bytes as base64, enums by name, 64-bit integers as strings;
+  responses carry every field, zeros and empty strings too). The playground's page speaks this.
+- **End of input.** An empty frame (a ``ConverseRequest`` with nothing set: zero bytes, or ``{}`` as JSON)
+  says the client has nothing more to send, as gRPC's half-close does: the gateway finishes the turn in
+  progress, its responses still arrive, and the edge then closes with 1000. (Closing the socket ends
+  the input too, but the turn's responses then have nowhere to go.)
 - **Keys.** The suite's API keys, as ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` on the upgrade
   request, or, for clients that cannot set headers (a browser), a first text frame ``{"api_key": "<key>"}``.
   The edge passes the key on; the gateway checks it (a wrong or missing one closes with 4016).
@@ -82,10 +87,7 @@ def create_app(options: EdgeOptions) -> Starlette:
         if origin is not None and origin not in options.origins:
             await websocket.close(POLICY)  # before accepting: the client sees HTTP 403
             return
-        offered = websocket.scope.get("subprotocols") or []
-        mode = JSON if JSON in offered else PROTO
-        await websocket.accept(subprotocol=mode if mode in offered else None)
-        await Relay(websocket, stub(), mode, options.queue).run()
+        await relay(websocket, stub(), options.queue)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")  # the edge itself; the gateway's health is its own
@@ -93,13 +95,30 @@ def create_app(options: EdgeOptions) -> Starlette:
     return Starlette(routes=[WebSocketRoute(PATH, converse), Route("/healthz", healthz)])
 
 
+async def relay(
+    websocket: WebSocket, stub: conversation_pb2_grpc.ConversationServiceStub, queue: int, key: str = ""
+) -> None:
+    """Accepts ``websocket`` (its origin already checked) in the subprotocol it offers and relays its
+    conversation to the gateway until either side ends it. ``key``: the API key to call the gateway with when
+    the client sends none (a server that holds the key for its pages: the playground)."""
+    offered = websocket.scope.get("subprotocols") or []
+    mode = JSON if JSON in offered else PROTO
+    await websocket.accept(subprotocol=mode if mode in offered else None)
+    await Relay(websocket, stub, mode, queue, key).run()
+
+
 class Relay:
     """One conversation: the client's frames to the gateway's stream, and its responses back."""
 
     def __init__(
-        self, websocket: WebSocket, stub: conversation_pb2_grpc.ConversationServiceStub, mode: str, queue: int
+        self,
+        websocket: WebSocket,
+        stub: conversation_pb2_grpc.ConversationServiceStub,
+        mode: str,
+        queue: int,
+        key: str = "",
     ) -> None:
-        self._websocket, self._stub, self._mode = websocket, stub, mode
+        self._websocket, self._stub, self._mode, self._key = websocket, stub, mode, key
         self._requests: asyncio.Queue[conversation_pb2.ConverseRequest | None] = asyncio.Queue(queue)
         self._closed = False
 
@@ -109,7 +128,7 @@ class Relay:
 
     async def run(self) -> None:
         headers = self._websocket.headers
-        key = headers.get("x-api-key") or _bearer(headers.get("authorization", ""))
+        key = headers.get("x-api-key") or _bearer(headers.get("authorization", "")) or self._key
         first: conversation_pb2.ConverseRequest | None = None
         if not key:  # a client that cannot set headers may send its key first
             try:
@@ -163,13 +182,14 @@ class Relay:
                 message = await self._websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                await self._requests.put(self._request(message))  # waits while the queue is full
+                request = self._request(message)
+                if not request.ByteSize():
+                    break  # end of input
+                await self._requests.put(request)  # waits while the queue is full
+            await self._requests.put(None)  # the client is done: end the stream, as a game would
         except _Refused as refused:
             await self._close(refused.code, refused.reason)
             call.cancel()
-        finally:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._requests.put_nowait(None)  # the client is done: end the stream, as a game would
 
     def _request(self, message: Mapping[str, Any]) -> conversation_pb2.ConverseRequest:
         request = conversation_pb2.ConverseRequest()
@@ -193,7 +213,12 @@ class Relay:
         if self._mode == PROTO:
             await self._websocket.send_bytes(response.SerializeToString())
         else:
-            text = json_format.MessageToJson(response, preserving_proto_field_name=True, indent=None)
+            text = json_format.MessageToJson(  # every field, zeros too: a turn_index of 0 is there to read
+                response,
+                preserving_proto_field_name=True,
+                always_print_fields_with_no_presence=True,
+                indent=None,
+            )
             await self._websocket.send_text(text)
 
     async def _close(self, code: int, reason: str) -> None:

@@ -11,7 +11,8 @@ from npcvoice.evaluation.script import Script, ScriptError, load_script
 
 
 def scripts_for(directory: Path, npc_id: str) -> tuple[list[tuple[Path, Script]], list[str]]:
-    """The scripts in ``directory`` that talk to ``npc_id``, and the errors of those that cannot be read."""
+    """The scripts in ``directory`` that talk to ``npc_id`` (alone or in a scene), and the errors of those
+    that cannot be read."""
     scripts: list[tuple[Path, Script]] = []
     errors: list[str] = []
     if not directory.is_dir():
@@ -22,7 +23,7 @@ def scripts_for(directory: Path, npc_id: str) -> tuple[list[tuple[Path, Script]]
         except ScriptError as error:
             errors.append(str(error))
             continue
-        if script.npc == npc_id:
+        if npc_id in script.npcs:
             scripts.append((path, script))
     return scripts, errors
 

@@ -1,5 +1,6 @@
 """The playground's ASGI app: the page, a small JSON API over persona files, memory and test scripts, and
-a WebSocket per conversation bridged to the gateway (bridge.py).
+the suite's public WebSocket endpoint for the conversation (``/v1/converse``, npcvoice.edge: the page
+speaks its JSON subprotocol, as a web game would), calling the gateway with the playground's key.
 
 The app only adapts: persona files are personas.py's, scripts evals.py's, protobuf convert.py's.
 """
@@ -25,9 +26,9 @@ from starlette.websockets import WebSocket
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.client import NpcClient
+from npcvoice.edge import app as edge
 from npcvoice.personas.schema import json_schema
 from npcvoice.playground import convert, evals
-from npcvoice.playground.bridge import Bridge
 from npcvoice.playground.options import PlaygroundOptions
 from npcvoice.playground.personas import PersonaFiles
 from npcvoice.runtime.asgi import start_asgi
@@ -37,6 +38,7 @@ log = logging.getLogger("npcvoice.playground")
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 1024 * 1024
+EDGE_QUEUE = 32  # requests of a conversation waiting for the gateway (the edge's default)
 # gRPC statuses as the HTTP statuses the page shows; anything else is the gateway failing (502).
 HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -171,12 +173,8 @@ def routes(playground: Playground) -> list[Any]:
         results = await evals.run_scripts(playground.options.scripts_dir, npc_id, playground.client)
         return JSONResponse(results)
 
-    async def converse(websocket: WebSocket) -> None:
-        await websocket.accept()
-        query = websocket.query_params
-        bridge = Bridge(websocket, playground.client.stub, playground.metadata)
-        player_id = query.get("player") or playground.options.player_id
-        await bridge.run(query.get("npc", ""), player_id, query.get("player_name", ""))
+    async def converse(websocket: WebSocket) -> None:  # (SameOrigin has refused other sites' pages)
+        await edge.relay(websocket, playground.client.stub, EDGE_QUEUE, playground.options.api_key or "")
 
     return [
         Route("/", index),
@@ -187,7 +185,7 @@ def routes(playground: Playground) -> list[Any]:
         Route("/api/personas/{npc_id}/check", check, methods=["POST"]),
         Route("/api/memory/{npc_id}/{player_id}", memory, methods=["GET", "PUT", "DELETE"]),
         Route("/api/scripts/{npc_id}", scripts, methods=["GET", "POST"]),
-        WebSocketRoute("/ws/converse", converse),
+        WebSocketRoute(edge.PATH, converse),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
 

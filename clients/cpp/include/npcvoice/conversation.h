@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "npcvoice/events.h"
 
@@ -41,6 +42,10 @@ struct ConversationOptions {
   // What the game knows when the conversation starts: location, time_of_day, weather, what the player
   // carries, quest states (lower_snake_case keys). send_context updates it later.
   std::map<std::string, std::string> context;
+  // A scene: several NPCs in one conversation (npc_id empty, or one of them: the one the player talks to
+  // first). Each line goes to one NPC (address(), else the one it calls by name, else the last who spoke
+  // to the player); events then name who speaks (npc_id), and the NPCs in earshot remember what they heard.
+  std::vector<std::string> scene_npc_ids;
 };
 
 class Conversation {
@@ -64,10 +69,21 @@ class Conversation {
   bool send_context(const std::map<std::string, std::string>& values);
   // Something that happened in the game: the NPC remembers it; its persona's trigger for the event may
   // make it speak (a turn with an empty player_text and a cue).
+  // In a scene, npc_id is the NPC it happened to (empty: the one the player talks to).
   bool send_event(const std::string& name, const std::string& description,
-                  const std::map<std::string, std::string>& parameters = {});
-  // The NPC speaks first, prompted by this instruction (a scripted scene, a greeting).
-  bool ask_to_speak(const std::string& instruction);
+                  const std::map<std::string, std::string>& parameters = {}, const std::string& npc_id = "");
+  // The NPC speaks first, prompted by this instruction (a scripted scene, a greeting). In a scene, npc_id
+  // speaks (empty: the one the player talks to), and with to_npc_id it says it to that NPC, who answers:
+  // an exchange of `lines` lines taking turns (0: 2), one voice at a time; a player line interrupts it.
+  bool ask_to_speak(const std::string& instruction, const std::string& npc_id = "",
+                    const std::string& to_npc_id = "", int lines = 0);
+  // Scenes. The NPC the player talks to now (gaze, a UI choice); "" lets names decide again.
+  bool address(const std::string& npc_id);
+  // The NPCs that do not hear the player (nor the replies) from now on; every other one does.
+  bool set_out_of_earshot(const std::vector<std::string>& npc_ids);
+  // NPCs walk in (a one-NPC conversation becomes a scene) or leave (one speaking stops, as heard).
+  bool join(const std::vector<std::string>& npc_ids);
+  bool leave(const std::vector<std::string>& npc_ids);
 
   // No more input, after what is queued: the gateway finishes the turn in progress, then ends the
   // stream (Closed).

@@ -32,12 +32,28 @@ struct VisemeFrame {
   std::array<float, 16> arkit{};  // weights in [0, 1], kArkitMouth order; all 0 if not requested
 };
 
+// One NPC of a scene, and how much it remembers of this player.
+struct SceneMember {
+  std::string npc_id;
+  std::string display_name;
+  std::string greeting;
+  int remembered_turns = 0;
+};
+
 // The gateway accepted the config: who the NPC is and how much it remembers of this player.
 struct Started {
   std::string npc_id;
   std::string display_name;
   std::string greeting;
   int remembered_turns = 0;
+  std::vector<SceneMember> scene;  // a scene's NPCs (the first as above); empty for one NPC
+};
+
+// The scene after a change (an NPC joined or left, the addressed NPC or earshot changed).
+struct SceneChanged {
+  std::vector<SceneMember> members;
+  std::string addressed_npc_id;
+  std::vector<std::string> out_of_earshot_npc_ids;
 };
 
 // What the speech service heard the player say (interim ones only when asked for).
@@ -56,6 +72,7 @@ struct PlayerSpeaking {
 struct ReplyText {
   int turn_index = 0;
   std::string delta;
+  std::string npc_id;  // the NPC speaking (every event of a turn names it; in a scene, one of several)
 };
 
 // One sentence of the reply's audio (PCM16 mono) with the viseme frames for exactly its samples.
@@ -67,18 +84,21 @@ struct ReplyAudio {
   std::vector<std::int16_t> samples;
   std::string text;
   std::vector<VisemeFrame> visemes;
+  std::string npc_id;
 };
 
 struct Emotion {
   int turn_index = 0;
   std::string emotion;
   float intensity = 0;
+  std::string npc_id;
 };
 
 struct Action {
   int turn_index = 0;
   std::string name;
   std::map<std::string, std::string> parameters;
+  std::string npc_id;
 };
 
 // The player talked (or typed) over the reply: it stopped, and memory keeps only what was heard.
@@ -86,6 +106,7 @@ struct Interruption {
   int turn_index = 0;
   std::string heard_text;
   std::int64_t heard_samples = 0;
+  std::string npc_id;
 };
 
 // Seconds from the end of the player's speech (or the typed line) to each stage of the reply.
@@ -106,6 +127,8 @@ struct TurnEnd {
   // The player went on talking before any of the reply reached them: player_text was only the start of
   // their line, which the next turn holds whole; nothing of this turn was said or remembered.
   bool continued = false;
+  std::string npc_id;
+  std::string to_npc_id;  // in a scene, the NPC this line was said to (an exchange); empty: the player
 };
 
 // The gateway had no room for the turn now (the dialogue service at its limit): nothing of it was said
@@ -116,6 +139,7 @@ struct TurnRefused {
   std::string player_text;  // empty when the NPC was to speak first
   std::string reason;       // in words, for logs (not for the player)
   double retry_after_seconds = 0;
+  std::string npc_id;  // the NPC that was to answer
 };
 
 // The stream is over; the last event of every conversation. code is the gRPC status code (0 = OK).
@@ -126,6 +150,6 @@ struct Closed {
 };
 
 using Event = std::variant<Started, Transcript, PlayerSpeaking, ReplyText, ReplyAudio, Emotion, Action,
-                           Interruption, TurnEnd, TurnRefused, Closed>;
+                           Interruption, TurnEnd, TurnRefused, SceneChanged, Closed>;
 
 }  // namespace npcvoice

@@ -16,7 +16,15 @@ function status(id, text, kind = "") {
 }
 
 const face = new Face($("face"), $("viseme"));
-const player = new ReplyPlayer(face);
+// A scene's second NPC has a face of its own (a copy of the first's drawing).
+const secondSvg = $("face").cloneNode(true);
+secondSvg.id = "face2";
+secondSvg.setAttribute("aria-label", "the second NPC's mouth");
+$("second").prepend(secondSvg);
+const second = new Face(secondSvg, null);
+const faces = new Map();
+const player = new ReplyPlayer(faces);
+const withId = () => $("with").value;
 const memory = new MemoryPanel(() => [npcId(), playerId()]);
 const scripts = new ScriptsPanel(npcId);
 const conversation = new Conversation(player, {
@@ -63,6 +71,9 @@ async function loadNpcs(selected) {
   $("npc").replaceChildren(...data.npcs.map((npc) => new Option(`${npc.display_name} (${npc.npc_id})`, npc.npc_id)));
   const wanted = selected || new URLSearchParams(location.search).get("npc");
   if (wanted && data.npcs.some((npc) => npc.npc_id === wanted)) $("npc").value = wanted;
+  const partner = withId() || new URLSearchParams(location.search).get("with") || "";
+  $("with").replaceChildren(new Option("nobody", ""), ...data.npcs.map((npc) => new Option(npc.display_name, npc.npc_id)));
+  if (data.npcs.some((npc) => npc.npc_id === partner)) $("with").value = partner;
 }
 
 async function selectNpc() {
@@ -72,11 +83,29 @@ async function selectNpc() {
   editor.show([]);
   status("persona-status", "");
   $("memory-player").textContent = playerId();
-  conversation.open(npcId(), playerId());
+  openConversation();
   await Promise.all([memory.refresh(), scripts.list()]);
 }
 
+// The conversation: with the NPC alone, or a scene with a second one, each mouth moved by its own lines.
+function openConversation() {
+  const partner = withId() && withId() !== npcId() ? withId() : "";
+  faces.clear();
+  faces.set(npcId(), face);
+  if (partner) faces.set(partner, second);
+  $("second").hidden = $("exchange-form").hidden = !partner;
+  $("second-name").textContent = partner ? $("with").selectedOptions[0].textContent : "";
+  conversation.open(npcId(), playerId(), partner);
+}
+
 $("npc").onchange = selectNpc;
+$("with").onchange = openConversation;
+$("exchange-form").onsubmit = (event) => {
+  event.preventDefault();
+  const about = $("exchange").value.trim();
+  if (about) conversation.exchange(about);
+  $("exchange").value = "";
+};
 $("player").onchange = selectNpc;
 $("save").onclick = save;
 $("say-form").onsubmit = (event) => {
@@ -100,7 +129,7 @@ $("open-mic").onchange = (event) => {
 };
 $("memory-refresh").onclick = () => memory.refresh();
 // A conversation holds the memory it started with: after a reset or an import, start a new one with it.
-const restart = () => conversation.open(npcId(), playerId());
+const restart = () => openConversation();
 $("memory-reset").onclick = () => memory.reset().then(restart);
 $("memory-export").onclick = () => memory.export();
 $("memory-import").onchange = (event) => {
@@ -109,7 +138,7 @@ $("memory-import").onchange = (event) => {
 $("scripts-run").onclick = () => scripts.run();
 
 // What the tests read: how much audio was played and how many viseme frames moved the mouth meanwhile.
-window.playground = { face, player, conversation, editor, memory };
+window.playground = { face, second, player, conversation, editor, memory };
 
 const settings = await api("GET", "/api/settings");
 $("player").value = new URLSearchParams(location.search).get("player") || settings.data.player_id || "playground";

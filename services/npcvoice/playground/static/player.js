@@ -4,8 +4,9 @@
 import { heardTime } from "./face.js";
 
 export class ReplyPlayer {
-  constructor(face) {
-    this.face = face;
+  // faces: the face of each NPC that may speak, by npc_id; the first is also the one for an unknown id.
+  constructor(faces) {
+    this.faces = faces;
     this.context = null;
     this.turn = null; // {index, base: context time of the turn's sample 0, rate, sources, delivered}
     this.stats = { audioChunks: 0, samplesScheduled: 0 };
@@ -44,7 +45,7 @@ export class ReplyPlayer {
     turn.delivered = Math.max(turn.delivered, chunk.start_sample + samples.length);
     this.stats.audioChunks++;
     this.stats.samplesScheduled += samples.length;
-    this.face.schedule(context, turn.base, chunk.frames, start, start + samples.length / rate);
+    this.faceOf(chunk.npc_id).schedule(context, turn.base, chunk.frames, start, start + samples.length / rate);
   }
 
   // How much of the turn's audio has sounded (for the gateway's barge-in: what the player heard).
@@ -61,6 +62,10 @@ export class ReplyPlayer {
   stop() {
     if (this.turn) for (const source of this.turn.sources) { try { source.stop(); } catch { /* not started */ } }
     this.turn = null;
-    this.face.clear();
+    for (const face of this.faces.values()) face.clear();
+  }
+
+  faceOf(npcId) {
+    return this.faces.get(npcId) || this.faces.values().next().value;
   }
 }

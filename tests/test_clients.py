@@ -1,8 +1,10 @@
-"""The C++ client (clients/cpp), built from this checkout by scripts/build-cpp-client.sh, against the real
-suite: its console sample types a line or speaks a WAV in real time to the gateway composing the real
-speech, dialogue, voice and face services, and what it printed and wrote is checked (audio, viseme frames
-that cover it, transcript, reply, latency, playback positions that a barge-in keeps, a refused line sent
-again)."""
+"""The game-engine clients, built from this checkout, against the real suite: the C++ client
+(clients/cpp, over gRPC; scripts/build-cpp-client.sh) and the C# client for Unity (clients/csharp, over the
+WebSocket edge; scripts/build-csharp-client.sh, run with Mono). Their console samples take the same
+arguments and print the same lines, so each test runs both: a line typed or a WAV spoken in real time to
+the gateway composing the real speech, dialogue, voice and face services, and what the sample printed and
+wrote is checked (audio, viseme frames that cover it, transcript, reply, latency, playback positions that
+a barge-in keeps, a wrong API key, an event with a trigger, a refused line sent again)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import json
 import re
 import time
 import wave
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,25 +27,83 @@ from npcvoice.conversation.registration import REGISTRATION
 from tests.conftest import REPO_ROOT
 from tests.support.busy import COURIER, busy_gateway
 from tests.support.conversation import NPC, Conversation, config, export, gateway_options, pcm16
+from tests.support.edge import edge_for
 from tests.support.waiting import eventually
 
-BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-cpp-client.sh"
-SAMPLE = REPO_ROOT / "build" / "cpp" / "npc_talk"
 TEXT = conversation_pb2.REPLY_MODE_TEXT
-CANNOT_INSTALL = 3  # the build script's exit status when the packages are missing and cannot be installed
+CANNOT_INSTALL = 3  # a build script's exit status when the packages are missing and cannot be installed
+BUILDS = {  # each client's build script, and the command that runs its sample
+    "cpp": ("build-cpp-client.sh", [str(REPO_ROOT / "build" / "cpp" / "npc_talk")]),
+    "csharp": ("build-csharp-client.sh", ["mono", str(REPO_ROOT / "build" / "csharp" / "npc_talk.exe")]),
+}
+
+
+class Builds:
+    """Each sample built once per session, when a test first needs it (incremental: the C++ build is a
+    no-op when nothing changed); a client whose packages cannot be installed skips its tests."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, str] = {}  # client: the build's output ("" when built)
+
+    async def sample(self, client: str) -> list[str]:
+        script, command = BUILDS[client]
+        if client not in self._built:
+            build = await asyncio.create_subprocess_exec(
+                "sh", str(REPO_ROOT / "scripts" / script),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            output = (await build.communicate())[0].decode(errors="replace")
+            if build.returncode == CANNOT_INSTALL:
+                self._built[client] = output.strip()
+            else:
+                assert build.returncode == 0, output[-6000:]
+                self._built[client] = ""
+        if self._built[client]:
+            pytest.skip(self._built[client])
+        return command
 
 
 @pytest.fixture(scope="session")
-async def npc_talk() -> Path:
-    """The sample, built once per session (incremental: a no-op when nothing changed)."""
-    build = await asyncio.create_subprocess_exec(
-        "sh", str(BUILD_SCRIPT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    output = (await build.communicate())[0].decode(errors="replace")
-    if build.returncode == CANNOT_INSTALL:
-        pytest.skip(output.strip())
-    assert build.returncode == 0, output[-6000:]
-    return SAMPLE
+def builds() -> Builds:
+    return Builds()
+
+
+@dataclass
+class Client:
+    """One client's sample, pointed at a gateway: directly over gRPC (C++) or through an edge (C#)."""
+
+    name: str
+    command: list[str]
+    edges: list[AsyncGenerator[str]] = field(default_factory=list)
+
+    async def target(self, gateway: Any) -> list[str]:
+        if self.name == "cpp":
+            return ["--address", gateway.host.address]
+        edge = edge_for(gateway)
+        self.edges.append(edge)
+        return ["--url", await anext(edge)]
+
+    async def start(self, gateway: Any, *args: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *self.command, *await self.target(gateway), *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+
+    async def run(self, gateway: Any, *args: str) -> Run:
+        """Runs the sample as a subprocess, so the event loop keeps serving the in-process suite meanwhile."""
+        started = time.monotonic()
+        process = await self.start(gateway, "--npc", NPC, *args)
+        out, err = await asyncio.wait_for(process.communicate(), 300)
+        assert process.returncode is not None
+        return Run(process.returncode, out.decode(), err.decode(), time.monotonic() - started)
+
+
+@pytest.fixture(params=sorted(BUILDS))
+async def client(request: pytest.FixtureRequest, builds: Builds) -> AsyncIterator[Client]:
+    sample = Client(request.param, await builds.sample(request.param))
+    yield sample
+    for edge in sample.edges:
+        await edge.aclose()
 
 
 @pytest.fixture
@@ -63,18 +125,6 @@ class Run:
         values = re.findall(rf"^{name}: (.*)$", self.out, re.M)
         assert values, f"no '{name}:' line in:\n{self.out}\n{self.err}"
         return str(values[-1])
-
-
-async def run(sample: Path, gateway, *args: str) -> Run:
-    """Run the sample as a subprocess, so the event loop keeps serving the in-process suite meanwhile."""
-    started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        str(sample), "--address", gateway.host.address, "--npc", NPC, *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 300)
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode(), time.monotonic() - started)
 
 
 def read_wav(path: Path) -> tuple[int, float]:
@@ -105,11 +155,11 @@ def check_reply(result: Run, wav: Path, frames: int, frame_rate: int) -> float:
     return seconds
 
 
-async def test_a_typed_line_gets_audio_and_csv_visemes_that_cover_it(npc_talk, gateway, tmp_path):
-    player = "cpp-typed"
+async def test_a_typed_line_gets_audio_and_csv_visemes_that_cover_it(client, gateway, tmp_path):
+    player = f"{client.name}-typed"
     wav, visemes = tmp_path / "reply.wav", tmp_path / "reply.csv"
-    result = await run(
-        npc_talk, gateway, "--player", player, "--text", "Good morning! What do you make here?",
+    result = await client.run(
+        gateway, "--player", player, "--text", "Good morning! What do you make here?",
         "--frame-rate", "24", "--out-wav", str(wav), "--out-visemes", str(visemes),
     )  # fmt: skip
     with visemes.open() as rows:
@@ -123,7 +173,7 @@ async def test_a_typed_line_gets_audio_and_csv_visemes_that_cover_it(npc_talk, g
     assert [t.text for t in stored[-2:]] == ["Good morning! What do you make here?", result.field("reply")]
 
 
-async def test_a_wav_streamed_in_real_time_is_transcribed_and_answered(npc_talk, gateway, speak, tmp_path):
+async def test_a_wav_streamed_in_real_time_is_transcribed_and_answered(client, gateway, speak, tmp_path):
     rate = 16000
     speech = np.concatenate([speak("Can you repair my sword?", rate), np.zeros(rate, np.float32)])
     question, wav, visemes = tmp_path / "question.wav", tmp_path / "reply.wav", tmp_path / "reply.json"
@@ -132,8 +182,8 @@ async def test_a_wav_streamed_in_real_time_is_transcribed_and_answered(npc_talk,
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(pcm16(speech))
-    result = await run(
-        npc_talk, gateway, "--player", "cpp-voice", "--wav", str(question),
+    result = await client.run(
+        gateway, "--player", f"{client.name}-voice", "--wav", str(question),
         "--out-wav", str(wav), "--out-visemes", str(visemes),
     )  # fmt: skip
     written = json.loads(visemes.read_text())
@@ -147,16 +197,16 @@ async def test_a_wav_streamed_in_real_time_is_transcribed_and_answered(npc_talk,
 
 
 async def test_a_barge_in_keeps_the_playback_position_the_sample_reported(
-    npc_talk, gateway, tmp_path, held_rest
+    client, gateway, tmp_path, held_rest
 ):
     # The reply's pieces after its first are held until the barge-in is answered (held_rest), whatever
     # this machine's speed. A reply of one piece ends before the barge-in is typed and was not
     # interrupted, and that is right too: each try is a new player, and a few tries get one that is cut.
     for attempt in range(4):
         held_rest.arm()
-        player = f"cpp-barge-in-{attempt}"
-        result = await run(
-            npc_talk, gateway, "--player", player,
+        player = f"{client.name}-barge-in-{attempt}"
+        result = await client.run(
+            gateway, "--player", player,
             "--text", "Tell me everything about your forge and the swords you make.",
             "--interrupt-with", "Wait, stop.", "--interrupt-after", "0.1",  # within the first piece
             "--out-wav", str(tmp_path / "reply.wav"), "--out-visemes", str(tmp_path / "reply.json"),
@@ -175,34 +225,51 @@ async def test_a_barge_in_keeps_the_playback_position_the_sample_reported(
         assert ("npc", cut.group(2), True) in stored
 
 
-async def test_the_api_key_is_sent_and_a_wrong_one_ends_the_sample_with_the_status(npc_talk, hosted, options):
+async def test_the_api_key_is_sent_and_a_wrong_one_ends_the_sample_with_the_status(client, hosted, options):
     gateway = await hosted("conversation", REGISTRATION, options, api_keys=["game-key"])
-    wrong = await run(npc_talk, gateway, "--api-key", "not-the-key", "--text", "Hello?")
+    wrong = await client.run(gateway, "--api-key", "not-the-key", "--text", "Hello?")
     assert wrong.status == 1 and "gRPC status 16" in wrong.err  # UNAUTHENTICATED
-    right = await run(npc_talk, gateway, "--api-key", "game-key", "--text-only", "--text", "Hello?")
+    right = await client.run(gateway, "--api-key", "game-key", "--text-only", "--text", "Hello?")
     assert right.status == 0, right.err
     assert right.field("reply").strip() and right.field("audio").startswith("0.000 s")
+    if client.name == "csharp":  # a WebGL build cannot set headers: the key goes in the first message
+        first = await client.run(gateway, "--api-key", "game-key", "--key-in-first-message", "--text-only",
+                                 "--text", "Hello?")  # fmt: skip
+        assert first.status == 0 and first.field("reply").strip(), first.err
 
 
-async def test_context_an_event_and_a_cue_from_cpp_reach_the_npc(npc_talk, gateway, dialogue_requests):
-    player = "cpp-events"
+async def test_context_an_event_and_a_cue_from_the_game_reach_the_npc(client, gateway, dialogue_requests):
+    player = f"{client.name}-events"
     gift = "The player gave you a dragon scale."
-    reacted = await run(
-        npc_talk, gateway, "--player", player, "--text-only", "--context", "weather=a snowstorm",
+    reacted = await client.run(
+        gateway, "--player", player, "--text-only", "--context", "weather=a snowstorm",
         "--event", f"item_given={gift}",
     )  # fmt: skip
     assert reacted.status == 0, reacted.err
     assert reacted.field("player") == "" and reacted.field("cue").startswith(gift)  # Hilda's trigger spoke
     assert reacted.field("reply").strip()
     assert dict(dialogue_requests[-1].memory.world) == {"weather": "a snowstorm"}
-    called = await run(npc_talk, gateway, "--player", player, "--text-only", "--speak", "Greet the player.")
+    called = await client.run(gateway, "--player", player, "--text-only", "--speak", "Greet the player.")
     assert called.status == 0 and called.field("cue") == "Greet the player." and called.field("reply").strip()
     stored = (await export(gateway, player)).turns
     assert (stored[0].role, stored[0].text) == ("event", gift)
 
 
+async def test_a_scene_line_goes_to_the_npc_the_game_names_and_the_others_hear_it(client, gateway):
+    player = f"{client.name}-scene"
+    line = "Good morning! Any letters for me?"
+    result = await client.run(
+        gateway, "--npc", COURIER, "--to", COURIER, "--player", player, "--text-only", "--text", line
+    )  # Hilda (the sample's first --npc) and the courier
+    assert result.status == 0, result.err
+    assert result.field("npc") == COURIER and result.field("reply").strip()
+    assert result.field("started").startswith("Hilda Ironhand")  # the scene's first NPC
+    heard = [(t.role, t.text) for t in (await export(gateway, player)).turns]
+    assert heard[0] == ("event", f'The player said to Fenn the Courier: "{line}"')  # Hilda overheard it
+
+
 async def test_a_refused_line_is_sent_again_after_the_wait_the_gateway_asks_for(
-    npc_talk, gate, hosted, redis_server, test_persona_dir, speech_service, voice_service, face_service
+    client, gate, hosted, redis_server, test_persona_dir, speech_service, voice_service, face_service
 ):
     """The dialogue service is full (one place, held): the sample's line is refused, and it sends the line
     again once the gateway's retry_after has passed, as a game would; the line is answered, and
@@ -217,11 +284,10 @@ async def test_a_refused_line_is_sent_again_after_the_wait_the_gateway_asks_for(
     await eventually(gate.entered.is_set)
 
     line = "Is the road north safe?"
-    process = await asyncio.create_subprocess_exec(
-        str(npc_talk), "--address", gateway.host.address, "--npc", COURIER, "--player", "cpp-refused",
-        "--text", line, "--text-only", "--timeout", "60",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    player = f"{client.name}-refused"
+    process = await client.start(
+        gateway, "--npc", COURIER, "--player", player, "--text", line, "--text-only", "--timeout", "60"
+    )
     assert process.stdout is not None and process.stderr is not None
     printed = []
     while printed_line := (await asyncio.wait_for(process.stdout.readline(), 90)).decode():
@@ -237,5 +303,5 @@ async def test_a_refused_line_is_sent_again_after_the_wait_the_gateway_asks_for(
     assert result.field("player") == line and result.field("reply").strip()
     await holder.turn()
     await holder.close()
-    stored = await export(gateway, "cpp-refused", COURIER)
+    stored = await export(gateway, player, COURIER)
     assert [t.text for t in stored.turns if t.role == "player"] == [line]  # the refused try left nothing
