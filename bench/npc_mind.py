@@ -79,7 +79,7 @@ Actions = dict[str, dict[str, str]]
 
 
 def reply(engine: DialogueEngine, held: HeldMemory, key: str, seed: int,
-          temperature: float | None = None) -> tuple[str, list[str], Actions]:  # fmt: skip
+          temperature: float | None = None) -> tuple[str, list[str], Actions, float | None]:  # fmt: skip
     request = held.request()
     sampling = SamplingOverrides(seed=seed, temperature=temperature)
     request = type(request)(**{**request.__dict__, "conversation_id": key, "sampling": sampling})
@@ -98,7 +98,7 @@ def reply(engine: DialogueEngine, held: HeldMemory, key: str, seed: int,
             elif isinstance(event, Sentence):
                 text.append(event.text)
     generation.close()
-    return " ".join(text).strip(), emotions, actions
+    return " ".join(text).strip(), emotions, actions, generation.action_chance
 
 
 def judge(step: Step, index: int, conversation: Conversation, persona: Persona, request: TurnRequest,
@@ -180,13 +180,14 @@ def main() -> None:
                         continue
                     request = held.request()
                     key = f"{model}-{number}"
-                    said, emotions, actions = reply(engine, held, key, 11 + index, temperature)
+                    said, emotions, actions, chance = reply(engine, held, key, 11 + index, temperature)
                     ok = judge(step, index, conversation, persona, request, said, emotions, actions, earlier)
                     scores[step.skill or ""].append(ok)
                     transcript.append({"model": spec, "npc": persona.id, "conversation": number,
                                        "skill": step.skill, "line": held.line or held.cue,
                                        "prompt_holds": grounding(step.skill or "", persona, request),
                                        "reply": said, "emotions": emotions, "actions": actions,
+                                       "action_chance": chance,
                                        "writer": step.npc, "passed": ok})  # fmt: skip
                     earlier.append(said)
                     held.replied(said, emotions, list(actions))

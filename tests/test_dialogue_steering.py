@@ -20,7 +20,7 @@ from npcvoice.dialogue.repetition import recites, scaffolding_phrases
 from npcvoice.dialogue.reply import Action, Emotion, ReplyFilter
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings
 from npcvoice.dialogue.steering import Steering, opening, overheard_lines, player_statements
-from npcvoice.dialogue.tags import TagWriter, requested
+from npcvoice.dialogue.tags import ACTION_CHANCE, TagWriter, requested
 from npcvoice.dialogue.types import TurnRequest
 from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.personas.loader import load_persona
@@ -271,6 +271,34 @@ def test_without_the_keyword_aid_the_model_chooses_whether_to_act(texts):
     # with the aid, the same line (which names no action's words) gets none whatever the model leans to
     keyword = TagWriter(texts, hilda, "When does the forge close?")
     assert "[action" not in write_with(texts, keyword, rng, acting)
+
+
+def test_an_action_the_line_names_is_taken_only_if_the_model_gives_it_the_chance_a_tuned_model_does(texts):
+    # "How much for a repair?" names repair_item's word: the action is offered (action_keywords), and
+    # without action_taken the model decides. A tuned model gives the action tag 1-13 % where a line asks
+    # for it and less where a line only names its object: the tag's first token at ACTION_CHANCE or more
+    # takes it; below, the reply is words only, and the writer says what the model gave.
+    hilda = load_persona(PERSONA_DIR / "blacksmith_hilda.yaml")
+    line = "How much for a repair?"
+    assert [a.name for a in requested(hilda, line)] == ["repair_item"]
+    start = texts.encode(" [action: repair_item item=")[0]
+    for chance, acts in ((ACTION_CHANCE * 2, True), (ACTION_CHANCE / 2, False)):
+        writer = TagWriter(texts, hilda, line, action_taken=False)
+        for token in texts.encode("[emotion: neutral]"):
+            writer.allowed(np.zeros(VOCABULARY, np.float32))
+            writer.advance(token)
+        logits = np.full(VOCABULARY, -30.0, np.float32)
+        logits[texts.encode(" Aye")[0]] = 0.0
+        logits[start] = np.log(chance / (1 - chance))
+        allowed = writer.allowed(logits)
+        assert writer.action_chance == pytest.approx(chance, rel=1e-3)
+        assert (allowed is not None and start in allowed) is acts
+    # with action_taken, the line's action is taken whatever the model gives it
+    forced = TagWriter(texts, hilda, line)
+    for token in texts.encode("[emotion: neutral]"):
+        forced.allowed(np.zeros(VOCABULARY, np.float32))
+        forced.advance(token)
+    assert forced.allowed(np.zeros(VOCABULARY, np.float32)) == [start] and forced.action_chance is None
 
 
 def write_with(texts: TokenTexts, writer: TagWriter, rng: np.random.Generator, wanted: list[str]) -> str:

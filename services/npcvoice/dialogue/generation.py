@@ -116,6 +116,11 @@ class Generation:
         tokens it chose (the tags' fixed text not counted), before any aid moved them; 1 before any."""
         return float(np.exp(np.mean(self._log_probs))) if self._log_probs else 1.0
 
+    @property
+    def action_chance(self) -> float | None:
+        """The probability the model gave taking an action, where it was offered one to choose; else None."""
+        return self._steer.tags.action_chance
+
     def close(self) -> None:
         with self._state:
             self._closed = True

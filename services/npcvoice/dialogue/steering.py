@@ -104,8 +104,8 @@ class Steering:
             # copies the last reply's emotion from the history, keeping an insult's anger all the talk.
             cue = f"{request.player_text} {request.cue}"
             lean = called_for(cue, persona.emotions) or persona.emotions[0]
-        keywords = "action_keywords" in aids
-        self.tags = TagWriter(texts, persona, request.player_text, lean, actions_by_keyword=keywords)
+        keywords, taken = "action_keywords" in aids, "action_taken" in aids
+        self.tags = TagWriter(texts, persona, request.player_text, lean, keywords, taken)
         self.recall = (
             Recall(texts, request.player_text, player_statements(request), persona.display_name)
             if "recall" in aids

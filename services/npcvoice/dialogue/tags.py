@@ -26,6 +26,13 @@ from npcvoice.personas.schema import Action, ActionParameter, Persona
 # a 135M model hardly ever leans to an action tag when asked, and once one is in its history it leans to
 # one on every turn (measured: 34 actions nobody asked for in 70 replies with "when it gives the tag's
 # first token 10 %", against 0 of 16 requests answered before that).
+# A model that chooses takes an action when it gives the action tag's first token at least this
+# probability. The tuned model gives it 1-13 % on lines that ask for an action (54 held-out lines of the
+# corpus's validation personas), 0.1-4 % on lines that only name the action's object ("do you sell
+# lice combs? asking for a friend", 26 lines): at 1 %, 30 of the 35 asked-for actions it takes when made
+# to are still taken, and 7 of the 21 unasked ones (bench.npc_mind's action lines, docs/conversation-
+# quality.md, session 12).
+ACTION_CHANCE = 0.01
 # Words that say nothing about which action is meant.
 _COMMON = frozenset(
     re.findall(
@@ -117,6 +124,12 @@ def action_trie(texts: TokenTexts, actions: list[Action]) -> Node:
     return trie(texts, alternatives)
 
 
+def branch_probability(logits: np.ndarray, tokens: list[int]) -> float:
+    """The probability the model gives ``tokens`` together, next."""
+    shifted = np.exp(logits - logits.max())
+    return float(shifted[tokens].sum() / shifted.sum())
+
+
 def emotion_tag(emotion: str) -> str:
     return f"[emotion: {emotion}]"
 
@@ -135,11 +148,13 @@ class TagWriter:
         player_text: str = "",
         lean: str | None = None,
         actions_by_keyword: bool = True,
+        action_taken: bool = True,
     ) -> None:
         """``lean``: the emotion the line calls for (``feelings``), favoured when the emotion is chosen.
-        ``actions_by_keyword``: an action is offered only when the line asks for it (``requested``), and
-        then taken; off, every declared action is offered and the model chooses whether to take one (its
-        likeliest next token after the emotion tag starts an action tag or not)."""
+        ``actions_by_keyword``: an action is offered only when the line asks for it (``requested``); off,
+        every declared action is offered. ``action_taken``: an action offered by keyword is taken; off (or
+        with every action offered), the model chooses: it takes one when it gives the action tag's first
+        tokens at least ``ACTION_CHANCE`` of its probability right after the emotion tag."""
         self._texts = texts
         self._lean = emotion_tag(lean) if lean else None
         emotions = tuple(persona.emotions)
@@ -147,7 +162,8 @@ class TagWriter:
         asked = requested(persona, player_text) if actions_by_keyword else list(persona.actions)
         self._actions = action_trie(texts, asked) if asked else None
         self._offered = False  # whether the action branch was offered (right after the emotion)
-        self._optional = not actions_by_keyword  # whether, offered, it may be passed by
+        self._optional = not (actions_by_keyword and action_taken)  # whether, offered, it may be passed by
+        self.action_chance: float | None = None  # the model's probability of an action, where it chose
         self._choosing = False  # at the point where the model takes the action branch or passes it by
         self._value: Value | None = None
         self._value_tokens = 0
@@ -160,7 +176,8 @@ class TagWriter:
         if self._choosing:
             self._choosing = False
             assert self._node is not None
-            if int(np.argmax(logits)) not in self._node.children:
+            self.action_chance = branch_probability(logits, list(self._node.children))
+            if self.action_chance < ACTION_CHANCE:
                 self.done = True  # the model goes on to its text: no action
         if self.done:
             return None
