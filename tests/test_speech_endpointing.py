@@ -5,12 +5,14 @@ tests/test_speech.py."""
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
 import numpy as np
 
 from npcvoice.speech.recognition import said_after
 from npcvoice.speech.stream import (
     Event,
+    GuessVoid,
     SpeechEnded,
     SpeechStarted,
     TurnEnd,
@@ -79,8 +81,13 @@ def test_a_short_pause_does_not_end_the_utterance_and_blips_are_not_speech():
     script = [0.9, 0.9] + [0.0] * 5 + [0.9] * 10 + [0.0] * 5 + [0.9] * 10 + [0.0] * 12
     events = run(script)
     kinds = [type(e).__name__ for e in events if not (isinstance(e, UtteranceAudio) and e.speculative)]
-    assert kinds == ["SpeechStarted", "SpeechEnded", "UtteranceAudio"]  # one utterance despite the pause
+    # one utterance despite the pause; the final guessed in the pause is void once the player goes on
+    assert kinds == ["SpeechStarted", "GuessVoid", "SpeechEnded", "UtteranceAudio"]
     assert events[0] == SpeechStarted(0, 7 * WINDOW_S)  # the two-window blip was too short to be speech
+    guesses = [i for i, e in enumerate(events) if isinstance(e, UtteranceAudio) and e.speculative]
+    void = next(i for i, e in enumerate(events) if isinstance(e, GuessVoid))
+    assert guesses[0] < void < guesses[1]  # the pause's guess is void; the one after the last word stands
+    assert finals(events)[0].end_s == cast(UtteranceAudio, events[guesses[1]]).end_s
 
 
 def test_an_utterance_over_the_limit_is_cut_and_continues_as_the_next():

@@ -6,7 +6,10 @@ test_dialogue_scheduling.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import threading
+import time
 
 import pytest
 
@@ -61,4 +64,35 @@ async def test_a_call_cancelled_while_waiting_never_runs_and_frees_its_place():
     assert not pool.busy
     await asyncio.wait_for(pool.run(ran.append, "after"), 10)
     assert ran == ["kept", "after"]
+    await pool.aclose()
+
+
+async def test_with_a_timeline_file_each_call_is_written_with_its_wait_its_run_and_its_cpu(
+    tmp_path, monkeypatch
+):
+    """bench/voice_turn.py lays these lines from every service on one clock: a call that waited for a busy
+    worker says so, and one that spun says it used the CPU."""
+    from npcvoice.runtime import timeline
+
+    path = tmp_path / "timeline.jsonl"
+    monkeypatch.setattr(timeline, "PATH", str(path))
+    monkeypatch.setattr(timeline, "_file", None)
+    pool, gate, holder = await held_pool()
+
+    def spin() -> None:
+        ends = time.thread_time() + 0.05
+        while time.thread_time() < ends:
+            pass
+
+    waiting = asyncio.create_task(pool.run_as("spin", 1, spin))
+    await asyncio.sleep(0.1)
+    gate.set()
+    await asyncio.gather(holder, waiting)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(c["pool"], c["label"]) for c in lines] == [("test", "wait"), ("test", "spin")]
+    held, spun = lines
+    assert spun["started"] - spun["queued"] >= 0.09  # it waited for the held worker
+    assert spun["started"] >= held["ended"]
+    assert spun["cpu"] >= 0.045 and held["cpu"] < 0.02  # a wait on an event costs no CPU
+    assert all(c["pid"] == os.getpid() for c in lines)
     await pool.aclose()

@@ -101,14 +101,18 @@ class Listener:
     ) -> None:
         if previous is not None:
             await previous  # the last utterance's final transcript comes first
+        speaking = -1  # the utterance the player last began
         async for response in self._gateway.downstream.recognize(config, audio):
             if response.HasField("activity"):
                 if response.activity.type == speech_pb2.SPEECH_ACTIVITY_TYPE_STARTED:
+                    speaking = response.activity.utterance_index
                     await self._on_speech()  # barge-in: the player talks over the NPC
                 continue
             transcript = response.transcript
             if not transcript.is_final:
-                self._on_interim(transcript.text, transcript.line_text.strip(), transcript.settled)
+                # words settled before the player went on (a pause) are not the line's end after all
+                settled = transcript.settled and transcript.utterance_index >= speaking
+                self._on_interim(transcript.text, transcript.line_text.strip(), settled)
                 continue
             now = time.perf_counter()
             speech_end = self._speech_end(times, transcript.end_seconds)

@@ -15,7 +15,7 @@ from typing import Any
 
 from npcvoice.dialogue.cache import ConversationCache
 from npcvoice.dialogue.generation import Generation
-from npcvoice.dialogue.jobs import SummaryJob, WarmJob
+from npcvoice.dialogue.jobs import WARM_CHUNK, SummaryJob, WarmJob
 from npcvoice.dialogue.model import (
     LoadedModel,
     bundled_model_folder,
@@ -240,4 +240,7 @@ class DialogueEngine:
         ids = prompt(request)
         if len(ids) + budget // 2 > self.options.context_tokens:
             raise InvalidArgument("turns", f"the turns need more than {self.options.context_tokens} tokens")
-        return SummaryJob(model, prompt, ids, self.options.prefill_chunk, budget, previous, turns)
+        # Small chunks, as for any background work: a reply that arrives meanwhile waits for one at most
+        # (a 128-token chunk of a summary held a reply back 300-600 ms on 2 cores: bench/voice_turn.py).
+        chunk = min(self.options.prefill_chunk, WARM_CHUNK)
+        return SummaryJob(model, prompt, ids, chunk, budget, previous, turns)

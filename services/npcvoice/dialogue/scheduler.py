@@ -143,8 +143,8 @@ class DialogueScheduler:
         self._stop_prefill(request.conversation_id)
         self._prefills[request.conversation_id] = generation
         try:
-            while not generation.closed and not await self._workers.run_at(
-                BACKGROUND, generation.prefill_step
+            while not generation.closed and not await self._workers.run_as(
+                "prefill ahead", BACKGROUND, generation.prefill_step
             ):
                 pass
             return generation.summary()
@@ -168,7 +168,7 @@ class DialogueScheduler:
                 # step now and then, so that it ends.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._no_replies.wait(), SUMMARY_MAX_WAIT_S)
-                if await self._workers.run_at(BACKGROUND, job.step):
+                if await self._workers.run_as("summary", BACKGROUND, job.step):
                     break
         finally:
             self._leave()
@@ -188,7 +188,7 @@ class DialogueScheduler:
             try:
                 while True:
                     await self._idle.wait()  # background work: only while no reply or summary runs
-                    if await self._workers.run_at(WARM, job.step):
+                    if await self._workers.run_as("warm", WARM, job.step):
                         break
             except (ResourceExhausted, asyncio.CancelledError):
                 self._engine.warm_done(job.key)  # the service is busy or stopping: not an error

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from npcvoice.runtime import timeline
 from npcvoice.runtime.errors import ResourceExhausted
 
 P = ParamSpec("P")
@@ -48,20 +50,38 @@ class WorkerPool:
 
     async def run_at(self, priority: int, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``run`` with a ``priority``: a waiting call of a lower number gets the next free worker first."""
+        label = getattr(function, "__name__", "call")
+        return await self.run_as(label, priority, function, *args, **kwargs)
+
+    async def run_as(
+        self, label: str, priority: int, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``run_at``, the call named ``label`` in the profiling timeline (``runtime.timeline``)."""
         if self._admitted >= self.workers + self.max_waiting:
             raise ResourceExhausted(
                 f"{self.name} workers busy: {self.workers} running, {self.max_waiting} waiting; retry later"
             )
         self._admitted += 1
+        queued = time.monotonic()
         try:
             await self._acquire(priority)
             try:
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
+                call = lambda: function(*args, **kwargs)  # noqa: E731
+                if not timeline.enabled():
+                    return await loop.run_in_executor(self._executor, call)
+                return await loop.run_in_executor(self._executor, self._timed, label, queued, call)
             finally:
                 self._release()
         finally:
             self._admitted -= 1
+
+    def _timed(self, label: str, queued: float, call: Callable[[], T]) -> T:
+        started, cpu = time.monotonic(), time.thread_time()
+        try:
+            return call()
+        finally:
+            timeline.record(self.name, label, queued, started, time.monotonic(), time.thread_time() - cpu)
 
     async def _acquire(self, priority: int) -> None:
         if self._free and not self._waiting:

@@ -20,7 +20,7 @@ import soxr
 from npcvoice.audio import Encoding, decode, resample
 from npcvoice.runtime.errors import InvalidArgument, ResourceExhausted
 from npcvoice.runtime.streams import read_in_background
-from npcvoice.runtime.workers import WorkerPool
+from npcvoice.runtime.workers import DEFAULT_PRIORITY, WorkerPool
 from npcvoice.speech.engine import (
     SAMPLE_RATE,
     RecognitionRequest,
@@ -30,7 +30,14 @@ from npcvoice.speech.engine import (
     plain_words,
 )
 from npcvoice.speech.options import SpeechOptions
-from npcvoice.speech.stream import FinalReason, SpeechEnded, SpeechStarted, UtteranceAudio, UtteranceDetector
+from npcvoice.speech.stream import (
+    FinalReason,
+    GuessVoid,
+    SpeechEnded,
+    SpeechStarted,
+    UtteranceAudio,
+    UtteranceDetector,
+)
 from npcvoice.speech.vad import Endpointing
 
 MAX_ENDPOINTING_MS = 5000
@@ -193,6 +200,8 @@ class RecognitionStream:
         self._queue: asyncio.Queue[_Queued | BaseException | None] = asyncio.Queue()
         self._interim_running = False
         self._speculation: tuple[UtteranceAudio, asyncio.Task[Transcript]] | None = None
+        self._interim: asyncio.Task[Transcript] | None = None
+        self._interim_began = False  # whether that interim's transcription has started
         self._finalised = -1  # index of the last utterance whose final was sent
         self._line = ""  # the last final's whole line, which a continuation goes on from
 
@@ -222,9 +231,11 @@ class RecognitionStream:
     ) -> UtteranceTranscript | None:
         """The utterance's transcript, or None for an interim that is refused, empty or overtaken (a
         settled one whose speculation was given up: the player went on)."""
-        if utterance.speculative:
+        if not utterance.final:  # a guess given up, or an interim made way for a final
             await asyncio.wait([task])
             if task.cancelled():
+                if not utterance.speculative:
+                    self._interim_running = False
                 return None
         try:
             transcript = await task
@@ -277,30 +288,55 @@ class RecognitionStream:
             raise InvalidArgument("audio", f"stream longer than the limit of {options.max_stream_s:.0f} s")
         return np.asarray(self._resampler.resample_chunk(samples), np.float32)
 
-    def _dispatch(self, events: list[SpeechStarted | SpeechEnded | UtteranceAudio]) -> None:
+    def _dispatch(self, events: list[SpeechStarted | SpeechEnded | UtteranceAudio | GuessVoid]) -> None:
         for event in events:
             if isinstance(event, SpeechStarted | SpeechEnded):
                 self._queue.put_nowait(event)
+            elif isinstance(event, GuessVoid):
+                self._give_up_guess()
             elif event.speculative:
-                if self._speculation is not None:
-                    self._speculation[1].cancel()
+                self._give_up_guess()
+                self._make_way()
                 self._speculation = (event, self._transcribe(event))
                 if self._interims:  # its transcript goes out as a settled interim as soon as it is done
                     self._queue.put_nowait(self._speculation)
             elif event.final:
+                self._make_way()
                 self._queue.put_nowait((event, self._final_task(event)))
-            elif not self._interim_running and not self._workers.busy:  # interims never delay a final
+            elif not self._interim_running and not self._workers.busy and self._speculation is None:
+                # Interims never delay a final: none while a guess is out (its words are newer) or while
+                # the pool is busy; and one not started yet when a final comes never runs (_make_way).
                 self._interim_running = True
-                self._queue.put_nowait((event, self._transcribe(event)))
+                self._interim_began = False
+                self._interim = self._transcribe(event)
+                self._queue.put_nowait((event, self._interim))
+
+    def _give_up_guess(self) -> None:
+        """The player went on: the speculative final is not used (never run, if it has not started)."""
+        if self._speculation is not None:
+            self._speculation[1].cancel()
+            self._speculation = None
+
+    def _make_way(self) -> None:
+        """A final (or its guess) is due: an interim of this stream still waiting for the pool never runs
+        (one already running goes on: it cannot be stopped, and its words still go out)."""
+        if self._interim is not None and not self._interim.done() and not self._interim_began:
+            self._interim.cancel()
+        self._interim = None
 
     def _transcribe(self, utterance: UtteranceAudio) -> asyncio.Task[Transcript]:
         options = self._engine.options
         final = utterance.final or utterance.speculative
         window = options.final_window if final else options.interim_window
         beam = None if final else 1  # an interim is soon replaced: the fastest search will do
-        return asyncio.ensure_future(
-            self._workers.run(self._engine.transcribe, utterance.audio, self._recognition, window, beam)
-        )
+        label = "final" if utterance.final else "speculative final" if utterance.speculative else "interim"
+
+        def transcribe() -> Transcript:
+            if not final:
+                self._interim_began = True  # (in the worker's thread: from here it cannot be stopped)
+            return self._engine.transcribe(utterance.audio, self._recognition, window, beam)
+
+        return asyncio.ensure_future(self._workers.run_as(label, DEFAULT_PRIORITY, transcribe))
 
     def _final_task(self, final: UtteranceAudio) -> asyncio.Task[Transcript]:
         """The speculative transcription if it was of exactly this audio, else a new one."""

@@ -6,7 +6,8 @@ for a transcription, so speech detection (which the gateway uses for barge-in) i
 
 Once the silence after speech has lasted a moment, the audio the final will use is known (the rest of
 its padding is silence), so it is handed out early, marked speculative: transcription starts while the
-endpoint's silence is still being confirmed. If the player goes on talking, that guess is not used.
+endpoint's silence is still being confirmed. If the player goes on talking, that guess is void
+(``GuessVoid``): its transcription is dropped, or never run if it has not started.
 
 A pause is not always the end of a turn: people stop at a comma and go on. When the silence has lasted
 the padding, an end-of-turn model (when there is one) hears the utterance so far: if it sounds finished,
@@ -66,7 +67,14 @@ class UtteranceAudio:
     continues: bool = False  # the audio starts with the previous utterance's: the player went on after it
 
 
-Event = SpeechStarted | SpeechEnded | UtteranceAudio
+@dataclass(frozen=True)
+class GuessVoid:
+    """The player went on talking within the silence after a speculative final: that guess is void."""
+
+    utterance_index: int
+
+
+Event = SpeechStarted | SpeechEnded | UtteranceAudio | GuessVoid
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,7 @@ class UtteranceDetector:
         self._in_speech = False
         self._speech_run = 0
         self._silence_run = 0
+        self._guessed = False  # a speculative final of this utterance is out, and speech has not resumed
         self._utterance: list[np.ndarray] = []
         self._utterance_start = 0
         self._last_interim_samples = 0
@@ -162,12 +171,15 @@ class UtteranceDetector:
         self._utterance.append(window)
         end = (index + 1) * WINDOW
         silent = probability < threshold - NEGATIVE_MARGIN
+        events: list[Event] = []
         if probability >= threshold:
             self._silence_run = 0
             self._silence_needed = self._min_silence
+            if self._guessed:  # speech again before the endpoint: the final will hold more than the guess
+                self._guessed = False
+                events.append(GuessVoid(self.utterance_index))
         elif silent:
             self._silence_run += 1
-        events: list[Event] = []
         if silent and self._silence_run == self._judge_after:
             self._silence_needed = self._silence_to_end()
         if silent and self._silence_run == self._speculate_after < self._silence_needed:
@@ -179,6 +191,7 @@ class UtteranceDetector:
             guess = UtteranceAudio(self.utterance_index, audio, start_s, cut / SAMPLE_RATE, False,
                                    speculative=True, continues=self._continues)  # fmt: skip
             events.append(guess)
+            self._guessed = True
         if self._silence_run >= self._silence_needed:
             speech_end = end - self._silence_run * WINDOW
             events.append(SpeechEnded(self.utterance_index, speech_end / SAMPLE_RATE))
@@ -248,4 +261,5 @@ class UtteranceDetector:
         self._speech_run = 0
         self._utterance = []
         self._continues = False
+        self._guessed = False
         return final
