@@ -8,9 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
+from npcvoice.api.npc.conversation.v1 import conversation_pb2
 from npcvoice.conversation.registration import REGISTRATION
 from tests.conftest import start_service
 from tests.support.conversation import Conversation, config, export, gateway_options
+from tests.support.waiting import eventually
 
 # About 2.5 s: well inside the test speech service's 4 s utterance limit, which a longer line (piper's
 # timing varies from one synthesis to the next) sometimes crossed, cutting it in two.
@@ -40,7 +42,9 @@ async def test_the_line_heard_so_far_is_prefilled_before_the_reply_and_never_rem
     )
     for prefill in (True, False):
         service = await start_service(
-            "conversation", REGISTRATION, {**options, "prefill_while_speaking": prefill}
+            "conversation",
+            REGISTRATION,
+            {**options, "prefill_while_speaking": prefill, "prefill_after_turn": False},
         )
         dialogue_requests.clear()
         player = f"player-prefill-{prefill}"
@@ -63,3 +67,53 @@ async def test_the_line_heard_so_far_is_prefilled_before_the_reply_and_never_rem
             assert 2 <= len(words) < len(heard) and words[:1] == heard[:1], (request.player_text, heard)
             assert request.conversation_id == replies[-1].conversation_id
             assert request.memory == replies[-1].memory
+
+
+async def test_once_a_turn_is_stored_the_next_prompt_is_prefilled_up_to_the_players_line(
+    test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service,
+    dialogue_requests,
+):  # fmt: skip
+    """While the NPC's reply still plays, dialogue prefills the prompt the player's next line will have
+    (the memory with the turn just stored, no line yet); nothing of it is remembered, and the next turn
+    asks with that same memory. The gateway option switches it off."""
+    options = gateway_options(
+        test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
+    )
+    for after in (True, False):
+        service = await start_service("conversation", REGISTRATION, {**options, "prefill_after_turn": after})
+        dialogue_requests.clear()
+        player = f"player-after-turn-{after}"
+        conversation = Conversation(service, config(player, reply_mode=conversation_pb2.REPLY_MODE_TEXT))
+        conversation.send(text="Good evening. I am Aric, a smith from Dunmore.")
+        first = await conversation.turn()
+        if after:
+            await eventually(lambda: any(r.prefill_only for r in dialogue_requests), 10)
+        conversation.send(text="Do you have a room for the night?")
+        await conversation.turn()
+        if after:
+            await eventually(lambda: sum(r.prefill_only for r in dialogue_requests) >= 2, 10)
+        await conversation.close()
+        snapshot = await export(service, player)
+        await service.channel.close()
+        await service.host.stop(grace=0)
+        replies = [r for r in dialogue_requests if not r.prefill_only]
+        ahead = [r for r in dialogue_requests if r.prefill_only]
+        assert [t.text for t in snapshot.turns] == [
+            "Good evening. I am Aric, a smith from Dunmore.", first.end.reply_text,
+            "Do you have a room for the night?", snapshot.turns[3].text,
+        ]  # fmt: skip
+        if not after:
+            assert not ahead
+            continue
+        # one after each turn; the first before the second line, with the memory that line is asked with
+        assert len(ahead) == 2 and dialogue_requests.index(ahead[0]) < dialogue_requests.index(replies[1])
+        assert not ahead[0].player_text and not ahead[0].cue
+        assert ahead[0].conversation_id == replies[1].conversation_id
+        assert said(ahead[0].memory) == said(replies[1].memory)
+        assert [t.text for t in ahead[1].memory.recent_turns] == [t.text for t in snapshot.turns]
+
+
+def said(memory) -> tuple[object, ...]:
+    """What a prompt is built from (a turn's time is when the dialogue service read the request)."""
+    turns = [(t.role, t.text, t.interrupted) for t in memory.recent_turns]
+    return turns, memory.summary, memory.player_facts, memory.affinity, memory.trust, memory.world

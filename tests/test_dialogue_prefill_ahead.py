@@ -54,3 +54,47 @@ async def test_a_prefill_needs_a_conversation(dialogue_service):
     partial.prefill_only = True
     code, details = await status_of(stub(dialogue_service).Generate(partial))
     assert (code, details.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "conversation_id")
+
+
+async def test_a_prefill_with_no_line_readies_a_moved_history_for_the_next_line(
+    dialogue_service, test_persona_dir
+):
+    """After a turn is stored, the gateway prefills the next prompt up to the player's line (neither line
+    nor cue): when the window of recent turns has moved, the next reply finds all of that history cached
+    instead of prefilling it after the player spoke."""
+    persona = fresh_persona(test_persona_dir, "innkeeper_tobin")
+    earlier = [player_turn("I walked here from Dunmore."), npc_turn("A long road. Sit by the fire."),
+               player_turn("My name is Aric."), npc_turn("Welcome, Aric.")]  # fmt: skip
+    replies = {}
+    for ahead in (True, False):
+        conversation = f"moved-window-{ahead}"
+        first = request(FIRST, persona=persona, conversation=conversation)
+        first.memory.recent_turns.extend(earlier)
+        said = (await generate(dialogue_service, first)).summary.text
+        # The window moved: the two oldest turns left it, so the history after the fixed prompt differs.
+        moved = [*earlier[2:], player_turn(FIRST), npc_turn(said)]
+        summary = None
+        if ahead:
+            nothing = request("", persona=persona, conversation=conversation)
+            nothing.memory.recent_turns.extend(moved)
+            nothing.prefill_only = True
+            responses = [r async for r in stub(dialogue_service).Generate(nothing)]
+            assert [r.WhichOneof("event") for r in responses] == ["summary"]  # nothing is generated
+            summary = responses[0].summary
+        final = request(FINAL, persona=persona, conversation=conversation)
+        final.memory.recent_turns.extend(moved)
+        replies[ahead] = (summary, await generate(dialogue_service, final))
+    (prefilled, reply), (_, plain) = replies[True], replies[False]
+    assert prefilled is not None and prefilled.completion_tokens == 0
+    # The history is reused (the prompt is the same up to the last message's context, whose lore
+    # follows the line); without the prefill the reply prefills the moved history after the line came.
+    assert prefilled.cached_prompt_tokens < reply.summary.cached_prompt_tokens <= prefilled.prompt_tokens
+    history = sum(len(t.text.split()) for t in moved)  # fewer than its tokens
+    gained = reply.summary.cached_prompt_tokens - plain.summary.cached_prompt_tokens
+    assert gained >= history, (prefilled, reply.summary, plain.summary)
+    assert reply.text.strip()
+
+
+async def test_only_a_prefill_may_come_with_neither_a_line_nor_a_cue(dialogue_service):
+    code, details = await status_of(stub(dialogue_service).Generate(request("", conversation="no-line")))
+    assert (code, details.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "player_text")

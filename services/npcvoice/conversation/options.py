@@ -78,6 +78,12 @@ class GatewayOptions(BaseModel):
         description="While the player speaks, have dialogue prefill the prompt with the line heard so far "
         "(from interim transcripts), so the reply to the final line only prefills where it differs.",
     )
+    prefill_after_turn: bool = Field(
+        True,
+        description="As soon as a turn is stored (the NPC's reply still playing), have dialogue prefill the "
+        "prompt the next line will have up to that line: when the window of recent turns moves, its "
+        "history is prefilled while the NPC speaks, not after the player's next line.",
+    )
     draft_replies: bool = Field(
         True,
         description="Begin the reply as soon as the player's words are settled (the speech service's "

@@ -182,8 +182,17 @@ class TurnPipeline:
         words heard so far, so that the reply to the final line prefills only where it differs. At most
         one at a time: a newer line replaces the one in flight; the turn's reply stops it. It generates
         nothing and writes no memory; a failure only loses the head start."""
-        if not self._gateway.options.prefill_while_speaking:
-            return
+        if self._gateway.options.prefill_while_speaking:
+            self._prefill(line_so_far)
+
+    def prefill_next(self) -> None:
+        """The turn is stored and the player has not spoken yet: prefill the prompt the next line will have,
+        up to that line. Most turns this is the last few tokens; when the window of recent turns has moved
+        (every few turns), it is the whole history, prefilled while the NPC's reply still plays."""
+        if self._gateway.options.prefill_after_turn:
+            self._prefill("")
+
+    def _prefill(self, line_so_far: str) -> None:
         self.stop_prefill()
 
         async def ask() -> None:
@@ -283,3 +292,5 @@ class TurnPipeline:
                                escalation=state.escalation)  # fmt: skip
         end.turn_end.to_npc_id = state.to_npc_id
         self._emit(convert.spoken_by(end, self._config.npc_id))
+        if not state.interrupted:  # (interrupted: the player speaks, and their line is prefilled)
+            self.prefill_next()

@@ -43,7 +43,8 @@ MAX_PLAYER_FACTS = 100
 
 def check_turn(request: TurnRequest, options: DialogueOptions) -> None:
     """INVALID_ARGUMENT, naming the field and the limit, for anything a request must not carry."""
-    if not request.player_text.strip() and not request.cue.strip():
+    if not request.player_text.strip() and not request.cue.strip() and not request.prefill_only:
+        # (a prefill ahead with neither prefills the prompt up to the player's next line)
         raise InvalidArgument("player_text", "must not be empty (or give a cue: the NPC speaks first)")
     for name, text in (("player_text", request.player_text), ("cue", request.cue)):
         if len(text) > options.max_player_chars:

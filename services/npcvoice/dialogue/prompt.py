@@ -186,7 +186,10 @@ def build_messages(
             now = ", ".join(f"the {key.replace('_', ' ')} is {value}" for key, value in memory.world.items())
             if not seen(f"Right now {now}."):
                 context.append(f"Right now {now}.")
-        said = f"The player says: {player_text}" if player_text.strip() else f"[{cue}]"
+        if player_text.strip():
+            said = f"The player says: {player_text}"
+        else:  # a cue; neither: the prompt up to the player's next line (a prefill ahead)
+            said = f"[{cue}]" if cue.strip() else "The player says:"
         line = "\n".join([*context, said])
         messages.append({"role": "user", "content": line})
         return messages

@@ -261,7 +261,9 @@ class GenerateRequest(_message.Message):
     """Only prefill the prompt this request would have into the conversation's cache, and generate nothing:
     the gateway sends the player's line as heard so far while they are still speaking, so that the reply
     to the final line only prefills where it differs. The stream carries just a GenerationSummary (no
-    completion tokens). Needs conversation_id; a newer prefill or a reply of the same conversation
+    completion tokens). With neither player_text nor cue, it prefills the prompt up to the player's next
+    line (the gateway sends one as soon as a turn is stored, while the NPC's reply still plays: the
+    history the next prompt will hold). Needs conversation_id; a newer prefill or a reply of the same conversation
     replaces one still running, and one that would wait for a reply in progress is skipped.
     """
     @_builtins.property
