@@ -237,7 +237,8 @@ def peer_config() -> dict[str, Any]:
         "hotwords": " ".join(persona.speech.hotwords) or None,
         "llm_url": f"http://127.0.0.1:{LLM_PORT}/v1",
         "sampling": {
-            "temperature": sampling.temperature,
+            # the bundled model's own when the persona leaves it unset (0 is the tuned model's, ours)
+            "temperature": 0.7 if sampling.temperature is None else sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
         },

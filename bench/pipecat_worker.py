@@ -7,7 +7,9 @@ stack needs 7.
 One JSON job per line on stdin, one JSON answer per line on stdout (Pipecat's logs go to stderr):
   {"op": "open", "count": N}         build N conversations (one pipeline each, its own Whisper and piper,
                                      as Pipecat builds a bot per session), start them; answers when ready
-  {"op": "run", "turns": [[...]]}    conversation i plays turns[i] in order, all conversations at once;
+  {"op": "run", "turns": [[...]]}    conversation i plays turns[i] in order, all conversations at once
+                                     (a turn with "wait_s" waits for the reply before it to play out, and
+                                     that long more: a paced player);
                                      a turn is {"text": LINE} or {"wav": PATH, "speech_end_s": S}
   {"op": "close"}                    end the conversations
 
@@ -197,10 +199,23 @@ class Conversation:
         }
 
     async def play(self, turns: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
-        return [
-            await (self.voice_turn(t["wav"], t["speech_end_s"]) if "wav" in t else self.text_turn(t["text"]))
-            for t in turns
-        ]
+        """Each turn in order. A turn with ``wait_s`` is paced as a player who listens: it comes that long
+        after the reply before it has played out (its audio's length from its first audio)."""
+        played: list[dict[str, Any] | None] = []
+        heard_until = time.perf_counter()
+        for t in turns:
+            if "wait_s" in t:
+                await asyncio.sleep(max(0.0, heard_until - time.perf_counter()) + t["wait_s"])
+            played.append(
+                await (
+                    self.voice_turn(t["wav"], t["speech_end_s"]) if "wav" in t else self.text_turn(t["text"])
+                )
+            )
+            heard = self.listener
+            heard_until = (heard.first_audio or time.perf_counter()) + heard.audio_bytes / 2 / CONFIG[
+                "voice_rate"
+            ]
+        return played
 
     async def close(self) -> None:
         await self.task.cancel()

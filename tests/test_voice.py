@@ -228,3 +228,21 @@ def test_a_cpu_voice_plans_no_memory_per_sentence_length_and_still_times_its_pho
     assert voice.session.get_session_options().enable_mem_pattern is False  # type: ignore[attr-defined]
     chunk = engine.synthesize_piece("A short line.", engine.check(SynthesisSettings()), 0, 0)
     assert chunk.phonemes and sum(p.num_samples for p in chunk.phonemes) == chunk.num_samples
+
+
+@pytest.mark.parametrize("threads,spinning", [(0, False), (1, True)])
+def test_a_cpu_voice_takes_the_threads_and_spinning_it_is_given(threads, spinning):
+    # By default onnxruntime's threads do not spin-wait after each sentence (the CPU they would burn is
+    # the dialogue's and speech's on a small machine); an operator may give it threads and spinning back.
+    engine = VoiceEngine(VoiceOptions(device="cpu", threads=threads, spinning=spinning))
+    voice = engine.load(engine.default_voice)
+    options = voice.session.get_session_options()  # type: ignore[attr-defined]
+    assert options.intra_op_num_threads == threads
+    try:  # onnxruntime spins unless told not to
+        allowed = options.get_session_config_entry("session.intra_op.allow_spinning")
+    except Exception:  # (a plain Exception for a key never set)
+        allowed = "1"
+    assert allowed == ("1" if spinning else "0")
+    assert VoiceOptions().spinning is False
+    chunk = engine.synthesize_piece("A short line.", engine.check(SynthesisSettings()), 0, 0)
+    assert chunk.num_samples > 0

@@ -214,7 +214,7 @@ def load_model(
     cuda_graph: bool = False,
     threads: int = 0,
     context_tokens: int = 1024,
-    spinning: bool = True,
+    spinning: bool = False,
 ) -> LoadedModel:
     """``context_tokens``: the longest conversation a generator holds (the engine's option); ``threads``:
     onnxruntime's intra-op threads (0: its default); ``spinning``: whether they spin-wait between runs."""

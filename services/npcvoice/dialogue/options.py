@@ -40,10 +40,10 @@ class DialogueOptions(BaseModel):
         0, ge=0, description="CPU threads the model uses (0: onnxruntime's default, one per core)."
     )
     spinning: bool = Field(
-        True,
+        False,
         description="Whether onnxruntime's threads spin-wait between model steps (on a CPU): spinning "
         "answers the next step a little sooner but keeps the cores busy meanwhile, away from the voice "
-        "and speech processes on the same machine.",
+        "and speech processes on the same machine (off: 20 % less CPU per turn, bench/capacity.py).",
     )
     cuda_graph: bool = Field(
         True,

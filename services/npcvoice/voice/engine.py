@@ -101,12 +101,13 @@ def discover_voices(options: VoiceOptions) -> dict[str, VoiceFile]:
     return voices
 
 
-def flat_memory_session(model_path: Path) -> Any:
+def flat_memory_session(model_path: Path, threads: int = 0, spinning: bool = False) -> Any:
     """A CPU session of the piper voice at ``model_path`` (with its phoneme alignments) whose memory
     stays flat. piper's own session keeps onnxruntime's memory pattern on: a plan of allocations cached
     for every input length seen, each carved out of the CPU arena, which so grows in steps for as long as
     new sentence lengths come (+12 % over 120 sentences, still growing). Without it, the arena grows
-    once, to the longest sentence, and stays there."""
+    once, to the longest sentence, and stays there. ``threads``: its intra-op threads (0: onnxruntime's
+    default); ``spinning``: whether they spin-wait between runs."""
     import onnx
     import onnxruntime
     from piper.patch_voice_with_alignment import add_alignment_output
@@ -116,6 +117,10 @@ def flat_memory_session(model_path: Path) -> Any:
         add_alignment_output(model)
     options = onnxruntime.SessionOptions()
     options.enable_mem_pattern = False
+    options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(
         model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
     )
@@ -149,7 +154,12 @@ class VoiceEngine:
                     include_alignments=True,
                 )
                 if "CUDAExecutionProvider" not in self._providers:
-                    voice = dataclasses.replace(voice, session=flat_memory_session(voice_file.model_path))
+                    voice = dataclasses.replace(
+                        voice,
+                        session=flat_memory_session(
+                            voice_file.model_path, self.options.threads, self.options.spinning
+                        ),
+                    )
                 provider = voice.session.get_providers()[0]
                 log.info("loaded voice %s on %s", voice_id, provider,
                          extra={"voice_id": voice_id, "execution_provider": provider})  # fmt: skip
