@@ -4,6 +4,8 @@ prefix in the conversation's cache and prefills only where the line differs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from tests.support.grpc_status import status_of
@@ -20,17 +22,21 @@ async def second_turn(service, persona: str, conversation: str, prefill: bool):
     line; returns the prefill's summary (or None) and the final reply."""
     first = await generate(service, request(FIRST, persona=persona, conversation=conversation))
     history = [player_turn(FIRST), npc_turn(first.summary.text)]
-    ahead = None
-    if prefill:
-        partial = request(PARTIAL, persona=persona, conversation=conversation)
-        partial.memory.recent_turns.extend(history)
-        partial.prefill_only = True
-        responses = [r async for r in stub(service).Generate(partial)]
-        assert [r.WhichOneof("event") for r in responses] == ["summary"]  # nothing is generated
-        ahead = responses[0].summary
+    ahead = await prefill_ahead(service, PARTIAL, persona, conversation, history) if prefill else None
     final = request(FINAL, persona=persona, conversation=conversation)
     final.memory.recent_turns.extend(history)
     return ahead, await generate(service, final)
+
+
+async def prefill_ahead(service, line: str, persona: str, conversation: str, history: list[Any]):
+    """A prefill of ``line`` (the words heard so far; none: the prompt up to the next line) after
+    ``history``; its summary."""
+    ahead = request(line, persona=persona, conversation=conversation)
+    ahead.memory.recent_turns.extend(history)
+    ahead.prefill_only = True
+    responses = [r async for r in stub(service).Generate(ahead)]
+    assert [r.WhichOneof("event") for r in responses] == ["summary"]  # nothing is generated
+    return responses[0].summary
 
 
 async def test_after_a_prefill_of_the_partial_line_the_final_turn_finds_that_prefix_cached(
@@ -73,14 +79,7 @@ async def test_a_prefill_with_no_line_readies_a_moved_history_for_the_next_line(
         said = (await generate(dialogue_service, first)).summary.text
         # The window moved: the two oldest turns left it, so the history after the fixed prompt differs.
         moved = [*earlier[2:], player_turn(FIRST), npc_turn(said)]
-        summary = None
-        if ahead:
-            nothing = request("", persona=persona, conversation=conversation)
-            nothing.memory.recent_turns.extend(moved)
-            nothing.prefill_only = True
-            responses = [r async for r in stub(dialogue_service).Generate(nothing)]
-            assert [r.WhichOneof("event") for r in responses] == ["summary"]  # nothing is generated
-            summary = responses[0].summary
+        summary = await prefill_ahead(dialogue_service, "", persona, conversation, moved) if ahead else None
         final = request(FINAL, persona=persona, conversation=conversation)
         final.memory.recent_turns.extend(moved)
         replies[ahead] = (summary, await generate(dialogue_service, final))
