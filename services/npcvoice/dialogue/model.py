@@ -18,7 +18,7 @@ from typing import Any
 
 from npcvoice.dialogue.aids import ALL_AIDS, TUNED_AIDS, aid_set
 from npcvoice.dialogue.prompt import Message, PromptStyle
-from npcvoice.runtime.providers import Device, pick_device
+from npcvoice.runtime.providers import NO_SPINNING, Device, pick_device
 
 log = logging.getLogger("npcvoice.dialogue")
 
@@ -227,7 +227,7 @@ def load_model(
     if not spinning:
         # A spinning thread keeps its core busy for a while after each step, which on a small CPU takes
         # it from the voice and speech processes; the entries are passed to onnxruntime as strings.
-        session |= {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
+        session |= NO_SPINNING
     if session:
         config.overlay(json.dumps({"model": {"decoder": {"session_options": session}}}))
     settings = json.loads((folder / "genai_config.json").read_text())["model"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from npcvoice.dialogue.aids import aid_set
 from npcvoice.dialogue.remote import RemoteModelOptions
+from npcvoice.runtime.providers import CpuThreadOptions
 
 BUNDLED_MODEL_ID = "smollm2-135m"
 # The bundled model with the NPC corpus distilled into it (training/: npcvoice tune), which
@@ -19,7 +20,7 @@ TUNED_MODEL_ID = "npc-smollm2-135m"
 DEFAULT_MODEL_ID = TUNED_MODEL_ID
 
 
-class DialogueOptions(BaseModel):
+class DialogueOptions(CpuThreadOptions):
     model_config = ConfigDict(extra="forbid")
 
     persona_dir: Path = Field(Path("npc_personas"), description="Directory of persona YAML files.")
@@ -35,15 +36,6 @@ class DialogueOptions(BaseModel):
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where the model runs; auto takes CUDA when this onnxruntime-genai has it."
-    )
-    threads: int = Field(
-        0, ge=0, description="CPU threads the model uses (0: onnxruntime's default, one per core)."
-    )
-    spinning: bool = Field(
-        False,
-        description="Whether onnxruntime's threads spin-wait between model steps (on a CPU): spinning "
-        "answers the next step a little sooner but keeps the cores busy meanwhile, away from the voice "
-        "and speech processes on the same machine (off: 20 % less CPU per turn, bench/capacity.py).",
     )
     cuda_graph: bool = Field(
         True,

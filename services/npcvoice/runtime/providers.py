@@ -10,7 +10,28 @@ import logging
 from collections.abc import Callable
 from typing import Literal
 
+from pydantic import BaseModel, Field
+
 log = logging.getLogger("npcvoice.providers")
+
+# onnxruntime session entries that stop its threads spin-waiting between runs
+NO_SPINNING = {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}
+
+
+class CpuThreadOptions(BaseModel):
+    """onnxruntime's threads on a CPU: options of each service whose model runs in onnxruntime."""
+
+    threads: int = Field(
+        0, ge=0, description="CPU threads each model run uses (0: onnxruntime's default, one per core)."
+    )
+    spinning: bool = Field(
+        False,
+        description="Whether onnxruntime's threads spin-wait between runs (on a CPU): spinning answers the "
+        "next run a little sooner but keeps the cores busy meanwhile, away from the other services' "
+        "processes on the same machine (off: the same speed for about 20 % less CPU per turn, "
+        "bench/capacity.py).",
+    )
+
 
 Device = Literal["cpu", "cuda"]
 

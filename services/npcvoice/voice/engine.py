@@ -19,7 +19,7 @@ from prometheus_client import Counter
 
 from npcvoice.audio import check_sample_rate, resample, rescale_durations, stretch
 from npcvoice.runtime.errors import InvalidArgument, NotFound
-from npcvoice.runtime.providers import choose_providers
+from npcvoice.runtime.providers import NO_SPINNING, choose_providers
 from npcvoice.text import clean_for_speech
 from npcvoice.voice.options import VoiceOptions
 
@@ -118,9 +118,8 @@ def flat_memory_session(model_path: Path, threads: int = 0, spinning: bool = Fal
     options = onnxruntime.SessionOptions()
     options.enable_mem_pattern = False
     options.intra_op_num_threads = threads
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    for key, value in ({} if spinning else NO_SPINNING).items():
+        options.add_session_config_entry(key, value)
     return onnxruntime.InferenceSession(
         model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
     )

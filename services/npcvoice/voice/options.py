@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from npcvoice.runtime.providers import CpuThreadOptions
 
 BUNDLED_VOICE_ID = "en_US-joe-medium"
 
 
-class VoiceOptions(BaseModel):
+class VoiceOptions(CpuThreadOptions):
     model_config = ConfigDict(extra="forbid")
 
     voice_dirs: list[Path] = Field(
@@ -21,15 +23,6 @@ class VoiceOptions(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="Where piper runs.")
     max_text_chars: int = Field(2000, ge=1, description="Longest text one request may carry.")
     workers: int = Field(2, ge=1, description="Sentences synthesized at once, across all requests.")
-    threads: int = Field(
-        0, ge=0, description="CPU threads each synthesis uses (0: onnxruntime's default, one per core)."
-    )
-    spinning: bool = Field(
-        False,
-        description="Whether onnxruntime's threads spin-wait between runs (on a CPU): spinning keeps the "
-        "cores busy after each sentence, away from the dialogue and speech processes on the same machine "
-        "(on: 1.2x the CPU per second of speech for the same wall time).",
-    )
     max_waiting: int = Field(
         16, ge=0, description="Sentences that may wait for a worker; more get RESOURCE_EXHAUSTED."
     )
