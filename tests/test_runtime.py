@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from npcvoice.runtime.channels import InternalCredentials, internal_channel
 from npcvoice.runtime.config import ServerSettings
 from npcvoice.runtime.ports import free_port
+from npcvoice.runtime.streams import responses_of
 from tests.support import probe
 from tests.support.certs import make_certificate
 from tests.support.waiting import eventually
@@ -150,6 +151,34 @@ async def test_an_internal_channel_carries_the_key_and_the_client_certificate_on
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await channel.unary_unary(probe.method("Echo"))(b"x", timeout=5)
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(
+    ("method", "key", "status"),
+    [
+        ("EchoStream", "k-wrong", grpc.StatusCode.UNAUTHENTICATED),
+        ("RejectStream", "k-right", grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+async def test_a_stream_refused_while_its_client_writes_ends_with_the_status_the_server_sent(
+    hosted, method, key, status
+):
+    # grpc aio alone turns most of these into INTERNAL "Internal error from Core" (a request's write fails
+    # as the server ends the call); the suite's clients (the edge, the gateway, npcvoice.client) read their
+    # streams through responses_of, which keeps what the server said.
+    service = await hosted("probe", probe.REGISTRATION, api_keys=["k-right"])
+    stream = service.channel.stream_stream(probe.method(method))
+
+    async def outgoing():  # the client writes as fast as it can, as a game streaming audio does
+        for _ in range(40):
+            yield b"x" * 200
+
+    for _ in range(30):
+        call = stream(outgoing(), metadata=(("authorization", f"Bearer {key}"),))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in responses_of(call):
+                pass
+        assert caught.value.code() == status, caught.value.details()
 
 
 def test_without_an_internal_key_a_service_calls_with_its_own_first_key():

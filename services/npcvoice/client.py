@@ -35,6 +35,7 @@ from google.protobuf.json_format import MessageToDict
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from npcvoice.audio import encode, resample
+from npcvoice.runtime.streams import responses_of
 
 SEND_CHUNK_S = 0.1
 
@@ -97,7 +98,7 @@ class NpcConversation:
         self._requests: asyncio.Queue[conversation_pb2.ConverseRequest | None] = asyncio.Queue()
         self._requests.put_nowait(conversation_pb2.ConverseRequest(config=config))
         self._call = stub.Converse(self._outgoing(), metadata=metadata)
-        self._responses = self._call.__aiter__()
+        self._responses = aiter(responses_of(self._call))
         self.started = conversation_pb2.SessionStarted()
         self.scene = conversation_pb2.SceneChanged()  # the scene as the gateway last said it is
         self.input_rate = config.input_audio.sample_rate_hz

@@ -55,6 +55,18 @@ async def explode_while_streaming(request: bytes, context: Any) -> AsyncIterator
     raise RuntimeError("secret internal detail")
 
 
+async def echo_stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+    async for request in requests:
+        yield request
+
+
+async def reject_stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+    """Refuses the stream once its first message has come, while its client may still be writing."""
+    await anext(aiter(requests))
+    raise errors.InvalidArgument("config", "the first message of the stream must be a config")
+    yield b""  # an async generator: it never gets here
+
+
 def _unary(behaviour: Any) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(behaviour)
 
@@ -69,6 +81,8 @@ async def register(
         "Explode": _unary(explode),
         "Reject": _unary(reject),
         "ExplodeWhileStreaming": grpc.unary_stream_rpc_method_handler(explode_while_streaming),
+        "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream),
+        "RejectStream": grpc.stream_stream_rpc_method_handler(reject_stream),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(PROBE_SERVICE, handlers),))
     return None

@@ -38,6 +38,7 @@ from npcvoice.runtime.errors import (
     ServiceError,
     Unavailable,
 )
+from npcvoice.runtime.streams import responses_of
 
 CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -140,7 +141,7 @@ class Downstream:
     ) -> AsyncIterator[R]:
         await self.connected(service)
         with self.calling(service):
-            async for response in method(request, timeout=deadline_s):
+            async for response in responses_of(method(request, timeout=deadline_s)):
                 yield response
 
     async def _routed(

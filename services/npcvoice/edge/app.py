@@ -44,6 +44,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from npcvoice.api.npc.conversation.v1 import conversation_pb2, conversation_pb2_grpc
 from npcvoice.runtime.channels import InternalCredentials, internal_channel
+from npcvoice.runtime.streams import responses_of
 
 PATH = "/v1/converse"
 PROTO, JSON = "npcvoice.v1.proto", "npcvoice.v1.json"
@@ -144,7 +145,7 @@ class Relay:
         call = self._stub.Converse(self._outgoing(), metadata=metadata)
         reader = asyncio.create_task(self._read(call))
         try:
-            async for response in call:
+            async for response in responses_of(call):
                 await self._send(response)
             await self._close(NORMAL, "the conversation ended")
         except grpc.aio.AioRpcError as error:

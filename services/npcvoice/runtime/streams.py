@@ -2,7 +2,8 @@
 
 The contracts' convention: the first message of a client stream, and only the first, is a config
 (``open_stream``). A bidirectional call that must keep reading the client while it answers reads in a
-background task (``read_in_background``).
+background task (``read_in_background``). A client reads a streaming call's responses with
+``responses_of``, which keeps the status the server ended it with.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
+
+import grpc
 
 from npcvoice.runtime.errors import InvalidArgument
 
@@ -75,3 +78,50 @@ async def _until_end(queue: asyncio.Queue[T | BaseException | None]) -> AsyncIte
         if isinstance(item, BaseException):
             raise item
         yield item
+
+
+# grpc aio's own wording when it fails a call itself (a request's write failed in Core).
+CORE_INTERNAL = "Internal error from Core"
+
+
+async def responses_of(call: Any) -> AsyncIterator[Any]:
+    """The responses of the client ``call`` (a grpc aio streaming call); when it ends in an error, the
+    status the server sent.
+
+    grpc aio loses that status in one race: a bidirectional call whose request was being written as the
+    server ended the call (an interceptor refusing the API key, a config refused after the first request)
+    gets its status replaced by INTERNAL "Internal error from Core" when the write then fails. With a
+    client writing as it starts, most refused calls came back so (measured: grpc 1.85, 285 of 300). The
+    status the server sent is the first one the call is given, so it is kept as it is set."""
+    first: list[tuple[Any, str]] = []
+
+    def keep(done: Any) -> None:
+        if not first:
+            code, details = _settled(done.code()), _settled(done.details())
+            if code is not None:
+                first.append((code, details or ""))
+
+    call.add_done_callback(keep)
+    try:
+        async for response in call:
+            yield response
+    except grpc.aio.AioRpcError as error:
+        if error.code() is not grpc.StatusCode.INTERNAL or error.details() != CORE_INTERNAL or not first:
+            raise
+        code, details = first[0]
+        if code is grpc.StatusCode.INTERNAL:
+            raise
+        raise grpc.aio.AioRpcError(
+            code, error.initial_metadata(), error.trailing_metadata(), details, error.debug_error_string()
+        ) from error
+
+
+def _settled(accessor: Coroutine[Any, Any, T]) -> T | None:
+    """What a done call's accessor (``code()``, ``details()``) returns, read at once: on a done call these
+    coroutines return without waiting (None if one ever waits)."""
+    try:
+        accessor.send(None)
+    except StopIteration as returned:
+        return returned.value  # type: ignore[no-any-return]
+    accessor.close()
+    return None
