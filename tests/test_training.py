@@ -149,6 +149,28 @@ def test_a_conversation_renders_as_the_served_model_reads_it_one_sequence_with_e
     )
 
 
+def test_a_corpus_rendered_once_trains_elsewhere_as_rendered_and_not_once_the_corpus_changed(tmp_path):
+    # A GPU box with torch but not the served model's tokenizer trains from the file `--rendered` wrote.
+    import shutil
+
+    from npcvoice.training.tune import TuneOptions, rendered_split
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS_DIR / "personas", corpus / "personas")
+    (corpus / "conversations").mkdir()
+    shutil.copy(CORPUS_DIR / "conversations" / "sample.jsonl", corpus / "conversations")
+    options = TuneOptions(
+        corpus_dir=corpus, models_dir=REPO / ".models", rendered=str(tmp_path / "r.json.gz")
+    )
+    written = rendered_split(options)
+    assert written.train and (tmp_path / "r.json.gz").exists()
+    missing = TuneOptions(corpus_dir=corpus, models_dir=tmp_path / "no-models", rendered=options.rendered)
+    assert rendered_split(missing) == written  # read back whole, with no tokenizer at hand
+    (corpus / "conversations" / "sample.jsonl").write_text("")
+    with pytest.raises(SystemExit, match="another corpus"):
+        rendered_split(missing)
+
+
 def test_an_adapter_merges_into_the_gguf_whole_and_in_gguf_row_order(tmp_path):
     """A LoRA update is far smaller than a 4-bit grid's step: the merge must keep it (into Q8_0), not
     round it away, and must put it on GGUF's permuted query rows; untouched tensors stay bit for bit."""

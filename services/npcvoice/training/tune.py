@@ -18,6 +18,7 @@ served model from that, like any other model.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import math
@@ -66,6 +67,11 @@ class TuneOptions:
     frozen_prefix: bool = True
     validation_sequences: int = 40  # the validation loss on a seeded sample of this many (0: all)
     save_every: int = 20  # steps between saves of the adapter so far (0: only at the end)
+    # The corpus's token sequences in this file (gzipped JSON): read from it if it exists, else rendered and
+    # written to it. Rendering needs the served model's tokenizer (the prepared ONNX model), training only
+    # torch: render once, then train on a machine that has only the GGUF and torch.
+    rendered: str = ""
+    render_only: bool = False  # write ``rendered`` and stop
 
 
 @dataclass
@@ -156,6 +162,30 @@ def steps_of(sequences: list[Sequence], step_tokens: int) -> list[list[Sequence]
     return steps
 
 
+def rendered_split(options: TuneOptions) -> Split:
+    """``rendered_corpus``, or the one saved in ``options.rendered`` (written there if it is not yet)."""
+    path = Path(options.rendered) if options.rendered else None
+    if path is not None and path.exists():
+        saved = json.loads(gzip.decompress(path.read_bytes()))
+        if saved["corpus_sha256"] != corpus_hash(options.corpus_dir):
+            raise SystemExit(f"{path} was rendered from another corpus: delete it to render this one")
+        sequences = {
+            part: [Sequence(s["ids"], [(a, b) for a, b in s["targets"]], s["skills"]) for s in saved[part]]
+            for part in ("train", "validation")
+        }
+        return Split(sequences["train"], sequences["validation"], saved["validation_personas"])
+    split = rendered_corpus(options)
+    if path is not None:
+        document = {
+            "corpus_sha256": corpus_hash(options.corpus_dir),
+            "validation_personas": split.validation_personas,
+            "train": [asdict(s) for s in split.train],
+            "validation": [asdict(s) for s in split.validation],
+        }
+        path.write_bytes(gzip.compress(json.dumps(document).encode()))
+    return split
+
+
 def tune(options: TuneOptions) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
@@ -174,7 +204,9 @@ def tune(options: TuneOptions) -> Path:
     use_cuda = options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if use_cuda else "cpu")
     started = time.perf_counter()
-    split = rendered_corpus(options)
+    split = rendered_split(options)
+    if options.render_only:
+        return Path(options.rendered)
     train_tokens = sum(len(s.ids) for s in split.train)
     print(f"corpus: {counts.get('replies', 0)} replies of {counts.get('personas', 0)} personas; "
           f"{len(split.train)} training sequences ({train_tokens} tokens), "
