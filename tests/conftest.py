@@ -201,13 +201,26 @@ async def gateway(
     await service.host.stop(grace=0)
 
 
+class DialogueRequests(list[Any]):
+    """The dialogue engine's requests in order: replies, and the prompts prefilled ahead of a line."""
+
+    @property
+    def replies(self) -> list[Any]:
+        """The requests for a reply (the prefills ahead left out)."""
+        return [r for r in self if not r.prefill_only]
+
+    @property
+    def prefills(self) -> list[Any]:
+        return [r for r in self if r.prefill_only]
+
+
 @pytest.fixture
-def dialogue_requests(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every request the dialogue engine is asked to answer, as seen by a spy on the real engine (it records
+def dialogue_requests(monkeypatch: pytest.MonkeyPatch) -> DialogueRequests:
+    """Every request the dialogue engine is asked for, as seen by a spy on the real engine (it records
     each request and calls through)."""
     from npcvoice.dialogue.engine import DialogueEngine
 
-    seen: list[Any] = []
+    seen = DialogueRequests()
     begin = DialogueEngine.begin
 
     def spy(self: DialogueEngine, request: Any) -> Any:

@@ -248,8 +248,7 @@ async def test_context_an_event_and_a_cue_from_the_game_reach_the_npc(client, ga
     assert reacted.status == 0, reacted.err
     assert reacted.field("player") == "" and reacted.field("cue").startswith(gift)  # Hilda's trigger spoke
     assert reacted.field("reply").strip()
-    replies = [r for r in dialogue_requests if not r.prefill_only]  # (not the prefills ahead of a line)
-    assert dict(replies[-1].memory.world) == {"weather": "a snowstorm"}
+    assert dict(dialogue_requests.replies[-1].memory.world) == {"weather": "a snowstorm"}
     called = await client.run(gateway, "--player", player, "--text-only", "--speak", "Greet the player.")
     assert called.status == 0 and called.field("cue") == "Greet the player." and called.field("reply").strip()
     stored = (await export(gateway, player)).turns

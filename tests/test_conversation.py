@@ -97,7 +97,7 @@ async def test_a_fact_told_in_turn_one_reaches_the_prompt_of_turn_eight_after_a_
         await conversation.close()
         await service.channel.close()
         await service.host.stop(grace=0)
-    eighth = [r for r in seen if not r.prefill_only][-1]  # (the prefills ahead left out)
+    eighth = seen.replies[-1]
     assert eighth.player_text == lines[7]
     assert "My name is Ada and I come from Kharzad." in eighth.memory.player_facts
     assert all(

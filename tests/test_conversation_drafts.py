@@ -6,12 +6,12 @@ final transcript; released when the final says the same, dropped unheard and uns
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import numpy as np
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.conversation.metrics import DRAFTS
+from tests.conftest import DialogueRequests
 from tests.support.conversation import Conversation, TurnOutput, config, export
 
 RATE = 16000
@@ -35,9 +35,9 @@ async def spoken(gateway, player: str, speech: np.ndarray) -> TurnOutput:
     return out
 
 
-def replies(requests: list[Any]) -> list[str]:
+def replies(requests: DialogueRequests) -> list[str]:
     """The player lines the dialogue engine was asked to answer (prefills ahead left out)."""
-    return [r.player_text for r in requests if not r.prefill_only]
+    return [r.player_text for r in requests.replies]
 
 
 async def test_a_draft_whose_final_says_the_same_is_released_without_a_second_model_pass(

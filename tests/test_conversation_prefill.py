@@ -52,8 +52,8 @@ async def test_the_line_heard_so_far_is_prefilled_before_the_reply_and_never_rem
         snapshot = await export(service, player)
         await service.channel.close()
         await service.host.stop(grace=0)
-        ahead = [r for r in dialogue_requests if r.prefill_only]
-        replies = [r for r in dialogue_requests if not r.prefill_only]
+        ahead = dialogue_requests.prefills
+        replies = dialogue_requests.replies
         # one reply per final at most (a part's may be dropped before it is asked for); the last is said
         assert 1 <= len(replies) <= 1 + dropped
         assert len(snapshot.turns) == 2 and snapshot.turns[0].text == replies[-1].player_text  # the line only
@@ -87,17 +87,17 @@ async def test_once_a_turn_is_stored_the_next_prompt_is_prefilled_up_to_the_play
         conversation.send(text="Good evening. I am Aric, a smith from Dunmore.")
         first = await conversation.turn()
         if after:
-            await eventually(lambda: any(r.prefill_only for r in dialogue_requests), 10)
+            await eventually(lambda: bool(dialogue_requests.prefills), 10)
         conversation.send(text="Do you have a room for the night?")
         await conversation.turn()
         if after:
-            await eventually(lambda: sum(r.prefill_only for r in dialogue_requests) >= 2, 10)
+            await eventually(lambda: len(dialogue_requests.prefills) >= 2, 10)
         await conversation.close()
         snapshot = await export(service, player)
         await service.channel.close()
         await service.host.stop(grace=0)
-        replies = [r for r in dialogue_requests if not r.prefill_only]
-        ahead = [r for r in dialogue_requests if r.prefill_only]
+        replies = dialogue_requests.replies
+        ahead = dialogue_requests.prefills
         assert [t.text for t in snapshot.turns] == [
             "Good evening. I am Aric, a smith from Dunmore.", first.end.reply_text,
             "Do you have a room for the night?", snapshot.turns[3].text,

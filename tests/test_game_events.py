@@ -31,7 +31,7 @@ async def test_world_context_reaches_the_npc_and_an_update_replaces_it(gateway, 
     await conversation.turn()
     await conversation.close()
     # The persona lists weather, time_of_day and location: other keys (mood) are not for it.
-    asked = [r for r in dialogue_requests if not r.prefill_only]  # (the prefills ahead left out)
+    asked = dialogue_requests.replies
     assert dict(asked[-2].memory.world) == {"weather": "heavy rain"}
     assert dict(asked[-1].memory.world) == {"weather": "bright sun", "time_of_day": "noon"}
     assert first.end.reply_text  # (whether the model uses it is measured by npcvoice eval, not asserted)
@@ -57,8 +57,7 @@ async def test_an_event_is_remembered_across_sessions_and_in_save_games(gateway,
     again.send(text="Good morning, Wren!")
     await again.turn()
     await again.close()
-    asked = [r for r in dialogue_requests if not r.prefill_only]  # (the prefills ahead left out)
-    told = [(t.role, t.text) for t in asked[-1].memory.recent_turns]
+    told = [(t.role, t.text) for t in dialogue_requests.replies[-1].memory.recent_turns]
     assert ("event", stolen.description) in told
 
 
