@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,6 +170,83 @@ def test_a_corpus_rendered_once_trains_elsewhere_as_rendered_and_not_once_the_co
     (corpus / "conversations" / "sample.jsonl").write_text("")
     with pytest.raises(SystemExit, match="another corpus"):
         rendered_split(missing)
+
+
+def test_a_stopped_tuning_run_goes_on_from_its_checkpoint_to_the_adapter_of_a_run_never_stopped(
+    tmp_path, monkeypatch
+):
+    # An epoch of the whole corpus is hours on 2 cores: a run stopped (Ctrl-C, the end of a session) is
+    # run again with the same command and goes on where it was, to the very same adapter. Training is
+    # real; for speed the base model is read once (a fresh copy a run), the sequence is cut to 64 tokens,
+    # and the stop is a wrapper around the real loss that raises in the third step.
+    import copy
+    import gzip
+    import shutil
+
+    from safetensors.numpy import load_file
+
+    from npcvoice.training import tune as tuning
+
+    corpus = tmp_path / "corpus"
+    (corpus / "personas").mkdir(parents=True)
+    shutil.copy(CORPUS_DIR / "personas" / "ferrywoman_odile.yaml", corpus / "personas")
+    (corpus / "conversations").mkdir()
+    shutil.copy(CORPUS_DIR / "conversations" / "sample.jsonl", corpus / "conversations")
+
+    def options(out: str, **changed: Any) -> tuning.TuneOptions:
+        return tuning.TuneOptions(
+            corpus_dir=corpus, out_dir=tmp_path / out, models_dir=REPO / ".models", step_tokens=1,
+            epochs=4, max_steps=4, max_train_tokens=0, lora_rank=2, save_every=1, validation_sequences=0,
+            checkpoint_dir=tmp_path / "checkpoint", rendered=str(tmp_path / "rendered.json.gz"), **changed,
+        )  # fmt: skip
+
+    tuning.rendered_split(options("render"))
+    rendered = json.loads(gzip.decompress((tmp_path / "rendered.json.gz").read_bytes()))
+    for sequence in rendered["train"]:
+        sequence["ids"], sequence["targets"] = sequence["ids"][:64], [[48, 64]]
+    (tmp_path / "rendered.json.gz").write_bytes(gzip.compress(json.dumps(rendered).encode()))
+    base = tuning.base_model()
+    monkeypatch.setattr(tuning, "base_model", lambda: copy.deepcopy(base))
+
+    tuning.tune(options("straight"))
+    assert not (tmp_path / "checkpoint" / tuning.CHECKPOINT).exists()  # done: nothing left to resume
+
+    real_loss, calls = tuning._batch_loss, []
+
+    def stopped_in_step_three(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "_batch_loss", stopped_in_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        tuning.tune(options("stopped"))
+    monkeypatch.setattr(tuning, "_batch_loss", real_loss)
+
+    # Only the run that stopped goes on from its checkpoint: other options, or --no-resume, start over.
+    key = tuning.run_key(options("stopped"), tuning.corpus_hash(corpus))
+    saved = tuning.load_checkpoint(options("stopped"), key)
+    assert saved is not None and saved["step"] == 2
+    other = options("stopped", learning_rate=1e-4)
+    assert tuning.load_checkpoint(other, tuning.run_key(other, tuning.corpus_hash(corpus))) is None
+    assert tuning.load_checkpoint(options("stopped", resume=False), key) is None
+
+    counted: list[int] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        counted.append(1)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "_batch_loss", counting)
+    tuning.tune(options("stopped"))
+    assert len(counted) == 2  # steps 3 and 4 only: steps 1 and 2 came from the checkpoint
+    straight = load_file(tmp_path / "straight" / "adapter_model.safetensors")
+    resumed = load_file(tmp_path / "stopped" / "adapter_model.safetensors")
+    assert straight.keys() == resumed.keys()
+    assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
+    record = json.loads((tmp_path / "stopped" / tuning.RECORD).read_text())
+    assert [h["step"] for h in record["losses"]] == [1, 2, 3, 4]
 
 
 def test_an_adapter_merges_into_the_gguf_whole_and_in_gguf_row_order(tmp_path):

@@ -13,6 +13,8 @@ served model from that, like any other model.
 
     npcvoice tune                      # the whole corpus, the options below
     npcvoice tune --epochs 1 --max-steps 20 --out /tmp/adapter   # a quick look
+
+A run stopped goes on from its last checkpoint when the same command is run again (``--no-resume``: over).
 """
 
 from __future__ import annotations
@@ -66,7 +68,12 @@ class TuneOptions:
     # persona, and in a later sequence the history): the same loss, about 1.5x the tokens a second.
     frozen_prefix: bool = True
     validation_sequences: int = 40  # the validation loss on a seeded sample of this many (0: all)
-    save_every: int = 20  # steps between saves of the adapter so far (0: only at the end)
+    save_every: int = 20  # steps between saves of the adapter and the run's state (0: only at the end)
+    # The run's state (the step it reached, the adapter and the optimizer in fp32) is kept here every
+    # ``save_every`` steps; the same command run again goes on from it, to the same adapter as a run never
+    # stopped (an epoch of the whole corpus is hours on 2 CPU cores). Removed once the adapter is written.
+    checkpoint_dir: Path = Path(".models/tune-checkpoint")
+    resume: bool = True  # go on from ``checkpoint_dir`` when it holds this same run (--no-resume: start over)
     # The corpus's token sequences in this file (gzipped JSON): read from it if it exists, else rendered and
     # written to it. Rendering needs the served model's tokenizer (the prepared ONNX model), training only
     # torch: render once, then train on a machine that has only the GGUF and torch.
@@ -186,12 +193,57 @@ def rendered_split(options: TuneOptions) -> Split:
     return split
 
 
-def tune(options: TuneOptions) -> Path:
+# What decides the adapter a run makes: a checkpoint is resumed only by a run that agrees on all of them.
+RUN_KEY_OPTIONS = ("epochs", "learning_rate", "warmup_steps", "weight_decay", "lora_rank", "lora_alpha",
+                   "lora_targets", "step_tokens", "max_sequence", "seed", "max_steps", "max_train_tokens",
+                   "frozen_prefix", "validation_sequences")  # fmt: skip
+CHECKPOINT = "state.pt"
+
+
+def run_key(options: TuneOptions, corpus_sha256: str) -> str:
+    given = asdict(options)
+    chosen = {name: list(v) if isinstance(v := given[name], tuple) else v for name in RUN_KEY_OPTIONS}
+    return hashlib.sha256(json.dumps([chosen, corpus_sha256], sort_keys=True).encode()).hexdigest()
+
+
+def save_checkpoint(directory: Path, state: dict[str, Any]) -> None:
+    """``state`` written whole or not at all: a run killed while saving keeps the previous checkpoint."""
     import torch
-    from peft import LoraConfig, get_peft_model
+
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / (CHECKPOINT + ".partial")
+    torch.save(state, partial)
+    partial.replace(directory / CHECKPOINT)
+
+
+def load_checkpoint(options: TuneOptions, key: str) -> dict[str, Any] | None:
+    """The state a stopped run of these same options saved, or None (none, or another run's)."""
+    import torch
+
+    path = options.checkpoint_dir / CHECKPOINT
+    if not options.resume or not path.exists():
+        return None
+    state: dict[str, Any] = torch.load(path, weights_only=False)
+    if state.get("key") != key:
+        print(f"{path} holds another run (other options or corpus): starting over", flush=True)
+        return None
+    return state
+
+
+def base_model() -> Any:
+    """The bundled GGUF read by transformers into fp32 (about 25 s: the GGUF is parsed twice)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     from npcvoice.dialogue.model import bundled_gguf
+
+    gguf = bundled_gguf()
+    return AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+
+
+def tune(options: TuneOptions) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
 
     problems, counts = check_corpus(options.corpus_dir)
     if problems:
@@ -213,8 +265,7 @@ def tune(options: TuneOptions) -> Path:
           f"{len(split.validation)} validation ({len(split.validation_personas)} personas held out)",
           flush=True)  # fmt: skip
 
-    gguf = bundled_gguf()
-    base = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    base = base_model()
     config = LoraConfig(
         r=options.lora_rank, lora_alpha=options.lora_alpha, lora_dropout=0.0,
         target_modules=list(options.lora_targets), task_type="CAUSAL_LM",
@@ -245,13 +296,29 @@ def tune(options: TuneOptions) -> Path:
     held_out = split.validation
     if options.validation_sequences and len(held_out) > options.validation_sequences:
         held_out = random.Random(options.seed).sample(held_out, options.validation_sequences)
-    before = evaluate(model, held_out, device)
-    print(f"validation loss before training {before:.3f} on {len(held_out)} sequences", flush=True)
+    key = run_key(options, corpus_hash(options.corpus_dir))
+    named = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    state = load_checkpoint(options, key)
+    done, earlier_seconds = 0, 0.0
+    if state is None:
+        before = evaluate(model, held_out, device)
+        print(f"validation loss before training {before:.3f} on {len(held_out)} sequences", flush=True)
+    else:
+        with torch.no_grad():
+            for name, parameter in named.items():
+                parameter.copy_(state["adapter"][name].to(device))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        done, before, history = state["step"], state["before"], state["history"]
+        earlier_seconds = state["seconds"]
+        print(f"resuming at step {done + 1}/{len(plan)} from {options.checkpoint_dir}", flush=True)
     model.train()
     options.out_dir.mkdir(parents=True, exist_ok=True)
     seen_tokens = 0
     training_started = time.perf_counter()
     for number, step in enumerate(plan, 1):
+        if number <= done:
+            continue
         optimizer.zero_grad()
         targets = sum(sum(e - s for s, e in seq.targets) for seq in step)
         total = 0.0
@@ -267,8 +334,14 @@ def tune(options: TuneOptions) -> Path:
             speed = seen_tokens / (time.perf_counter() - training_started)
             print(f"step {number}/{len(plan)}: loss {total / targets:.3f}, {speed:.0f} tokens/s", flush=True)
         history.append({"step": number, "loss": total / targets})
-        if options.save_every and number % options.save_every == 0:
+        if options.save_every and number % options.save_every == 0 and number < len(plan):
             save(model, options.out_dir)  # a usable adapter if the run is stopped
+            save_checkpoint(options.checkpoint_dir, {
+                "key": key, "step": number, "before": before, "history": history,
+                "adapter": {name: p.detach().cpu().clone() for name, p in named.items()},
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "seconds": earlier_seconds + time.perf_counter() - started,
+            })  # fmt: skip
     validation = evaluate(model, held_out, device)
     print(f"validation loss {validation:.3f} on {len(held_out)} sequences (before: {before:.3f})", flush=True)
     options.out_dir.mkdir(parents=True, exist_ok=True)
@@ -284,10 +357,11 @@ def tune(options: TuneOptions) -> Path:
         "trained_sequences": len(order), "trained_tokens_per_epoch": sum(len(s.ids) for s in order),
         "validation_personas": split.validation_personas, "validation_loss": validation,
         "validation_loss_before": before,
-        "seconds": round(time.perf_counter() - started), "device": str(device),
+        "seconds": round(earlier_seconds + time.perf_counter() - started), "device": str(device),
         "torch_threads": torch.get_num_threads(), "losses": history,
     }  # fmt: skip
     (options.out_dir / RECORD).write_text(json.dumps(record, indent=1))
+    (options.checkpoint_dir / CHECKPOINT).unlink(missing_ok=True)
     print(f"adapter written to {options.out_dir} in {record['seconds']} s", flush=True)
     return options.out_dir
 
