@@ -87,6 +87,23 @@ def test_a_script_names_its_problem(tmp_path):
         assert load_script(shipped).lines  # the shipped scripts load
 
 
+def test_the_held_out_scripts_ask_their_own_npc_for_its_own_actions_and_emotions():
+    # bench/unseen: personas and scripts never trained on (npcvoice up --personas bench/unseen/personas).
+    from npcvoice.personas.loader import load_persona
+
+    unseen = REPO_ROOT / "bench" / "unseen"
+    personas = {p.stem: load_persona(p) for p in (unseen / "personas").glob("*.yaml")}
+    scripts = sorted((unseen / "scripts").glob("*.yaml"))
+    assert len(scripts) >= 6 and {s.stem for s in scripts} == set(personas)
+    for path in scripts:
+        script = load_script(path)
+        persona = personas[script.npc]
+        actions = {a.name for a in persona.actions}
+        for line in script.lines:
+            assert line.expect.action is None or line.expect.action in actions, (path.name, line.shown)
+            assert set(line.expect.emotion) <= set(persona.emotions), (path.name, line.shown)
+
+
 async def test_the_same_script_and_seed_give_the_same_replies(gateway):
     import yaml
 
