@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from npcvoice.dialogue.aids import ALL_AIDS
-from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table
+from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table, outside_tokens
 from npcvoice.dialogue.model import bundled_model_folder, load_model
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.dialogue.prompt import LABELS, MemoryView
@@ -23,6 +23,7 @@ from npcvoice.dialogue.steering import Steering, opening, overheard_lines, playe
 from npcvoice.dialogue.tags import ACTION_CHANCE, TagWriter, requested
 from npcvoice.dialogue.types import TurnRequest
 from npcvoice.dialogue.vocabulary import TokenTexts
+from npcvoice.evaluation.checks import OUT_OF_WORLD
 from npcvoice.personas.loader import load_persona
 from npcvoice.turns import Turn, overheard
 from tests.conftest import PERSONA_DIR, REPO_ROOT
@@ -235,26 +236,49 @@ def after(persona, player: str, npc: str, line: str) -> TurnRequest:
     return TurnRequest(persona_id=persona.id, player_text=line, memory=memory)
 
 
+def lured(texts: TokenTexts, steering: Steering, lure: str, seed: int, steps: int) -> str:
+    """The reply's text (after its tags), greedy, from noise logits that put the next token of ``lure``
+    20 above the rest at each step, whatever was written before it."""
+    tokens = texts.encode(lure)
+    sampler = Sampler(SamplingSettings(temperature=0.0, seed=seed))
+    reply: list[int] = []
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        text = reply[steering.text_start :] if steering.text_start is not None else []
+        logits = rng.normal(scale=0.5, size=VOCABULARY).astype(np.float32)
+        if len(text) < len(tokens):
+            logits[tokens[len(text)]] += 20.0
+        reply.append(steering.choose(sampler, logits, reply, may_end=False))
+    return "".join(texts.text(t) for t in reply).split("]", 1)[1]
+
+
 def test_a_reply_never_opens_as_an_earlier_reply_of_the_conversation_did(texts):
     # A small model opens a third of its replies with "I'm sorry": the logits here want exactly that.
     hilda = PERSONAS[0]
     earlier = "I'm sorry, the forge is cold today."
     request = after(hilda, "Hello.", earlier, "Can you help me?")
-    lure = texts.encode(" I'm sorry, I cannot help you.")
     for seed in range(5):
         steering = Steering(texts, hilda, request, end_ids=[])
-        sampler = Sampler(SamplingSettings(temperature=0.0, seed=seed))
-        reply: list[int] = []
-        rng = np.random.default_rng(seed)
-        for _ in range(24):
-            text = reply[steering.text_start :] if steering.text_start is not None else []
-            logits = rng.normal(scale=0.5, size=VOCABULARY).astype(np.float32)
-            if len(text) < len(lure):
-                logits[lure[len(text)]] += 20.0  # the next token of the lure, whatever was written
-            reply.append(steering.choose(sampler, logits, reply, may_end=False))
-        written = "".join(texts.text(t) for t in reply).split("]", 1)[1]
+        written = lured(texts, steering, " I'm sorry, I cannot help you.", seed, 24)
         assert opening(written) and opening(written) != opening(earlier), written
     assert opening("  Well, then.") == "Well, then" and opening("Aye") == ""
+
+
+def test_a_word_from_outside_the_world_is_never_written_whatever_the_model_wants(texts):
+    # Asked "Are you an AI?" or about the internet, a small model echoes the word back ("An AI? I'm a
+    # map-maker."): whatever the logits want, and whichever aids are on, the reply never writes one.
+    hilda = PERSONAS[0]
+    request = after(hilda, "Hello.", "Welcome to the forge.", "Are you an AI? What's on the internet?")
+    lures = [" An AI? Internet? I have no phone, no computers, no chatbot.", " AI and Internet. PROMPTS.",
+             " Email my website, NPC.", " An A-I? An A.I.? Online?"]  # fmt: skip
+    for aids in (ALL_AIDS, frozenset()):
+        for seed, lure in enumerate(lures):
+            written = lured(texts, Steering(texts, hilda, request, end_ids=[], aids=aids), lure, seed, 48)
+            assert not OUT_OF_WORLD.search(written), written
+    # the words inside others, and a word of the world that shares their letters, are still written
+    outside = outside_tokens(texts)
+    for word in (" Aidan", " paint", " phoenix", " trail", " said", "Aid", " prompted", " phonetic"):
+        assert texts.encode(word)[0] not in outside.banned(texts, []), word
 
 
 def test_without_the_keyword_aid_the_model_chooses_whether_to_act(texts):

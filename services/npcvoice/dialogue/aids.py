@@ -8,7 +8,8 @@ and all of them for any other; the dialogue options may override it (``engine.ai
 ``bench/npc_mind.py --ablate`` does to measure each one.
 
 The guards are not aids and are always on: the reply's tags under constraint, no repeat of an earlier
-reply, no run of the persona's private text, no prompt text spoken (the reply filter).
+reply, no run of the persona's private text, no word from outside the world (``blocking.OUTSIDE_WORDS``: AI,
+internet, phone, ...), no prompt text spoken (the reply filter).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ new rather than the next-best copy. Lore is not blocked: the NPC is meant to tel
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,6 +43,57 @@ def fixed_table(texts: TokenTexts, private: Iterable[str], phrases: Iterable[str
             if len(tokens) >= 2:
                 _add(table, tokens, len(tokens))
     return table
+
+
+# Words from outside any game world, which no NPC has a use for: an injection or an out-of-world question
+# puts them in the player's line ("Are you an AI?", "what's on the internet?") and a small model echoes them
+# back ("An AI? I'm a map-maker."). Never written, whatever the model wants: the sentence goes another way.
+OUTSIDE_WORDS = ("AI", "chatbot", "internet", "computer", "smartphone", "cellphone", "telephone", "phone",
+                 "email", "website", "online", "prompt", "NPC")  # fmt: skip
+# The word spelt around once it is banned ("An A-I, Hesper"): cut at its last letter.
+OUTSIDE_SPELLINGS = ("A-I", "A.I", "A. I")
+
+
+@dataclass(frozen=True)
+class Outside:
+    """The tokens that would begin one of ``OUTSIDE_WORDS`` (any case, singular or plural): ``spaced`` (a
+    space and the word) anywhere; ``bare`` (the word with no space before it) only where a word starts."""
+
+    spaced: frozenset[int]
+    bare: frozenset[int]
+
+    def banned(self, texts: TokenTexts, written: list[int]) -> frozenset[int]:
+        """What may not come after ``written`` (the reply's text so far, after its tags)."""
+        starts_word = not written or not texts.text(written[-1])[-1:].isalnum()
+        return self.spaced | self.bare if starts_word else self.spaced
+
+
+def outside_tokens(texts: TokenTexts) -> Outside:
+    """Each outside word's forms, by their first token where that token is the whole word; a word the
+    tokenizer splits is banned at its second token (in the fixed table, ``outside_phrases``)."""
+    spaced: set[int] = set()
+    bare: set[int] = set()
+    for form in _forms():
+        for variant, into in ((" " + form, spaced), (form, bare)):
+            tokens = texts.encode(variant)
+            if len(tokens) == 1:
+                into.add(tokens[0])
+    return Outside(frozenset(spaced), frozenset(bare))
+
+
+def outside_phrases(texts: TokenTexts) -> list[str]:
+    """The outside words' forms the tokenizer writes in more than one token, with a space before them or
+    without: for ``fixed_table``, which bans such a form's last token."""
+    forms = [form for form in _forms() if max(len(texts.encode(" " + form)), len(texts.encode(form))) > 1]
+    return forms + list(OUTSIDE_SPELLINGS)
+
+
+def _forms() -> list[str]:
+    forms = []
+    for word in OUTSIDE_WORDS:
+        for form in {word, word.lower(), word[:1].upper() + word[1:].lower(), word.upper()}:
+            forms += [form, form + "s", form + "S"]
+    return forms
 
 
 class Blocker:

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from npcvoice.dialogue.aids import ALL_AIDS
-from npcvoice.dialogue.blocking import PRESENCE_PENALTY, Blocker, fixed_table
+from npcvoice.dialogue.blocking import (
+    PRESENCE_PENALTY,
+    Blocker,
+    fixed_table,
+    outside_phrases,
+    outside_tokens,
+)
 from npcvoice.dialogue.feelings import called_for
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
 from npcvoice.dialogue.recall import Recall
@@ -113,8 +119,12 @@ class Steering:
         )
         self._texts = texts
         private = private_text(persona)
-        blocked = self.phrases if "scaffolding" in aids else []
+        blocked = [
+            *(self.phrases if "scaffolding" in aids else []),
+            *texts.memo("outside", lambda: outside_phrases(texts)),
+        ]
         fixed = texts.memo(("blocked", private, *blocked), lambda: fixed_table(texts, [private], blocked))
+        self._outside = texts.memo(("outside", "tokens"), lambda: outside_tokens(texts))
         self._blocker = Blocker(texts, self.earlier, fixed)
         # A reply may not open as an earlier one of this conversation did (a small model opens most
         # replies alike: "I'm sorry, ..." on a third of them): the token that would complete it is out.
@@ -135,6 +145,7 @@ class Steering:
         if self._text_start is None:
             self._text_start = len(reply)
         banned = self._blocker.banned(reply) | self._retried.get(len(reply), set()) | self._reopened(reply)
+        banned |= self._outside.banned(self._texts, reply[self._text_start :])
         if not may_end:
             banned |= self._end_ids
         # No bracket after the tags: a tag there would be one the grammar did not check.

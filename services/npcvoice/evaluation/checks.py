@@ -22,9 +22,9 @@ SCAFFOLDING = re.compile(
 # What no NPC of a game world talks about (a world of its own: no AI, screens, internet or "the game").
 # The corpus checker (npcvoice.training.check) holds the NPC's training replies to the same.
 OUT_OF_WORLD = re.compile(
-    r"\b((?-i:AI|A\.I\.)|artificial intelligence|(an?|your|my|helpful|virtual) assistant|chatbot|"
+    r"\b((?-i:AI|A[.-] ?I)|artificial intelligence|(an?|your|my|helpful|virtual) assistant|chatbot|"
     r"language model|(system )?prompts?|system message|(my|your|previous) instructions|programmed|"
-    r"computers?|internet|smartphones?|(tele)?phones?|screens?|video games?|this game|in the game|"
+    r"computers?|internet|online|smartphones?|(tele)?phones?|screens?|video games?|this game|in the game|"
     r"player character|NPCs?|real world)\b",
     re.IGNORECASE,
 )
