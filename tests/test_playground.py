@@ -160,6 +160,11 @@ async def test_the_memory_panel_shows_what_the_npc_remembers_and_reset_empties_i
 
 async def test_talking_over_the_npc_interrupts_it_and_shows_what_was_heard(browser, site, test_persona_dir):
     npc = fresh_persona(test_persona_dir, "innkeeper_tobin")
+    # A reply long enough to talk over: the tuned model says two short sentences, and its whole turn has
+    # been sent (past interrupting) before 0.8 s of it has sounded; the bundled model runs on, up to six.
+    copy = test_persona_dir / f"{npc}.yaml"
+    longer = "  max_tokens: 200\n  max_sentences: 6\n  model: smollm2-135m"
+    copy.write_text(copy.read_text().replace("  max_tokens: 90", longer))
     page = await open_page(browser, site, npc, new_player())
     heard = page.locator("#transcript .heard")
     for _ in range(5):  # a reply may end before the player gets a word in: then try again
