@@ -57,15 +57,15 @@ OUTSIDE_SPELLINGS = ("A-I", "A.I", "A. I")
 @dataclass(frozen=True)
 class Outside:
     """The tokens that would begin one of ``OUTSIDE_WORDS`` (any case, singular or plural): ``spaced`` (a
-    space and the word) anywhere; ``bare`` (the word with no space before it) only where a word starts."""
+    space and the word) anywhere; the word with no space before it only where a word starts."""
 
     spaced: frozenset[int]
-    bare: frozenset[int]
+    at_word_start: frozenset[int]  # ``spaced`` and the bare forms
 
     def banned(self, texts: TokenTexts, written: list[int]) -> frozenset[int]:
         """What may not come after ``written`` (the reply's text so far, after its tags)."""
         starts_word = not written or not texts.text(written[-1])[-1:].isalnum()
-        return self.spaced | self.bare if starts_word else self.spaced
+        return self.at_word_start if starts_word else self.spaced
 
 
 def outside_tokens(texts: TokenTexts) -> Outside:
@@ -78,7 +78,7 @@ def outside_tokens(texts: TokenTexts) -> Outside:
             tokens = texts.encode(variant)
             if len(tokens) == 1:
                 into.add(tokens[0])
-    return Outside(frozenset(spaced), frozenset(bare))
+    return Outside(frozenset(spaced), frozenset(spaced | bare))
 
 
 def outside_phrases(texts: TokenTexts) -> list[str]:
