@@ -200,8 +200,9 @@ async def test_a_barge_in_keeps_the_playback_position_the_sample_reported(
     client, gateway, tmp_path, held_rest
 ):
     # The reply's pieces after its first are held until the barge-in is answered (held_rest), whatever
-    # this machine's speed. A reply of one piece ends before the barge-in is typed and was not
-    # interrupted, and that is right too: each try is a new player, and a few tries get one that is cut.
+    # this machine's speed. A reply of one piece is all sent before the barge-in: the sample waits while it
+    # plays and cuts it all the same (its Interruption comes after its TurnEnd). A reply that has played
+    # out before 0.1 s was not interrupted, and that is right too: each try is a new player.
     for attempt in range(4):
         held_rest.arm()
         player = f"{client.name}-barge-in-{attempt}"

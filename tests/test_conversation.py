@@ -154,6 +154,52 @@ async def test_barge_in_stops_the_reply_and_memory_keeps_only_what_was_heard(gat
         assert following is None or following.role == "player"
 
 
+async def test_a_reply_sent_in_full_but_talked_over_while_it_plays_is_remembered_as_heard(gateway):
+    """On a fast machine a reply is all sent long before it has played. A line that comes while the
+    client's playback says the reply still plays cuts it after its TurnEnd: an Interruption for that turn,
+    and memory keeps what was heard. A reply played out (the position says so, or it has been long enough
+    since the last one) and one whose client reports no playback stay whole."""
+    player = "player-cut-short"
+    conversation = Conversation(gateway, config(player))
+
+    async def turn(line: str) -> TurnOutput:
+        conversation.send(text=line)
+        return await conversation.turn()
+
+    def report(out: TurnOutput, played: int) -> None:
+        conversation.send(
+            playback=conversation_pb2.PlaybackPosition(turn_index=out.end.turn_index, played_samples=played)
+        )
+
+    unreported = await turn("Good morning! What do you make here?")
+    played_out = await turn("And what do you charge for a sword?")  # the first is not cut: no playback word
+    assert played_out.cut_short is None
+    report(played_out, sum(a.num_samples for a in played_out.audio))
+    stale = await turn("Do you mend armour too?")
+    assert stale.cut_short is None
+    short = sum(a.num_samples for a in stale.audio) - stale.audio[-1].format.sample_rate_hz // 10
+    report(stale, short)  # 0.1 s before its end, and the next line comes later than that
+    await asyncio.sleep(0.3)
+    cut = await turn("Where did you learn your trade?")
+    assert cut.cut_short is None and cut.audio
+    first = cut.audio[0]
+    report(cut, first.num_samples // 3)
+    after = await turn("Sorry, go on.")
+    await conversation.close()
+
+    assert after.cut_short is not None and after.cut_short.turn_index == cut.end.turn_index
+    assert not cut.end.interrupted and cut.end.reply_text == cut.text  # it had ended whole
+    words = first.text.split()
+    heard = " ".join(words[: int(len(words) * (first.num_samples // 3) / first.num_samples)])
+    assert (after.cut_short.heard_text, after.cut_short.heard_samples) == (heard, first.num_samples // 3)
+    assert after.end.player_text == "Sorry, go on." and not after.end.interrupted
+    stored = [(t.role, t.text, t.interrupted) for t in (await export(gateway, player)).turns]
+    whole = [(o.end.player_text, o.end.reply_text.strip()) for o in (unreported, played_out, stale)]
+    expected = [line for said, reply in whole for line in (("player", said, False), ("npc", reply, False))]
+    expected += [("player", cut.end.player_text, False), *([("npc", heard, True)] if heard else [])]
+    assert stored[: len(expected) + 1] == [*expected, ("player", "Sorry, go on.", False)]
+
+
 async def test_bad_conversations_get_the_right_status(gateway):
     cases = [
         ([config("p1", npc="nobody")], grpc.StatusCode.NOT_FOUND, "NPC 'nobody' not found"),

@@ -44,3 +44,14 @@ def test_the_replay_spool_gives_back_the_turns_not_yet_written_in_order_even_aft
     assert [r.turns[0].text for r in spool.load()] == ["two", "three", "four"]
     spool.clear()
     assert spool.load() == []
+
+
+def test_the_replay_spool_keeps_which_stored_line_a_cut_short_reply_replaces(tmp_path):
+    from npcvoice.conversation.memory import TurnRecord
+    from npcvoice.conversation.replay import Spool
+
+    said = Turn("npc", "The whole reply.", time=1.0)
+    record = TurnRecord("npc", "player", [Turn("npc", "The whole", True, 1.0)], [], 0.1, 0.2, replaces=said)
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.add(record)
+    assert spool.load() == [record]

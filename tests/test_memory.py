@@ -157,3 +157,28 @@ async def test_a_turn_that_never_read_memory_does_not_overwrite_the_relationship
     memory = await store.load(NPC, player)
     assert (memory.affinity, memory.trust) == pytest.approx((0.6, 0.4))
     assert [t.text for t in memory.turns] == ["Hi.", "Hello again."]
+
+
+async def test_a_reply_cut_short_after_it_was_stored_becomes_what_was_heard_in_place(store):
+    """A reply stored in full, then talked over while it still played: its line (found wherever it is
+    now) becomes the heard part, marked interrupted, or goes when nothing of it was heard; a line no longer
+    stored (folded into the summary) changes nothing."""
+    from npcvoice.conversation.memory import Retention, TurnRecord
+
+    player = "player-store-cut-short"
+    retention = Retention.of(None)
+    said = Turn("npc", "The forge burns hot tonight. Come back at dawn.")
+    quiet = Turn("npc", "Mind the anvil.")
+    for lines in ([Turn("player", "Hello.")], [said], [Turn("event", "The player paid 5 gold.")], [quiet]):
+        await store.record_turn(TurnRecord(NPC, player, lines, [], 0.2, 0.1), retention)
+    heard = Turn("npc", "The forge burns", interrupted=True, time=said.time)
+    await store.record_turn(TurnRecord(NPC, player, [heard], [], 0.2, 0.1, replaces=said), retention)
+    await store.record_turn(TurnRecord(NPC, player, [], [], 0.2, 0.1, replaces=quiet), retention)
+    gone = Turn("npc", "A line the summary holds now.")
+    await store.record_turn(TurnRecord(NPC, player, [heard], [], 0.2, 0.1, replaces=gone), retention)
+    memory = await store.load(NPC, player)
+    assert [(t.role, t.text, t.interrupted) for t in memory.turns] == [
+        ("player", "Hello.", False),
+        ("npc", "The forge burns", True),
+        ("event", "The player paid 5 gold.", False),
+    ]

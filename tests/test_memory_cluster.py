@@ -73,6 +73,16 @@ async def test_a_turn_is_stored_whole_in_one_slot_with_its_ttl_and_read_back(clu
         assert all(0 < node.ttl(key) <= 600 for key in keys)
 
 
+async def test_a_reply_cut_short_after_it_was_stored_is_replaced_on_a_cluster(store):
+    player = "player-cluster-cut-short"
+    said = Turn("npc", "Welcome to the forge, traveller.")
+    await append_turns(store, NPC, player, [Turn("player", "Hello."), said], 600)
+    heard = TurnRecord(NPC, player, [Turn("npc", "Welcome to", True, said.time)], [], 0.0, 0.0, replaces=said)
+    await store.record_turn(heard, Retention(ttl_s=600, max_turns=50, max_facts=10))
+    turns = (await store.load(NPC, player)).turns
+    assert [(t.text, t.interrupted) for t in turns] == [("Hello.", False), ("Welcome to", True)]
+
+
 async def test_the_summary_folds_the_oldest_turns_on_a_cluster(store):
     player = "player-cluster-summary"
     await append_turns(store, NPC, player, [Turn("player", f"old {i}") for i in range(4)], 600)

@@ -102,6 +102,10 @@ class NpcConversation:
         self.started = conversation_pb2.SessionStarted()
         self.scene = conversation_pb2.SceneChanged()  # the scene as the gateway last said it is
         self.input_rate = config.input_audio.sample_rate_hz
+        self.ended = -1  # the index of the last turn whose TurnEnd came
+        # Replies that had ended (sent in full) and were talked over while they still played (the gateway's
+        # Interruption after their TurnEnd): turn index -> what the player heard, which memory keeps.
+        self.cut_short: dict[int, str] = {}
 
     async def _outgoing(self) -> AsyncIterator[conversation_pb2.ConverseRequest]:
         while (request := await self._requests.get()) is not None:
@@ -213,6 +217,8 @@ class NpcConversation:
                 reply.actions.append(
                     {"name": response.action.name, "parameters": dict(response.action.parameters)}
                 )
+            elif kind == "interruption" and response.interruption.turn_index <= self.ended:
+                self.cut_short[response.interruption.turn_index] = response.interruption.heard_text
             elif kind == "interruption":
                 reply.interrupted, reply.heard_text = True, response.interruption.heard_text
             elif kind == "scene":
@@ -223,9 +229,11 @@ class NpcConversation:
                     refused.turn_index, refused.player_text, refused.reason, refused.retry_after_seconds
                 )
             elif kind == "turn_end" and response.turn_end.continued:
+                self.ended = response.turn_end.turn_index
                 reply = Reply()  # the player went on after a pause: the next turn answers the whole line
             elif kind == "turn_end":
                 end = response.turn_end
+                self.ended = end.turn_index
                 reply.turn_index, reply.player_text, reply.cue = end.turn_index, end.player_text, end.cue
                 reply.interrupted, reply.drafted = end.interrupted, end.drafted
                 reply.answered_by, reply.escalation = end.answered_by, tuple(end.escalation)

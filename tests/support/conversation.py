@@ -44,6 +44,9 @@ class TurnOutput:
     emotions: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     interruption: conversation_pb2.Interruption | None = None
+    # An earlier turn, sent in full, talked over while it still played (its Interruption came after its
+    # TurnEnd, before this turn's events).
+    cut_short: conversation_pb2.Interruption | None = None
     end: conversation_pb2.TurnEnd = field(default_factory=conversation_pb2.TurnEnd)
     ended: bool = False
     refused: conversation_pb2.TurnRefused | None = None  # the gateway could not take the turn now
@@ -71,6 +74,7 @@ class Conversation:
 
         self.call = stub(service).Converse(requests())
         self.responses = self.call.__aiter__()
+        self.ended = -1  # the index of the last turn whose TurnEnd came
 
     def send(self, **request: Any) -> None:
         self.requests.put_nowait(conversation_pb2.ConverseRequest(**request))
@@ -104,10 +108,13 @@ class Conversation:
                 out.emotions.append(response.emotion.emotion)
             elif kind == "action":
                 out.actions.append(response.action.name)
+            elif kind == "interruption" and response.interruption.turn_index <= self.ended:
+                out.cut_short = response.interruption
             elif kind == "interruption":
                 out.interruption = response.interruption
             elif kind == "turn_end":
                 out.end, out.ended = response.turn_end, True
+                self.ended = response.turn_end.turn_index
             elif kind == "refused":
                 out.refused = response.refused
         return out

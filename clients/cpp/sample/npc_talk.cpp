@@ -76,6 +76,7 @@ class Playback {
   }
 
   double played_seconds(Clock::time_point now) const { return rate_ ? double(played(now)) / rate_ : 0.0; }
+  bool playing(Clock::time_point now) const { return turn_ >= 0 && played(now) < received_; }
 
   // Sends the position every 100 ms while a reply plays (and at once when `now_please`).
   void report(Conversation& conversation, Clock::time_point now, bool now_please = false) {
@@ -172,18 +173,23 @@ class Retry {
 bool converse(Conversation& conversation, const sample::Options& options, Clock::time_point deadline,
               Reply& reply, Playback& playback) {
   bool barged_in = options.interrupt_with.empty();
+  std::optional<Reply> sent;  // a reply all sent and still playing, which the barge-in may yet cut
   Retry retry;
   while (Clock::now() < deadline) {
     const std::optional<Event> event = conversation.wait(std::chrono::milliseconds(20));
     const auto now = Clock::now();
     playback.report(conversation, now);
     retry.send_when_due(conversation, options, now);
-    if (!barged_in && playback.turn() == reply.turn_index &&
-        playback.played_seconds(now) >= options.interrupt_after_s) {
+    if (!barged_in && playback.turn() >= 0 && playback.played_seconds(now) >= options.interrupt_after_s) {
       playback.report(conversation, now, true);  // so what was heard is exactly where it stopped
       std::printf("barge-in: typed after %lld samples played\n", static_cast<long long>(playback.last()));
       conversation.send_text(options.interrupt_with);
       barged_in = true;
+    }
+    if (sent && !barged_in && !playback.playing(now)) {
+      std::printf("barge-in: none, the reply ended first\n");
+      reply = *sent;
+      return true;
     }
     if (!event) continue;
     print_event(*event);
@@ -192,6 +198,14 @@ bool converse(Conversation& conversation, const sample::Options& options, Clock:
     if (!reply.add(*event)) continue;
     if (reply.refused) {
       if (!retry.schedule(*reply.refused, options, now)) return fail("the NPC stayed busy");
+      reply = Reply{};
+      continue;
+    }
+    if (!barged_in && !reply.end->interrupted && playback.playing(now)) {
+      // All sent, still playing: the player can still talk over it (the gateway's Interruption then comes
+      // after its TurnEnd, and memory keeps what was heard).
+      std::printf("barge-in: waiting, the reply was all sent and still plays\n");
+      sent = reply;
       reply = Reply{};
       continue;
     }

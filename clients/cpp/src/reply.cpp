@@ -62,6 +62,9 @@ bool ends_with(const std::string& text, const std::string& tail) {
 bool Reply::add(const Event& event) {
   const int turn = turn_of(event);
   if (turn < 0 || (turn_index >= 0 && turn != turn_index)) return done();
+  // An Interruption before any other event is of the turn before (talked over after it ended, while it
+  // still played), not this one's.
+  if (turn_index < 0 && std::holds_alternative<Interruption>(event)) return done();
   turn_index = turn;
   if (const auto* t = std::get_if<Transcript>(&event); t && t->is_final) {
     player_text = t->text;

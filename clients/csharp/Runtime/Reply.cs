@@ -9,7 +9,8 @@ namespace NpcVoice
 {
     public sealed class Reply
     {
-        /// <summary>The turn this reply belongs to: the first one it is given an event of.</summary>
+        /// <summary>The turn this reply belongs to: the first one it is given an event of (other than an
+        /// Interruption, which may be of the turn before, talked over after it ended while it still played).</summary>
         public int TurnIndex = -1;
         public string PlayerText = "";
         public string Text = "";
@@ -35,6 +36,7 @@ namespace NpcVoice
         {
             int turn = evt.TurnIndex;
             if (turn < 0 || (TurnIndex >= 0 && turn != TurnIndex)) return Done;
+            if (TurnIndex < 0 && evt is Interruption) return Done;  // (an earlier turn's; see TurnIndex)
             TurnIndex = turn;
             if (evt is Transcript heard) { if (heard.IsFinal) PlayerText = heard.Text; }
             else if (evt is ReplyText delta) Text += delta.Delta;

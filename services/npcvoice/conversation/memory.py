@@ -100,6 +100,10 @@ class TurnRecord:
     # False when the turn ran without ever reading the stored memory (Redis away since the session
     # began): its relationship values start from nothing and must not overwrite the stored ones.
     relationship_known: bool = True
+    # The NPC line, stored by an earlier record, that ``turns`` (one line, or none) replaces: a reply sent
+    # in full, then cut short while it still played (what the player heard, or nothing). A line no longer
+    # among the stored turns (folded into the summary, trimmed) is left as it is.
+    replaces: Turn | None = None
 
 
 def check_id(value: str, field_name: str) -> str:
@@ -149,6 +153,25 @@ def _redis_call(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return wrapper
 
 
+# The last element of list KEYS[1] equal to ARGV[1] becomes ARGV[2], or goes when there is no ARGV[2]
+# (one script: nothing else writes the list between the search and the change).
+_REPLACE_LINE = """
+local n = redis.call('LLEN', KEYS[1])
+for i = n - 1, 0, -1 do
+  if redis.call('LINDEX', KEYS[1], i) == ARGV[1] then
+    if ARGV[2] then
+      redis.call('LSET', KEYS[1], i, ARGV[2])
+    else
+      redis.call('LSET', KEYS[1], i, '')
+      redis.call('LREM', KEYS[1], -1, '')
+    end
+    return 1
+  end
+end
+return 0
+"""
+
+
 class MemoryStore:
     def __init__(self, client: MemoryClient, prefix: str = "npcvoice") -> None:
         self._redis = client
@@ -185,8 +208,12 @@ class MemoryStore:
         one transaction: a turn is stored whole or not at all."""
         turns_key, _, facts_key, relationship_key = self._keys(record.npc_id, record.player_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(turns_key, *[json.dumps(asdict(t)) for t in record.turns])
-            pipe.ltrim(turns_key, -retention.max_turns, -1)
+            if record.replaces is not None:
+                new = [json.dumps(asdict(t)) for t in record.turns[:1]]
+                pipe.eval(_REPLACE_LINE, 1, turns_key, json.dumps(asdict(record.replaces)), *new)
+            else:
+                pipe.rpush(turns_key, *[json.dumps(asdict(t)) for t in record.turns])
+                pipe.ltrim(turns_key, -retention.max_turns, -1)
             if record.new_facts:
                 pipe.rpush(facts_key, *record.new_facts)
                 pipe.ltrim(facts_key, -retention.max_facts, -1)

@@ -28,18 +28,32 @@ class SessionMemory:
 
     async def remember(
         self, player_text: str, npc_text: str, interrupted: bool, emotions: list[str], actions: list[str]
-    ) -> None:
+    ) -> Turn | None:
         """Store a finished turn (or queue it while Redis is away); the session's copy follows at once.
-        ``player_text`` is empty when the NPC spoke first."""
+        ``player_text`` is empty when the NPC spoke first. Returns the NPC's line as stored, if any."""
         persona = self._gateway.persona(self.npc_id, "config.npc_id")
         lines = [Turn("player", player_text)] if player_text else []
-        if npc_text:
-            lines.append(Turn("npc", npc_text, interrupted=interrupted))
+        said = Turn("npc", npc_text, interrupted=interrupted) if npc_text else None
+        lines += [said] if said else []
         if not lines:
-            return
+            return None
         memory = self.memory
         affinity, trust = moved(memory.affinity, memory.trust, emotions, actions)
         await self._store(lines, memory.new_facts(player_text), affinity, trust, persona)
+        return said
+
+    async def cut_short(self, said: Turn, heard: str) -> None:
+        """The NPC's line ``said``, stored in full, was cut short while it still played: memory keeps what
+        the player heard of it, marked interrupted (nothing heard: no line)."""
+        persona = self._gateway.persona(self.npc_id, "config.npc_id")
+        lines = [Turn("npc", heard, interrupted=True, time=said.time)] if heard else []
+        turns = self.memory.turns
+        at = next((i for i in range(len(turns) - 1, -1, -1) if turns[i] == said), None)
+        if at is not None:
+            turns[at : at + 1] = lines
+        record = TurnRecord(self.npc_id, self.player_id, lines, [], self.memory.affinity, self.memory.trust,
+                            relationship_known=self._read, replaces=said)  # fmt: skip
+        await self._gateway.record(record, persona)
 
     async def remember_event(self, event: GameEvent, affinity_delta: float, trust_delta: float) -> None:
         """A game event goes into memory as it happens, moving the relationship as its trigger says."""

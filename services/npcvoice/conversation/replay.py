@@ -54,7 +54,8 @@ class Spool:
                 done += 1
             else:
                 turns = [Turn(**turn) for turn in entry.pop("turns")]
-                records.append(TurnRecord(turns=turns, **entry))
+                replaces = entry.pop("replaces", None)
+                records.append(TurnRecord(turns=turns, replaces=replaces and Turn(**replaces), **entry))
         return records[done:]
 
     def rewrite(self, records: list[TurnRecord]) -> None:

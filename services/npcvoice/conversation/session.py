@@ -4,7 +4,8 @@ The session reads the client's messages (typed lines, audio, playback positions,
 writes events to one output queue. Audio goes to the listener (``listening``), whose final transcripts
 start turns; typed lines start them at once. A turn (``turn``) runs as a task. If the player speaks (or
 types) while the NPC is still replying, the turn is cancelled at once and memory keeps only what the
-player heard, marked as interrupted. If the player goes on talking right after a final transcript, before
+player heard, marked as interrupted; so too when the reply was sent in full but, by the client's playback
+position, still plays (``_cut_short``). If the player goes on talking right after a final transcript, before
 anything of the reply reached them, the final was only part of their line: the reply is dropped unsaid
 and the next final continues the same line.
 
@@ -100,7 +101,7 @@ class Session:
         self._turn_index = 0
         self._turn: asyncio.Task[None] | None = None
         self._state: TurnState | None = None
-        self._playback: dict[int, int] = {}
+        self._playback: dict[int, tuple[int, float]] = {}  # turn index: (played samples, when reported)
         self._continued = ""  # the player's line so far, when they went on talking after its final
         self._heard_line = ""  # the speech service's last line, which its next final may continue
         self._prefilled = ""  # the line so far last sent to be prefilled
@@ -144,7 +145,8 @@ class Session:
             elif kind == "end_of_speech":
                 self.listener.end_of_speech()
             elif kind == "playback":
-                self._playback[request.playback.turn_index] = request.playback.played_samples
+                played = (request.playback.played_samples, time.perf_counter())
+                self._playback[request.playback.turn_index] = played
             elif kind == "context":
                 update = convert.context_update(self.world, request.context)
                 self.world.clear()
@@ -244,7 +246,7 @@ class Session:
         its first audio does (plus a short gap between speakers)."""
         while state.audio_s:
             due = state.first_audio_at + state.audio_s + SPEAKER_GAP_S
-            played = self._playback.get(state.index, 0) >= state.delivered_samples
+            played = self._played(state.index, 0) >= state.delivered_samples
             now = time.perf_counter()
             if played or now >= due:
                 return
@@ -443,6 +445,11 @@ class Session:
             part.turns.stop_prefill()
         self.listener.cancel()
 
+    def _played(self, turn_index: int, default: int) -> int:
+        """The samples of the turn's reply the client last said it had played (``default``: no word)."""
+        reported = self._playback.get(turn_index)
+        return reported[0] if reported else default
+
     async def interrupt(self) -> None:
         """Stop the reply in progress (barge-in); memory keeps what the player heard of it. A draft goes
         (a typed line, an event or a speak-first instruction comes before the player's settled words), and
@@ -450,20 +457,42 @@ class Session:
         await self._drop_draft()
         await self._stop_exchange()
         task, state = self._turn, self._state
-        if task is None or state is None or task.done():
+        if task is None or state is None:
             return
-        if state.finishing:  # said in full, being stored: it ends as it is
+        if task.done() or state.finishing:  # sent in full: stored, or being stored
             await asyncio.wait([task])
+            await self._cut_short(state)
             return
         state.interrupted = True
         await stop(task)
-        heard_samples = self._playback.get(state.index, state.delivered_samples)
+        heard_samples = self._played(state.index, state.delivered_samples)
         heard = heard_text(state.sentences, heard_samples) if self.config.voice_reply else state.reply_text
         cut = convert.interruption(state.index, heard, heard_samples)
         self.out.put_nowait(convert.spoken_by(cut, state.npc_id))
         part = self.parts.get(state.npc_id)
         if part is not None:
             await part.turns.finish(state, heard)
+
+    async def _cut_short(self, state: TurnState) -> None:
+        """A reply sent in full (on a fast machine, most are, well before they have played) that the player
+        talks over while it still plays: the client's last playback position says how much was heard, and
+        playing no faster than real time it cannot have reached the end since. Then it is interrupted as a
+        reply in progress would be (``Interruption``, after its ``TurnEnd``), and memory keeps what was
+        heard. A client that reports no playback heard all it was sent."""
+        reported = self._playback.get(state.index)
+        part = self.parts.get(state.npc_id)
+        if state.interrupted or state.stored is None or not state.audio_s or reported is None or part is None:
+            return
+        heard_samples, reported_at = reported
+        samples_per_s = state.delivered_samples / state.audio_s
+        if heard_samples + (time.perf_counter() - reported_at) * samples_per_s >= state.delivered_samples:
+            return  # played out by now
+        state.interrupted = True
+        heard = heard_text(state.sentences, heard_samples)
+        self.out.put_nowait(
+            convert.spoken_by(convert.interruption(state.index, heard, heard_samples), state.npc_id)
+        )
+        await part.turns.cut_short(state, heard)
 
     async def _stop_exchange(self) -> None:
         exchange, self._exchange = self._exchange, None

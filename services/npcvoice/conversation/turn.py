@@ -88,7 +88,8 @@ class TurnState:
     held: list[conversation_pb2.ConverseResponse] | None = None
     release: asyncio.Future[None] | None = None
     queued: bool = False  # held instead until the NPC speaking before it has been heard (a scene)
-    finishing: bool = False  # said in full and being stored: past interrupting
+    finishing: bool = False  # said in full and being stored: past interrupting (but see Session._cut_short)
+    stored: Turn | None = None  # the NPC's line as memory stored it
 
     @property
     def drafted(self) -> bool:
@@ -267,12 +268,18 @@ class TurnPipeline:
                 state.delivered_samples += chunk.num_samples
                 state.audio_s += chunk.num_samples / chunk.format.sample_rate_hz
 
+    async def cut_short(self, state: TurnState, heard: str) -> None:
+        """``state``'s reply, stored in full, was talked over while it still played: memory keeps what
+        was heard."""
+        if state.stored is not None:
+            await self._memory.cut_short(state.stored, heard)
+
     async def finish(self, state: TurnState, npc_text: str) -> None:
         """Store the turn (or queue it), then acknowledge it with its latency breakdown. From here on the
         turn is past interrupting: a line that comes meanwhile waits for it to end."""
         state.finishing = True
         reply = npc_text.strip()
-        await self._memory.remember(
+        state.stored = await self._memory.remember(
             state.player_text, reply, state.interrupted, state.emotions, state.actions
         )
         if self._stored is not None:

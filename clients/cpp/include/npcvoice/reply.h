@@ -11,7 +11,8 @@
 namespace npcvoice {
 
 struct Reply {
-  int turn_index = -1;  // the turn this reply belongs to: the first one it is given an event of
+  int turn_index = -1;  // the turn this reply belongs to: the first one it is given an event of (but an
+                        // Interruption: it may be of the turn before, talked over while it still played)
   std::string player_text;
   std::string text;
   int sample_rate = 0;

@@ -185,6 +185,7 @@ namespace NpcVoice.Samples
                                      ref Reply reply, Playback playback)
         {
             bool bargedIn = options.InterruptWith == "";
+            Reply sent = null;  // a reply all sent and still playing, which the barge-in may yet cut
             var retry = new Retry();
             while (clock.Elapsed < deadline)
             {
@@ -193,12 +194,18 @@ namespace NpcVoice.Samples
                 playback.Play();
                 playback.Report(conversation, now);
                 retry.SendWhenDue(conversation, options, now);
-                if (!bargedIn && playback.Player.TurnIndex == reply.TurnIndex && playback.PlayedSeconds >= options.InterruptAfterSeconds)
+                if (!bargedIn && playback.Player.TurnIndex >= 0 && playback.PlayedSeconds >= options.InterruptAfterSeconds)
                 {
                     playback.Report(conversation, now, true);  // so what was heard is exactly where it stopped
                     Console.WriteLine("barge-in: typed after " + playback.Last + " samples played");
                     conversation.SendText(options.InterruptWith);
                     bargedIn = true;
+                }
+                if (sent != null && !bargedIn && playback.Player.Pending == 0)
+                {
+                    Console.WriteLine("barge-in: none, the reply ended first");
+                    reply = sent;
+                    return true;
                 }
                 if (evt == null) continue;
                 Print(evt);
@@ -208,6 +215,15 @@ namespace NpcVoice.Samples
                 if (reply.Refused != null)
                 {
                     if (!retry.Schedule(reply.Refused, options, now)) return Fail("the NPC stayed busy", false);
+                    reply = new Reply();
+                    continue;
+                }
+                if (!bargedIn && !reply.End.Interrupted && playback.Player.Pending > 0)
+                {
+                    // All sent, still playing: the player can still talk over it (the gateway's Interruption
+                    // then comes after its TurnEnd, and memory keeps what was heard).
+                    Console.WriteLine("barge-in: waiting, the reply was all sent and still plays");
+                    sent = reply;
                     reply = new Reply();
                     continue;
                 }

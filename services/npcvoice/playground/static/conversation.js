@@ -144,8 +144,8 @@ export class Conversation {
   }
 
   on_speaking(event) {
-    // The player's voice was detected: stop the reply audio still playing, as a game would (the gateway
-    // interrupts only a turn it is still running; audio it finished sending may still be playing here).
+    // The player's voice was detected: stop the reply audio still playing, as a game would (a turn the
+    // gateway finished sending may still be playing here: its Interruption comes after its TurnEnd).
     if (this.player.busy() && this.player.turn.index !== event.turn_index) this.player.stop();
   }
 
