@@ -72,7 +72,8 @@ class Generation:
         self._retries = 0
         self._repeats = 0  # the filter's count of repeats when last looked at
         # A first clause released on its own counts as a piece of the first sentence, not a sentence.
-        self._max_pieces = persona.dialogue.max_sentences + (1 if request.first_clause else 0)
+        sentences = persona.dialogue.max_sentences or model.max_sentences
+        self._max_pieces = sentences + (1 if request.first_clause else 0)
         self._sampler = Sampler(sampling)
         self._stop = StopMatcher(sampling.stop)
         self._stream = model.tokenizer.create_stream()

@@ -39,7 +39,7 @@ from npcvoice.dialogue.repetition import scaffolding_phrases
 from npcvoice.dialogue.reply import Action, ReplyEvent, ReplyFilter, Sentence
 from npcvoice.dialogue.steering import earlier_lines, player_statements
 from npcvoice.dialogue.types import FINISH_STOP, GenerationSummary, ReplyOutput, TurnRequest
-from npcvoice.personas.schema import Persona
+from npcvoice.personas.schema import DEFAULT_MAX_SENTENCES, Persona
 
 LONG_LINE_WORDS = 35
 _QUESTION = re.compile(
@@ -180,7 +180,7 @@ class RemoteReply:
                 full = False
                 async for text in texts:
                     self._put(self.filter.feed(text))
-                    if self.sentences >= d.max_sentences:
+                    if self.sentences >= (d.max_sentences or DEFAULT_MAX_SENTENCES):
                         full = True
                         break
             if not full:

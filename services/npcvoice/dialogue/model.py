@@ -18,6 +18,7 @@ from typing import Any
 
 from npcvoice.dialogue.aids import ALL_AIDS, TUNED_AIDS, aid_set
 from npcvoice.dialogue.prompt import Message, PromptStyle
+from npcvoice.personas.schema import DEFAULT_MAX_SENTENCES
 from npcvoice.runtime.providers import NO_SPINNING, Device, pick_device
 
 log = logging.getLogger("npcvoice.dialogue")
@@ -104,6 +105,10 @@ class LoadedModel:
     aids: frozenset[str] = ALL_AIDS
     # A persona's temperature when it sets none: the likeliest words (0) for a model tuned on the NPC corpus.
     temperature: float = 0.7
+    # A persona's max_sentences when it sets none. A model tuned on the NPC corpus: 1. Read blind, its first
+    # sentences answer right twice as often as its whole replies, whose second sentence most often goes
+    # astray (docs/conversation-quality.md, session 17).
+    max_sentences: int = DEFAULT_MAX_SENTENCES
 
     def prompt_ids(self, messages: list[Message], reply_next: bool = True) -> list[int]:
         shaped = self.template.shape(messages)
@@ -280,4 +285,5 @@ def load_model(
         prompt_style="compact" if facts.get("prompt_style") == "compact" else "full",
         aids=model_aids(facts),
         temperature=0.0 if facts.get("prompt_style") == "compact" else 0.7,
+        max_sentences=1 if facts.get("prompt_style") == "compact" else DEFAULT_MAX_SENTENCES,
     )

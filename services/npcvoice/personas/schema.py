@@ -54,6 +54,10 @@ class VoiceSettings(_Strict):
     )
 
 
+# A reply's sentences at most, where the persona sets none, for a model not tuned on the NPC corpus.
+DEFAULT_MAX_SENTENCES = 3
+
+
 class DialogueSettings(_Strict):
     model: str = Field(
         DEFAULT_MODEL_ID,
@@ -75,8 +79,12 @@ class DialogueSettings(_Strict):
     top_k: int = Field(40, ge=0, description="Sample from at most this many words; 0 means no limit.")
     repetition_penalty: float = Field(1.15, ge=1.0, le=2.0, description="Above 1 discourages repeating.")
     max_tokens: int = Field(80, ge=1, le=512, description="Longest reply, in tokens.")
-    max_sentences: int = Field(
-        3, ge=1, le=20, description="The reply ends after this many sentences (small models ramble)."
+    max_sentences: int | None = Field(
+        None,
+        ge=1,
+        le=20,
+        description="The reply ends after this many sentences. Unset: the model's own (1 for a model tuned "
+        "on the NPC corpus, whose second sentence often goes astray; 3 for others and a remote model).",
     )
     seed: int | None = Field(
         None, ge=0, description="Fixed seed: the same conversation gives the same reply."
