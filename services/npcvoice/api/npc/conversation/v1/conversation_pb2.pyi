@@ -355,7 +355,8 @@ Global___NpcSpeak: _TypeAlias = NpcSpeak  # noqa: Y015
 @_typing.final
 class PlaybackPosition(_message.Message):
     """The client's audio playback position in the current reply, so that a barge-in records exactly
-    what the player heard.
+    what the player heard. Send it every 100-200 ms while a reply plays, also after its TurnEnd: a reply is
+    often all sent well before it has played (see Interruption).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -731,7 +732,12 @@ Global___Action: _TypeAlias = Action  # noqa: Y015
 
 @_typing.final
 class Interruption(_message.Message):
-    """The NPC stopped talking because the player started."""
+    """The NPC stopped talking because the player started. Usually while the turn runs, before its TurnEnd
+    (interrupted). But a reply is often sent in full well before it has played: when the player talks over
+    one that the client's last PlaybackPosition shows still playing, this comes after its TurnEnd (before
+    anything of the next turn), and memory keeps heard_text instead of the whole reply. A client stops that
+    turn's audio on it.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
