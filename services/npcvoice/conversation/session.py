@@ -487,12 +487,12 @@ class Session:
         samples_per_s = state.delivered_samples / state.audio_s
         if heard_samples + (time.perf_counter() - reported_at) * samples_per_s >= state.delivered_samples:
             return  # played out by now
-        state.interrupted = True
+        said, state.interrupted = state.stored, True
         heard = heard_text(state.sentences, heard_samples)
         self.out.put_nowait(
             convert.spoken_by(convert.interruption(state.index, heard, heard_samples), state.npc_id)
         )
-        await part.turns.cut_short(state, heard)
+        await part.memory.cut_short(said, heard)
 
     async def _stop_exchange(self) -> None:
         exchange, self._exchange = self._exchange, None

@@ -268,12 +268,6 @@ class TurnPipeline:
                 state.delivered_samples += chunk.num_samples
                 state.audio_s += chunk.num_samples / chunk.format.sample_rate_hz
 
-    async def cut_short(self, state: TurnState, heard: str) -> None:
-        """``state``'s reply, stored in full, was talked over while it still played: memory keeps what
-        was heard."""
-        if state.stored is not None:
-            await self._memory.cut_short(state.stored, heard)
-
     async def finish(self, state: TurnState, npc_text: str) -> None:
         """Store the turn (or queue it), then acknowledge it with its latency breakdown. From here on the
         turn is past interrupting: a line that comes meanwhile waits for it to end."""
