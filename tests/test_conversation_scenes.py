@@ -107,6 +107,37 @@ async def test_a_line_right_after_a_turn_ends_does_not_cut_it_while_the_others_s
     assert stored == ["Wren, good morning.", "Wren, do you sell mandrake?", "Wren, and sage?"]
 
 
+async def test_a_reply_talked_over_after_it_was_all_sent_is_remembered_as_heard_by_every_npc(gateway):
+    """A late cut in a scene (the reply was all sent, and the client's playback says it still plays when
+    the next line comes): the NPC who spoke and the others in earshot keep only what the player heard."""
+    player = f"scene-cut-short-{time.time_ns()}"
+    talk = Conversation(gateway, scene_config(player, [FENN, WREN]))
+    await talk.next()
+    line = "Wren, what grows by the river this time of year?"
+    talk.send(text=line)
+    said = await talk.turn()
+    assert said.end.npc_id == WREN and said.audio and not said.end.interrupted
+    first = said.audio[0]
+    played = first.num_samples * 2 // 3
+    talk.send(playback=pb.PlaybackPosition(turn_index=said.end.turn_index, played_samples=played))
+    talk.send(text="Sorry, Wren, go on.")
+    after = await talk.turn()
+    await talk.close()
+
+    assert after.cut_short is not None and after.cut_short.turn_index == said.end.turn_index
+    heard = after.cut_short.heard_text
+    words = first.text.split()
+    assert heard == " ".join(words[: int(len(words) * played / first.num_samples)])
+    wren = [(t.role, t.text, t.interrupted) for t in (await export(gateway, player, WREN)).turns]
+    expected = [("player", line, False), *([("npc", heard, True)] if heard else [])]
+    assert wren[: len(expected) + 1] == [*expected, ("player", "Sorry, Wren, go on.", False)]
+    fenn = [(t.role, t.text) for t in (await export(gateway, player, FENN)).turns]
+    told = ("event", f'The player said to Wren the Herbalist: "{line}"')
+    answered = [("event", f'Wren the Herbalist answered: "{heard}"')] if heard else []
+    assert fenn[: 1 + len(answered)] == [told, *answered]
+    assert f'answered: "{said.end.reply_text}"' not in " ".join(text for _, text in fenn)  # not the whole
+
+
 async def test_npcs_talk_to_each_other_one_voice_at_a_time_and_each_remembers_its_side(gateway):
     player = f"scene-exchange-{time.time_ns()}"
     talk = Conversation(gateway, scene_config(player, [FENN, WREN]))

@@ -42,17 +42,18 @@ class SessionMemory:
         await self._store(lines, memory.new_facts(player_text), affinity, trust, persona)
         return said
 
-    async def cut_short(self, said: Turn, heard: str) -> None:
-        """The NPC's line ``said``, stored in full, was cut short while it still played: memory keeps what
-        the player heard of it, marked interrupted (nothing heard: no line)."""
+    async def replace(self, stored: Turn, by: Turn | None) -> None:
+        """A line stored earlier becomes ``by``, in place (``None``: it goes): a reply sent in full, then cut
+        short while it still played, becomes what the player heard of it, as the NPC said it or as another
+        NPC in earshot overheard it."""
         persona = self._gateway.persona(self.npc_id, "config.npc_id")
-        lines = [Turn("npc", heard, interrupted=True, time=said.time)] if heard else []
+        lines = [by] if by else []
         turns = self.memory.turns
-        at = next((i for i in range(len(turns) - 1, -1, -1) if turns[i] == said), None)
+        at = next((i for i in range(len(turns) - 1, -1, -1) if turns[i] == stored), None)
         if at is not None:
             turns[at : at + 1] = lines
         record = TurnRecord(self.npc_id, self.player_id, lines, [], self.memory.affinity, self.memory.trust,
-                            relationship_known=self._read, replaces=said)  # fmt: skip
+                            relationship_known=self._read, replaces=stored)  # fmt: skip
         await self._gateway.record(record, persona)
 
     async def remember_event(self, event: GameEvent, affinity_delta: float, trust_delta: float) -> None:
@@ -61,12 +62,13 @@ class SessionMemory:
         affinity, trust = nudged(self.memory.affinity, self.memory.trust, affinity_delta, trust_delta)
         await self._store([Turn("event", event.told)], [], affinity, trust, persona)
 
-    async def overhear(self, lines: list[str]) -> None:
+    async def overhear(self, lines: list[str]) -> list[Turn]:
         """What the NPC heard said to another in its scene, as events in its memory (the relationship is
-        unmoved: it was not said to it)."""
+        unmoved: it was not said to it). Returns the lines as stored."""
         persona = self._gateway.persona(self.npc_id, "config.npc_id")
-        memory = self.memory
-        await self._store([Turn("event", line) for line in lines], [], memory.affinity, memory.trust, persona)
+        memory, turns = self.memory, [Turn("event", line) for line in lines]
+        await self._store(turns, [], memory.affinity, memory.trust, persona)
+        return turns
 
     async def _store(
         self, lines: list[Turn], new_facts: list[str], affinity: float, trust: float, persona: Persona

@@ -42,7 +42,7 @@ from npcvoice.conversation.recording import SessionMemory
 from npcvoice.conversation.scene import MAX_EXCHANGE_LINES, Scene, SceneChange, Speak
 from npcvoice.conversation.turn import TurnPipeline, TurnState, heard_text
 from npcvoice.runtime.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
-from npcvoice.turns import overheard
+from npcvoice.turns import Turn, overheard
 from npcvoice.world import GameEvent
 
 log = logging.getLogger("npcvoice.conversation")
@@ -257,17 +257,24 @@ class Session:
 
     async def _overheard(self, state: TurnState, reply: str) -> None:
         """What ``state``'s NPC was told and said, stored as heard by every other NPC in earshot."""
-        speaker = self.scene.members.get(state.npc_id, state.npc_id)
         for npc_id in self.scene.hearers(state.npc_id):
-            if state.to_npc_id:
-                to = "you" if npc_id == state.to_npc_id else self.scene.members.get(state.to_npc_id, "")
-                lines = [overheard(speaker, to, reply)] if reply else []
-            else:
-                lines = [overheard("", speaker, state.player_text, player=True)] if state.player_text else []
-                if reply:
-                    lines.append(f'{speaker} {"answered" if state.player_text else "said"}: "{reply}"')
+            lines = self._heard_by(npc_id, state, reply)
             if lines and npc_id in self.parts:
-                await self.parts[npc_id].memory.overhear(lines)
+                stored = await self.parts[npc_id].memory.overhear(lines)
+                if reply:
+                    state.overheard[npc_id] = stored[-1]
+
+    def _heard_by(self, npc_id: str, state: TurnState, reply: str) -> list[str]:
+        """What the NPC ``npc_id`` remembers of a turn of another in its earshot: the player's line, and
+        ``reply`` (the last line, when there is one)."""
+        speaker = self.scene.members.get(state.npc_id, state.npc_id)
+        if state.to_npc_id:
+            to = "you" if npc_id == state.to_npc_id else self.scene.members.get(state.to_npc_id, "")
+            return [overheard(speaker, to, reply)] if reply else []
+        lines = [overheard("", speaker, state.player_text, player=True)] if state.player_text else []
+        if reply:
+            lines.append(f'{speaker} {"answered" if state.player_text else "said"}: "{reply}"')
+        return lines
 
     async def _change_scene(self, change: SceneChange) -> None:
         """NPCs join or leave (one leaving while it speaks, or in an exchange going on, stops it as heard),
@@ -478,7 +485,8 @@ class Session:
         talks over while it still plays: the client's last playback position says how much was heard, and
         playing no faster than real time it cannot have reached the end since. Then it is interrupted as a
         reply in progress would be (``Interruption``, after its ``TurnEnd``), and memory keeps what was
-        heard. A client that reports no playback heard all it was sent."""
+        heard, and so do the other NPCs in earshot. A client that reports no playback heard all it was
+        sent."""
         reported = self._playback.get(state.index)
         part = self.parts.get(state.npc_id)
         if state.interrupted or state.stored is None or not state.audio_s or reported is None or part is None:
@@ -492,7 +500,14 @@ class Session:
         self.out.put_nowait(
             convert.spoken_by(convert.interruption(state.index, heard, heard_samples), state.npc_id)
         )
-        await part.memory.cut_short(said, heard)
+        said_heard = Turn("npc", heard, interrupted=True, time=said.time)
+        await part.memory.replace(said, said_heard if heard else None)
+        for npc_id, told in state.overheard.items():
+            listener = self.parts.get(npc_id)
+            lines = self._heard_by(npc_id, state, heard) if heard else []
+            amended = Turn("event", lines[-1], time=told.time) if lines else None
+            if listener is not None:
+                await listener.memory.replace(told, amended)
 
     async def _stop_exchange(self) -> None:
         exchange, self._exchange = self._exchange, None

@@ -90,6 +90,7 @@ class TurnState:
     queued: bool = False  # held instead until the NPC speaking before it has been heard (a scene)
     finishing: bool = False  # said in full and being stored: past interrupting (but see Session._cut_short)
     stored: Turn | None = None  # the NPC's line as memory stored it
+    overheard: dict[str, Turn] = field(default_factory=dict)  # that line as each NPC in earshot stored it
 
     @property
     def drafted(self) -> bool:
