@@ -172,18 +172,13 @@ def test_a_corpus_rendered_once_trains_elsewhere_as_rendered_and_not_once_the_co
         rendered_split(missing)
 
 
-def test_a_stopped_tuning_run_goes_on_from_its_checkpoint_to_the_adapter_of_a_run_never_stopped(
-    tmp_path, monkeypatch
-):
-    # An epoch of the whole corpus is hours on 2 cores: a run stopped (Ctrl-C, the end of a session) is
-    # run again with the same command and goes on where it was, to the very same adapter. Training is
-    # real; for speed the base model is read once (a fresh copy a run), the sequence is cut to 64 tokens,
-    # and the stop is a wrapper around the real loss that raises in the third step.
+@pytest.fixture
+def tiny_tuning(tmp_path, monkeypatch):
+    """Options for real, tiny tuning runs: the sample conversation cut to 64 tokens, rank 2, 4 steps; the
+    base model read once (a fresh copy a run). Call it with the output folder's name and any changes."""
     import copy
     import gzip
     import shutil
-
-    from safetensors.numpy import load_file
 
     from npcvoice.training import tune as tuning
 
@@ -207,7 +202,20 @@ def test_a_stopped_tuning_run_goes_on_from_its_checkpoint_to_the_adapter_of_a_ru
     (tmp_path / "rendered.json.gz").write_bytes(gzip.compress(json.dumps(rendered).encode()))
     base = tuning.base_model()
     monkeypatch.setattr(tuning, "base_model", lambda: copy.deepcopy(base))
+    return options
 
+
+def test_a_stopped_tuning_run_goes_on_from_its_checkpoint_to_the_adapter_of_a_run_never_stopped(
+    tmp_path, monkeypatch, tiny_tuning
+):
+    # An epoch of the whole corpus is hours on 2 cores: a run stopped (Ctrl-C, the end of a session) is
+    # run again with the same command and goes on where it was, to the very same adapter. Training is
+    # real; the stop is a wrapper around the real loss that raises in the third step.
+    from safetensors.numpy import load_file
+
+    from npcvoice.training import tune as tuning
+
+    options, corpus = tiny_tuning, tmp_path / "corpus"
     tuning.tune(options("straight"))
     assert not (tmp_path / "checkpoint" / tuning.CHECKPOINT).exists()  # done: nothing left to resume
 
@@ -247,6 +255,37 @@ def test_a_stopped_tuning_run_goes_on_from_its_checkpoint_to_the_adapter_of_a_ru
     assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
     record = json.loads((tmp_path / "stopped" / tuning.RECORD).read_text())
     assert [h["step"] for h in record["losses"]] == [1, 2, 3, 4]
+
+
+def test_a_run_started_from_an_adapter_goes_on_from_its_weights_and_records_which(tmp_path, tiny_tuning):
+    # A shipped adapter trained for hours goes on training on a changed corpus (--init-adapter). With a
+    # learning rate of 0 the run changes nothing, so what it writes is the adapter it started from.
+    import dataclasses
+
+    from safetensors.numpy import load_file
+
+    from npcvoice.training import tune as tuning
+
+    options = tiny_tuning
+    tuning.tune(options("first"))
+    first = tmp_path / "first"
+    tuning.tune(options("kept", init_adapter=str(first), learning_rate=0.0))
+    started = load_file(first / "adapter_model.safetensors")
+    kept = load_file(tmp_path / "kept" / "adapter_model.safetensors")
+    assert started.keys() == kept.keys() and any(
+        np.abs(v).max() > 0 for k, v in started.items() if "lora_B" in k
+    )
+    assert all(np.array_equal(started[k], kept[k]) for k in started)
+    record = json.loads((tmp_path / "kept" / tuning.RECORD).read_text())
+    assert record["init_adapter_sha256"] == tuning.adapter_hash(first)
+    fresh = options("fresh", learning_rate=0.0)
+    assert tuning.run_key(fresh, "c") != tuning.run_key(
+        dataclasses.replace(fresh, init_adapter=str(first)), "c"
+    )
+    with pytest.raises(SystemExit, match="overwrite"):
+        tuning.tune(options("first", init_adapter=str(first)))
+    with pytest.raises(SystemExit, match="same"):
+        tuning.tune(dataclasses.replace(options("wider", init_adapter=str(first)), lora_rank=4))
 
 
 def test_an_adapter_merges_into_the_gguf_whole_and_in_gguf_row_order(tmp_path):

@@ -79,6 +79,9 @@ class TuneOptions:
     # torch: render once, then train on a machine that has only the GGUF and torch.
     rendered: str = ""
     render_only: bool = False  # write ``rendered`` and stop
+    # Start from this adapter (a folder ``npcvoice tune`` wrote, of the same rank and targets) instead of a
+    # new one: to go on training a shipped adapter on a changed corpus without the hours of a whole run.
+    init_adapter: str = ""
 
 
 @dataclass
@@ -203,7 +206,35 @@ CHECKPOINT = "state.pt"
 def run_key(options: TuneOptions, corpus_sha256: str) -> str:
     given = asdict(options)
     chosen = {name: list(v) if isinstance(v := given[name], tuple) else v for name in RUN_KEY_OPTIONS}
+    if options.init_adapter:
+        chosen["init_adapter"] = adapter_hash(Path(options.init_adapter))
     return hashlib.sha256(json.dumps([chosen, corpus_sha256], sort_keys=True).encode()).hexdigest()
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def adapter_hash(directory: Path) -> str:
+    return hashlib.sha256((directory / ADAPTER_WEIGHTS).read_bytes()).hexdigest()
+
+
+def load_initial_adapter(model: Any, directory: Path, options: TuneOptions) -> None:
+    """Put the weights of the adapter in ``directory`` into ``model``'s new LoRA factors, in fp32."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    if directory.resolve() == options.out_dir.resolve():
+        raise SystemExit(f"{directory} is --out-dir too: the run would overwrite the adapter it goes on from")
+    config = json.loads((directory / "adapter_config.json").read_text())
+    rank, targets = config.get("r"), sorted(config.get("target_modules", ()))
+    if rank != options.lora_rank or targets != sorted(options.lora_targets):
+        raise SystemExit(f"{directory}: rank {rank} on {targets}; --init-adapter needs the same as the "
+                         f"run's rank {options.lora_rank} on {sorted(options.lora_targets)}")  # fmt: skip
+    weights = {name: tensor.float() for name, tensor in load_file(str(directory / ADAPTER_WEIGHTS)).items()}
+    result: Any = set_peft_model_state_dict(model, weights)
+    wrong = [name for name in result.missing_keys if "lora_" in name] + list(result.unexpected_keys)
+    if wrong:
+        raise SystemExit(f"{directory}: not an adapter of this model ({', '.join(wrong[:3])})")
 
 
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> None:
@@ -270,7 +301,10 @@ def tune(options: TuneOptions) -> Path:
         r=options.lora_rank, lora_alpha=options.lora_alpha, lora_dropout=0.0,
         target_modules=list(options.lora_targets), task_type="CAUSAL_LM",
     )  # fmt: skip
-    model = get_peft_model(base, config).to(device)
+    model = get_peft_model(base, config)
+    if options.init_adapter:
+        load_initial_adapter(model, Path(options.init_adapter), options)
+    model = model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=options.weight_decay)
     order = list(split.train)
@@ -352,6 +386,7 @@ def tune(options: TuneOptions) -> Path:
     record = {
         "options": {k: (os.path.relpath(v) if isinstance(v, Path) else v) for k, v in given.items()},
         "corpus_sha256": corpus_hash(options.corpus_dir),
+        "init_adapter_sha256": adapter_hash(Path(options.init_adapter)) if options.init_adapter else None,
         "counts": counts,
         "train_sequences": len(split.train), "train_tokens": train_tokens,
         "trained_sequences": len(order), "trained_tokens_per_epoch": sum(len(s.ids) for s in order),
