@@ -215,7 +215,10 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def adapter_hash(directory: Path) -> str:
-    return hashlib.sha256((directory / ADAPTER_WEIGHTS).read_bytes()).hexdigest()
+    """The hash of an adapter's weights: the same one ``prepare-model`` records as ``adapter_sha256``."""
+    from npcvoice.dialogue.model import file_hash
+
+    return file_hash(directory / ADAPTER_WEIGHTS)
 
 
 def load_initial_adapter(model: Any, directory: Path, options: TuneOptions) -> None:
