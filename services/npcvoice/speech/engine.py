@@ -32,6 +32,10 @@ FIT_PAD_S = 1.0
 FIT_MIN_S = 12.0
 WHISPER_WINDOW_S = 30.0  # longer audio goes to faster-whisper's own 30 s windows
 FIT_TOKENS_PER_S = 8  # far above speech rate: a cap that only stops a decoder that loops
+# A final's fit transcript less likely than this (mean log-probability of its tokens, faster-whisper's own
+# log_prob_threshold) is not trusted: now and then the short window makes Whisper end the line early
+# ("Do you have" for piper's "Do you have a letter for me?", -1.8, where whole lines score -0.05 to -0.9).
+FIT_MIN_LOG_PROB = -1.0
 
 
 @dataclass(frozen=True)
@@ -109,22 +113,28 @@ class SpeechEngine:
         request: RecognitionRequest,
         window: Window = "full",
         beam_size: int | None = None,
+        check_fit: bool = True,
     ) -> Transcript:
         """Blocking: call it from a worker thread. ``beam_size`` None: the engine's option.
 
         ``full`` is faster-whisper as its authors run it: the audio padded to Whisper's 30-second window.
         ``fit`` encodes the utterance, a second of silence and at least ``FIT_MIN_S`` in all: on a 2-core
         CPU two to four times faster for a short utterance. If the fit window's text still ends by
-        repeating itself, the full window decides. Word timings always use ``full``.
+        repeating itself, or (``check_fit``: finals, not interims, which are soon replaced) Whisper
+        itself doubts it (``FIT_MIN_LOG_PROB``), the full window decides. Word timings always use ``full``.
         """
         beam = beam_size or self.options.beam_size
         fits = len(audio) / SAMPLE_RATE + FIT_PAD_S <= WHISPER_WINDOW_S
         if window == "fit" and fits and not request.word_timings:
-            transcript = self._transcribe_fit(audio, request, beam)
-            if repeated_tail(transcript.text) is None:
+            transcript, log_prob = self._transcribe_fit(audio, request, beam)
+            if repeated_tail(transcript.text) is not None:
+                doubt = "fit window repeated itself"
+            elif check_fit and log_prob < FIT_MIN_LOG_PROB:
+                doubt = "fit window's transcript unlikely"
+            else:
                 return transcript
-            log.info("fit window repeated itself, transcribing with the full window",
-                     extra={"text": transcript.text})  # fmt: skip
+            log.info("%s, transcribing with the full window", doubt,
+                     extra={"text": transcript.text, "log_prob": round(log_prob, 3)})  # fmt: skip
         segments, info = self.model.transcribe(
             audio,
             language=request.language or ("en" if not self.multilingual else None),
@@ -146,7 +156,10 @@ class SpeechEngine:
                 )
         return Transcript(" ".join(p for p in text_parts if p), info.language, words)
 
-    def _transcribe_fit(self, audio: np.ndarray, request: RecognitionRequest, beam: int) -> Transcript:
+    def _transcribe_fit(
+        self, audio: np.ndarray, request: RecognitionRequest, beam: int
+    ) -> tuple[Transcript, float]:
+        """The transcript and the mean log-probability of its tokens."""
         import ctranslate2
         from faster_whisper.tokenizer import Tokenizer
 
@@ -174,9 +187,10 @@ class SpeechEngine:
             max_length=len(prompt) + int(duration * FIT_TOKENS_PER_S) + 10,
             suppress_blank=True,
             suppress_tokens=[-1],
+            return_scores=True,  # (length-normalised: the mean log-probability of a token)
         )
         tokens = [t for t in result[0].sequences_ids[0] if t < tokenizer.eot]
-        return Transcript(tokenizer.decode(tokens).strip(), language)
+        return Transcript(tokenizer.decode(tokens).strip(), language), float(result[0].scores[0])
 
 
 def repeated_tail(text: str, min_words: int = 2) -> int | None:

@@ -334,7 +334,7 @@ class RecognitionStream:
         def transcribe() -> Transcript:
             if not final:
                 self._interim_began = True  # (in the worker's thread: from here it cannot be stopped)
-            return self._engine.transcribe(utterance.audio, self._recognition, window, beam)
+            return self._engine.transcribe(utterance.audio, self._recognition, window, beam, check_fit=final)
 
         return asyncio.ensure_future(self._workers.run_as(label, DEFAULT_PRIORITY, transcribe))
 
