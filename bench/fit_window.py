@@ -5,9 +5,9 @@
 The finals the stream's detector cuts from (1) the recordings of real people (tests/data/realspeech) and
 (2) piper saying the lines of bench.speech and the CLI test's, ``--syntheses`` in all (its delivery
 varies each time), each transcribed by the fit window and by the full window, in one process. Counted:
-finals whose fit transcript has fewer words than the full window's (a line cut short); finals the
-engine doubts (``FIT_MIN_LOG_PROB``, or a repeated tail) and so decodes again in the full window; the
-cut ones among those; and the fit window's mean log-probability, lowest and median.
+finals whose fit transcript stops two or more words short of the full window's (a line cut short);
+finals the engine doubts (``FIT_MIN_LOG_PROB``, or a repeated tail) and so decodes again in the full
+window; the cut ones among those; and the fit window's mean log-probability, lowest and median.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def finals(audio: np.ndarray) -> Iterator[np.ndarray]:
     yield from (e.audio for e in events if isinstance(e, UtteranceAudio) and e.final)
 
 
-def row(name: str, audios: list[np.ndarray], engine: SpeechEngine) -> list[object]:
+def row(name: str, audios: list[np.ndarray], engine: SpeechEngine, cuts: list[str]) -> list[object]:
+    """One table row; each final cut short or doubted is added to ``cuts`` (fit | full)."""
     request = RecognitionRequest(language="en")
     cut = doubted = cut_doubted = 0
     scores = []
@@ -50,8 +51,11 @@ def row(name: str, audios: list[np.ndarray], engine: SpeechEngine) -> list[objec
         full = engine.transcribe(audio, request, "full")
         scores.append(log_prob)
         doubt = log_prob < FIT_MIN_LOG_PROB or repeated_tail(fit.text) is not None
-        short = len(words(fit.text)) < len(words(full.text))
+        said, heard = words(fit.text), words(full.text)
+        short = len(heard) - len(said) >= 2 and heard[: len(said)] == said  # the line ends early
         cut, doubted, cut_doubted = cut + short, doubted + doubt, cut_doubted + (short and doubt)
+        if short or doubt:
+            cuts.append(f"{fit.text!r} ({log_prob:.2f}{', doubted' if doubt else ''}) | full: {full.text!r}")
     lowest, median = f"{min(scores):.2f}", f"{statistics.median(scores):.2f}"
     return [name, len(audios), cut, doubted, cut_doubted, lowest, median]
 
@@ -71,7 +75,11 @@ def main() -> None:
     print(f"threshold: mean log-probability {FIT_MIN_LOG_PROB}")
     headers = ["finals of", "finals", "cut short by fit", "doubted: full window", "cut and doubted",
                "lowest log-prob", "median"]  # fmt: skip
-    print(table(headers, [row("recordings of people", real, engine), row("piper's lines", piper, engine)]))
+    cuts: list[str] = []
+    rows = [row("recordings of people", real, engine, cuts), row("piper's lines", piper, engine, cuts)]
+    print(table(headers, rows))
+    print("\ncut short or doubted (the fit window's words, their log-probability | the full window's):")
+    print("\n".join(cuts) or "none")
 
 
 if __name__ == "__main__":
