@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.speech.v1 import speech_pb2, speech_pb2_grpc
@@ -257,9 +258,18 @@ def test_a_final_whisper_doubts_in_the_fit_window_is_heard_again_in_the_full_win
     def fit_says(log_prob: float) -> None:
         monkeypatch.setattr(engine, "_transcribe_fit", lambda *_: (Transcript("Do you have", "en"), log_prob))
 
+    def retries() -> float:  # what an operator sees of it: the speech service's metric
+        return (
+            REGISTRY.get_sample_value("npcvoice_speech_full_window_retries_total", {"reason": "unlikely"})
+            or 0.0
+        )
+
     fit_says(FIT_MIN_LOG_PROB - 0.8)
+    before = retries()
     assert "letter for me" in engine.transcribe(audio, request, "fit").text.lower()
+    assert retries() == before + 1
     # an interim is soon replaced: it keeps the fit window's words rather than wait for the full window
     assert engine.transcribe(audio, request, "fit", beam_size=1, check_fit=False).text == "Do you have"
     fit_says(FIT_MIN_LOG_PROB + 0.5)  # a transcript Whisper is sure of is not decoded twice
     assert engine.transcribe(audio, request, "fit").text == "Do you have"
+    assert retries() == before + 1

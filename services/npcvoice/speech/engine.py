@@ -15,6 +15,7 @@ import numpy as np
 
 from npcvoice.runtime.errors import InvalidArgument, NotFound
 from npcvoice.speech import turn_end
+from npcvoice.speech.metrics import FULL_WINDOW_RETRIES
 from npcvoice.speech.options import SpeechOptions
 from npcvoice.speech.stream import TurnEnd
 
@@ -128,11 +129,12 @@ class SpeechEngine:
         if window == "fit" and fits and not request.word_timings:
             transcript, log_prob = self._transcribe_fit(audio, request, beam)
             if repeated_tail(transcript.text) is not None:
-                doubt = "fit window repeated itself"
+                reason, doubt = "repeat", "fit window repeated itself"
             elif check_fit and log_prob < FIT_MIN_LOG_PROB:
-                doubt = "fit window's transcript unlikely"
+                reason, doubt = "unlikely", "fit window's transcript unlikely"
             else:
                 return transcript
+            FULL_WINDOW_RETRIES.labels(reason).inc()
             log.info("%s, transcribing with the full window", doubt,
                      extra={"text": transcript.text, "log_prob": round(log_prob, 3)})  # fmt: skip
         segments, info = self.model.transcribe(
