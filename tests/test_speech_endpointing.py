@@ -155,6 +155,20 @@ def test_speech_after_a_longer_silence_starts_a_new_line():
     assert not any(f.continues for f in finals(run(PAUSED)))  # off unless asked for
 
 
+def test_speech_after_the_client_paused_its_audio_starts_a_new_line():
+    # A client that closes its microphone while the NPC speaks sends only a little of the silence after a
+    # line: in the stream the next line starts soon after, though the player was silent for seconds.
+    def second_after(idle_s: float) -> UtteranceAudio:
+        cutter = detector(PAUSED, continue_within_s=0.64)
+        audio = np.arange(len(PAUSED) * WINDOW, dtype=np.float32)
+        events = cutter.feed(audio[: 37 * WINDOW])  # the first part, ended by its pause
+        cutter.idle(idle_s)  # no audio came for that long
+        return finals(events + cutter.feed(audio[37 * WINDOW :]) + cutter.finish())[1]
+
+    assert not second_after(2.0).continues and second_after(2.0).start_s == 38 * WINDOW_S
+    assert second_after(0.1).continues  # network jitter is not silence
+
+
 def test_a_line_is_not_continued_past_half_the_utterance_limit():
     script = [0.9] * 30 + [0.0] * 15 + [0.9] * 20 + [0.0] * 15  # the first part alone is ~1 s
     cut = finals(run(script, max_utterance_s=2.0, continue_within_s=1.0))

@@ -268,8 +268,13 @@ class RecognitionStream:
         )
 
     async def _read(self, chunks: AsyncIterator[bytes]) -> None:
+        last: tuple[float, float] | None = None  # the last chunk's arrival, and how long its audio lasts
         async for chunk in chunks:
-            self._dispatch(self._detector.feed(self._samples(chunk)))
+            samples, arrived = self._samples(chunk), time.monotonic()
+            if last is not None:  # the client paused its stream (a closed microphone) for longer than that
+                self._detector.idle(arrived - sum(last))
+            last = (arrived, len(samples) / SAMPLE_RATE)
+            self._dispatch(self._detector.feed(samples))
         tail = np.asarray(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True), np.float32)
         self._dispatch(self._detector.feed(tail) + self._detector.finish())
 

@@ -38,6 +38,8 @@ NEGATIVE_MARGIN = 0.15  # below threshold minus this, a window counts as silence
 # Windows of silence after which the final's transcription starts speculatively. Two (64 ms) rather than
 # the whole padding: the final's window is 12 s of audio and beam 5, and its time counts from here.
 SPECULATE_AFTER = 2
+# A pause in the client's audio longer than the audio before it lasts, beyond this, is the microphone closed.
+IDLE_JITTER_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,14 @@ class UtteranceDetector:
         self._silence_run = 0
         self._silence_needed = self._min_silence
         return SpeechStarted(self.utterance_index, first_speech / SAMPLE_RATE)
+
+    def idle(self, seconds: float) -> None:
+        """The client sent no audio for ``seconds`` longer than the audio it last sent lasts: its microphone
+        was closed (while the NPC spoke, or push to talk), and the player's silence then is not in the
+        stream. It counts toward ``continue_within``: speech after such a gap starts a new line, however
+        little silence the stream itself holds. (Shorter gaps are network jitter, not silence.)"""
+        if seconds > IDLE_JITTER_S and self._carry:
+            self._carry_speech_end -= round(seconds * SAMPLE_RATE)
 
     def _keep_carry(self, window: np.ndarray, end: int) -> None:
         """Between utterances: the last one's audio goes on growing with the silence after it, until the
