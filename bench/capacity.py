@@ -143,8 +143,8 @@ async def our_player(client: NpcClient, name: str, lines: list[Line], level: Lev
                 refused: list[int] = []
                 first, reply = await text_turn(npc, line.turn, refused)
                 level.refused += len(refused)
-        except grpc.RpcError as error:  # counted; the player goes on in a new conversation stream
-            print(f"ours, player {name}: a turn failed: {error}", file=sys.stderr)
+        except (grpc.RpcError, TimeoutError) as error:  # counted; the player goes on in a new stream
+            print(f"ours, player {name}: a turn failed: {error!r}", file=sys.stderr)
             level.failed += index > 0
             npc = await client.conversation(NPC, f"capacity-{name}-{time.time_ns()}", input_sample_rate=RATE)
             heard_until = loop.time()

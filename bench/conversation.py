@@ -58,6 +58,7 @@ LINES = [
 ]
 RATE = 16000
 CHUNK_S = 0.1
+REPLY_TIMEOUT_S = 60.0  # after the line, for its reply to end
 
 
 @contextlib.contextmanager
@@ -144,7 +145,8 @@ async def voice_turn(npc: NpcConversation, speech: np.ndarray) -> tuple[float, R
             # the chunk holding the last voiced sample: when that sample was "spoken"
             end_of_speech_at = due + speech_end - sent / RATE
         sent += len(chunk)
-    reply = await reply_task
+    # a reply that never comes is a failure to report, not a bench that waits for ever
+    reply = await asyncio.wait_for(reply_task, REPLY_TIMEOUT_S)
     assert end_of_speech_at is not None
     return reply.first_audio_at - end_of_speech_at, reply
 
