@@ -268,12 +268,17 @@ class RecognitionStream:
         )
 
     async def _read(self, chunks: AsyncIterator[bytes]) -> None:
-        last: tuple[float, float] | None = None  # the last chunk's arrival, and how long its audio lasts
+        # How far the audio received falls behind the time since it began: when that grows past what it has
+        # been, the client sent nothing for a while (a closed microphone). A client that buffers and sends
+        # in bursts falls behind by its buffer once, and that is not counted again.
+        began, received, behind = time.monotonic(), 0.0, 0.0
         async for chunk in chunks:
-            samples, arrived = self._samples(chunk), time.monotonic()
-            if last is not None:  # the client paused its stream (a closed microphone) for longer than that
-                self._detector.idle(arrived - sum(last))
-            last = (arrived, len(samples) / SAMPLE_RATE)
+            samples = self._samples(chunk)
+            received += len(samples) / SAMPLE_RATE  # (a chunk arrives once its audio has been captured)
+            lag = time.monotonic() - began - received
+            if lag > behind:
+                self._detector.idle(lag - behind)
+                behind = lag
             self._dispatch(self._detector.feed(samples))
         tail = np.asarray(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True), np.float32)
         self._dispatch(self._detector.feed(tail) + self._detector.finish())
