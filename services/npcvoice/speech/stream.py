@@ -38,7 +38,7 @@ NEGATIVE_MARGIN = 0.15  # below threshold minus this, a window counts as silence
 # Windows of silence after which the final's transcription starts speculatively. Two (64 ms) rather than
 # the whole padding: the final's window is 12 s of audio and beam 5, and its time counts from here.
 SPECULATE_AFTER = 2
-# A pause in the client's audio longer than the audio before it lasts, beyond this, is the microphone closed.
+# Growth of the client's audio's lag behind real time beyond this is its microphone closed, not jitter.
 IDLE_JITTER_S = 0.25
 
 
@@ -242,8 +242,8 @@ class UtteranceDetector:
         return SpeechStarted(self.utterance_index, first_speech / SAMPLE_RATE)
 
     def idle(self, seconds: float) -> None:
-        """The client sent no audio for ``seconds`` longer than the audio it last sent lasts: its microphone
-        was closed (while the NPC spoke, or push to talk), and the player's silence then is not in the
+        """The client's audio fell ``seconds`` further behind real time: it sent none for a while (its
+        microphone closed while the NPC spoke, or push to talk), and the player's silence then is not in the
         stream. It counts toward ``continue_within``: speech after such a gap starts a new line, however
         little silence the stream itself holds. (Shorter gaps are network jitter, not silence.)"""
         if seconds > IDLE_JITTER_S and self._carry:
