@@ -198,6 +198,31 @@ async def test_talking_over_the_npc_interrupts_it_and_shows_what_was_heard(brows
     await page.wait_for_function("document.querySelector('#memory').textContent.includes('(interrupted)')")
 
 
+async def test_a_reply_talked_over_after_it_was_all_sent_is_marked_interrupted(
+    browser, site, test_persona_dir
+):
+    # A game's usual case: the gateway sends a whole reply (its TurnEnd: not interrupted) well before it
+    # has played, and the player talks over what still sounds; that turn's Interruption comes after its
+    # TurnEnd, and the page marks the turn as interrupted then.
+    npc = fresh_persona(test_persona_dir, "innkeeper_tobin")
+    page = await open_page(browser, site, npc, new_player())
+    for _ in range(5):  # a reply may have played out before the player gets a word in: then try again
+        ended = await turns_ended(page)
+        await say(page, "Tell me about this town and its people.")
+        still_playing = (
+            f"window.playground.player.busy() && window.playground.player.played()?.turn_index === {ended}"
+        )
+        if not await page.evaluate(still_playing):
+            continue
+        row = page.locator("#latency tbody tr").nth(ended).locator("td")
+        assert (await row.first.text_content(), await row.last.text_content()) == (str(ended), "")
+        await say(page, "Sorry, wait a moment.")
+        if await page.locator("#transcript .heard").count():
+            break
+    assert await page.locator("#transcript .heard").count() == 1, "never talked over"
+    assert await row.last.text_content() == "interrupted"
+
+
 def write_wav(path: Path, samples: np.ndarray) -> None:
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)

@@ -36,6 +36,7 @@ export class Conversation {
     this.replies = new Map(); // turn index -> the transcript entry of the NPC's reply
     this.names = new Map(); // npc_id -> display name, of the NPCs in the conversation
     this.spoken = new Map(); // turn index -> the transcript entry of the player's spoken line
+    this.latencyRows = new Map(); // turn index -> its row in the latency table
     this.interim = null;
     this.turnsEnded = 0;
     this.mic = new Microphone((pcm) => this.send({ audio: base64(pcm) }));
@@ -70,6 +71,7 @@ export class Conversation {
     $("latency").tBodies[0].replaceChildren();
     this.replies.clear();
     this.spoken.clear();
+    this.latencyRows.clear();
   }
 
   close() {
@@ -207,6 +209,9 @@ export class Conversation {
     this.player.stop();
     const entry = this.reply(event.turn_index);
     entry.append(el("span", "heard", `interrupted — heard: “${event.heard_text}”`));
+    // A reply sent in full before it played is talked over after its TurnEnd: its row says so now.
+    const row = this.latencyRows.get(event.turn_index);
+    if (row) row.lastChild.textContent = "interrupted";
   }
 
   on_refused(event) {
@@ -228,6 +233,7 @@ export class Conversation {
       row.append(el("td", "", String(value)));
     }
     $("latency").tBodies[0].append(row);
+    this.latencyRows.set(event.turn_index, row);
     this.turnsEnded++;
     this.onTurnEnd(event);
   }
