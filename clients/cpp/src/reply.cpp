@@ -61,10 +61,19 @@ bool ends_with(const std::string& text, const std::string& tail) {
 
 bool Reply::add(const Event& event) {
   const int turn = turn_of(event);
-  if (turn < 0 || (turn_index >= 0 && turn != turn_index)) return done();
-  // An Interruption before any other event is of the turn before (talked over after it ended, while it
-  // still played), not this one's.
-  if (turn_index < 0 && std::holds_alternative<Interruption>(event)) return done();
+  if (turn < 0) return done();
+  if (turn_index < 0) {
+    // An Interruption before any other event may be this turn's (cut before anything of it went out) or
+    // the turn before's (talked over after its TurnEnd, while it still played): the next event says.
+    if (const auto* first = std::get_if<Interruption>(&event)) {
+      held_ = *first;
+      return done();
+    }
+    if (held_ && held_->turn_index == turn) interruption = held_;
+    held_.reset();
+  } else if (turn != turn_index) {
+    return done();
+  }
   turn_index = turn;
   if (const auto* t = std::get_if<Transcript>(&event); t && t->is_final) {
     player_text = t->text;

@@ -9,8 +9,9 @@ namespace NpcVoice
 {
     public sealed class Reply
     {
-        /// <summary>The turn this reply belongs to: the first one it is given an event of (other than an
-        /// Interruption, which may be of the turn before, talked over after it ended while it still played).</summary>
+        /// <summary>The turn this reply belongs to: the first one it is given an event of (but an Interruption
+        /// that comes first is held until the next event says whose it is: this turn's, cut before anything of
+        /// it went out, or the turn before's, talked over after its TurnEnd while it still played).</summary>
         public int TurnIndex = -1;
         public string PlayerText = "";
         public string Text = "";
@@ -26,6 +27,7 @@ namespace NpcVoice
         public TurnEnd End;
         /// <summary>The turn was refused (nothing said): send the line again later.</summary>
         public TurnRefused Refused;
+        private Interruption held;  // an Interruption that came first, its turn not yet known
 
         public bool Done => End != null || Refused != null;
         public double Seconds => SampleRate > 0 ? (double)Samples.Count / SampleRate : 0;
@@ -35,8 +37,14 @@ namespace NpcVoice
         public bool Add(ConversationEvent evt)
         {
             int turn = evt.TurnIndex;
-            if (turn < 0 || (TurnIndex >= 0 && turn != TurnIndex)) return Done;
-            if (TurnIndex < 0 && evt is Interruption) return Done;  // (an earlier turn's; see TurnIndex)
+            if (turn < 0) return Done;
+            if (TurnIndex < 0)
+            {
+                if (evt is Interruption first) { held = first; return Done; }  // whose: see TurnIndex
+                if (held != null && held.TurnIndex == turn) Interruption = held;
+                held = null;
+            }
+            else if (turn != TurnIndex) return Done;
             TurnIndex = turn;
             if (evt is Transcript heard) { if (heard.IsFinal) PlayerText = heard.Text; }
             else if (evt is ReplyText delta) Text += delta.Delta;

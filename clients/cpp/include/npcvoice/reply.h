@@ -12,7 +12,9 @@ namespace npcvoice {
 
 struct Reply {
   int turn_index = -1;  // the turn this reply belongs to: the first one it is given an event of (but an
-                        // Interruption: it may be of the turn before, talked over while it still played)
+                        // Interruption that comes first is held until the next event says whose it is:
+                        // this turn's, cut before anything of it went out, or the turn before's, talked
+                        // over after its TurnEnd while it still played)
   std::string player_text;
   std::string text;
   int sample_rate = 0;
@@ -30,6 +32,9 @@ struct Reply {
   bool add(const Event& event);
   bool done() const { return end.has_value() || refused.has_value(); }
   double seconds() const;
+
+ private:
+  std::optional<Interruption> held_;  // an Interruption that came first, its turn not yet known
 };
 
 // PCM16 mono WAV files. read_wav averages the channels of a stereo file; it takes 16-bit PCM only.
