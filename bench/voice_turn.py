@@ -103,11 +103,16 @@ def stages(turn: Turn, calls: list[Call]) -> dict[str, float]:
             c for c in within if c.pool == "dialogue" and c.label == "burst" and c.started >= t.ended - 0.05
         ]
         if pieces:
-            found["first piece written"] = pieces[0].ended
+            # A burst ends at the reply's first event, often its emotion: the first piece is written by the
+            # last burst that ended before the voice began synthesizing.
             synthesis = [c for c in within if c.pool == "piper" and c.started >= pieces[0].ended - 0.01]
             if synthesis:
                 found["synthesis started"] = synthesis[0].started
                 found["synthesis ended"] = synthesis[0].ended
+                written = [c.ended for c in pieces if c.ended <= synthesis[0].started + 0.01]
+                found["first piece written"] = written[-1] if written else pieces[0].ended
+            else:
+                found["first piece written"] = pieces[0].ended
     return {k: v - turn.speech_end for k, v in found.items()}
 
 
