@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build the C++ client (clients/cpp) into build/cpp: `./dev cpp`, and tests/test_cpp_client.py before it
+# Build the C++ client (clients/cpp) into build/cpp: `./dev cpp`, and tests/test_clients.py before it
 # runs the sample. Installs the Debian packages it needs first when they are missing and this runs as
 # root (or with a password-less sudo). Incremental: a second run rebuilds only what changed.
 #
@@ -7,7 +7,7 @@
 # to run); anything else: the install or the build failed.
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=build/cpp  # tests/test_cpp_client.py runs the sample from here
+BUILD=build/cpp  # tests/test_clients.py runs the sample from here
 # its Debian packages: present, installed now, or exit 3 with what to run (scripts/system-packages.sh)
 sh scripts/system-packages.sh cpp
 

@@ -12,6 +12,10 @@
 # brings nvidia-cublas-cu12 and nvidia-cudnn-cu12 too, and `npcvoice up` puts their folders on the speech
 # process's library path only (services/npcvoice/service_env.py). The last step asks each service's own
 # library, in that service's environment, whether it can use the GPU: one line per service.
+#
+# --image: in an image build (Dockerfile.gpu), where no GPU is reserved: that last step is left out (it
+# would fail there for want of a device, not of a library); each service logs the providers it got when
+# the container starts.
 set -eu
 PYTHON="${PYTHON:-python}"
 "$PYTHON" -m pip uninstall -y onnxruntime onnxruntime-gpu onnxruntime-genai onnxruntime-genai-cuda
@@ -28,4 +32,4 @@ print("onnxruntime", onnxruntime.__version__, providers)
 if "CUDAExecutionProvider" not in providers:
     raise SystemExit("CUDAExecutionProvider missing: another onnxruntime build is still installed")
 PY
-"$PYTHON" -m npcvoice.devtools.gpu_check
+[ "${1:-}" = --image ] || "$PYTHON" -m npcvoice.devtools.gpu_check
