@@ -1,6 +1,7 @@
-"""How often the reply's emotion is the one a line calls for: each model alone against the model leaned by
-the line's words, or else to the usual mood (the ``emotion_lean`` aid, dialogue/feelings.py), in the same
-run, straight through the dialogue engine.
+"""How often the reply's emotion is the one a line calls for: each model alone, calibrated by its usual
+leaning (the ``emotion_calibration`` aid), leaned by the line's words or else to the usual mood (the
+``emotion_lean`` aid, dialogue/feelings.py), and leaned where the line has a cue word and calibrated where
+not (both: the default), in the same run, straight through the dialogue engine.
 
     .venv/bin/python -m bench.emotions [--models smollm2-135m,npc-smollm2-135m] [--lines FILE.yaml]
 
@@ -29,6 +30,13 @@ from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
 from npcvoice.personas.schema import KNOWN_EMOTIONS
 
 PERSONA = "blacksmith_hilda"
+EMOTION_AIDS = {"emotion_lean", "emotion_calibration"}
+VARIANTS = {  # the aids of each run: every other aid on
+    "alone": ALL_AIDS - EMOTION_AIDS,
+    "calibrated": ALL_AIDS - {"emotion_lean"},
+    "leaned": ALL_AIDS - {"emotion_calibration"},
+    "leaned, else calibrated": ALL_AIDS,
+}
 
 
 def persona_dir(into: Path, model: str) -> Path:
@@ -71,12 +79,15 @@ def main() -> None:
     lines = yaml.safe_load(args.lines.read_text())["lines"]
     shown: dict[str, list[str]] = {}
     for model in args.models.split(","):
-        for variant, aids in (("alone", ALL_AIDS - {"emotion_lean"}), ("leaned", ALL_AIDS)):
+        for variant, aids in VARIANTS.items():
             with tempfile.TemporaryDirectory() as directory:
                 hilda = persona_dir(Path(directory), model)
                 options = DialogueOptions(models_dir=args.models_dir, persona_dir=hilda,
                                           threads=args.threads, aids=sorted(aids))  # fmt: skip
                 engine = DialogueEngine(options)
+                warm = engine.begin_warm(PERSONA)  # as the service does at start: the calibration measured
+                while warm is not None and not warm.step():
+                    pass
                 shown[f"{model} {variant}"] = [
                     emotion(engine, line["say"], i) for i, line in enumerate(lines)
                 ]

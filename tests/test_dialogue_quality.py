@@ -119,12 +119,15 @@ async def test_asked_what_the_player_told_it_the_npc_answers_with_it(dialogue_se
 
 async def test_the_npc_shows_the_emotion_the_players_words_call_for_then_its_usual_mood(dialogue_service):
     # Without the lean, all of these came out neutral (the model takes the persona's first emotion), and
-    # once an emotion is in the history, the model copies it on every later reply.
+    # once an emotion is in the history, the bundled model copied it on every later reply. The tuned
+    # model, calibrated, may still feel it on the next line (still angry at the swindler); not two later.
     lines = {
         "You are a lying, thieving swindler and your work is rubbish.": "anger",
         "My father died in the mine collapse last winter.": "sadness",
         "Thank you! Here is a gift for all your help.": "joy",
     }
+    plain = ["Can you repair my sword?", "Which road leads to the capital?"]
     for index, (line, emotion) in enumerate(lines.items()):
-        replies = await converse(dialogue_service, [line, "Can you repair my sword?"], f"feel-{index}", index)
-        assert [r.emotions for r in replies] == [[emotion], [HILDA.emotions[0]]], (line, replies)
+        replies = await converse(dialogue_service, [line, *plain], f"feel-{index}", index)
+        shown = [r.emotions for r in replies]
+        assert shown[0] == [emotion] and shown[2] == [HILDA.emotions[0]], (line, replies)

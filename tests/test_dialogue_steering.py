@@ -12,6 +12,7 @@ import pytest
 
 from npcvoice.dialogue.aids import ALL_AIDS
 from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table, outside_tokens
+from npcvoice.dialogue.feelings import calibration
 from npcvoice.dialogue.model import bundled_model_folder, load_model
 from npcvoice.dialogue.options import DialogueOptions
 from npcvoice.dialogue.prompt import LABELS, MemoryView
@@ -125,13 +126,54 @@ def test_the_emotion_a_line_calls_for_outweighs_the_models_habit(texts):
         )
 
 
-def drive(texts: TokenTexts, writer: TagWriter, rng: np.random.Generator, habit: str) -> str:
-    """The tags written, with the writer's bonuses, from logits that favour ``habit`` by 8."""
+def test_the_calibration_takes_the_models_habit_out_of_its_emotion_choice(texts):
+    # A line that gives "anger" 6 logits where the model's habit gets 8 on any line: calibrated by what it
+    # gives after content-free lines (the habit 8 above the rest), the line's anger shows through.
+    hilda = next(p for p in PERSONAS if "anger" in p.emotions and p.emotions[0] != "anger")
+    habit = hilda.emotions[0]
+    writer = TagWriter(texts, hilda, "")
+    opening = list(iter(writer.forced, None))
+    choices = writer.emotion_choices()
+    assert sorted(choices.values()) == sorted(hilda.emotions)  # one way into each declared emotion
+    prior = np.full(len(choices), -8.0)
+    prior[list(choices.values()).index(habit)] = 0.0
+    prior -= np.log(np.exp(prior).sum())
+    bonuses = calibration([dict(zip(choices, prior.tolist(), strict=True))], choices, habit)
+    assert bonuses[next(t for t, e in choices.items() if e == habit)] < min(bonuses.values()) + 1e-6
+
+    rng = np.random.default_rng(6)
+    for _ in range(10):
+        line = {"anger": 6.0}
+        plain = TagWriter(texts, hilda, "")
+        calibrated = TagWriter(texts, hilda, "", calibration=bonuses)
+        assert drive(texts, plain, rng, habit, line) == f"[emotion: {habit}]"
+        assert drive(texts, calibrated, rng, habit, line) == "[emotion: anger]"
+    # Only where the emotion is chosen: none before the opening is written, nor after the emotion.
+    fresh = TagWriter(texts, hilda, "", calibration=bonuses)
+    assert fresh.emotion_choices() == {} and fresh.favoured() == {}
+    for token in opening:
+        fresh.advance(token)
+    assert fresh.favoured() == bonuses
+    fresh.advance(next(t for t, e in choices.items() if e == "anger"))
+    assert fresh.emotion_choices() == {} and not set(fresh.favoured()) & set(bonuses)
+
+
+def drive(
+    texts: TokenTexts,
+    writer: TagWriter,
+    rng: np.random.Generator,
+    habit: str,
+    line: dict[str, float] | None = None,
+) -> str:
+    """The tags written, with the writer's bonuses, from logits that favour ``habit`` by 8 (and each
+    emotion of ``line`` by its number)."""
     tokens: list[int] = []
     lure = texts.encode(f" {habit}")
     while True:
         logits = rng.normal(scale=0.5, size=VOCABULARY).astype(np.float32)
         logits[lure] += 8.0
+        for emotion, weight in (line or {}).items():
+            logits[texts.encode(f" {emotion}")] += weight
         if (allowed := writer.allowed(logits)) is None:
             return "".join(texts.text(t) for t in tokens)
         for token, bonus in writer.favoured().items():

@@ -4,8 +4,8 @@ They were written for the bundled model, which could not do these things by itse
 NPC corpus (``npcvoice tune``) may not need them, and an aid a model does not need only gets in its way
 (a lean to a word-listed emotion, a bonus to a word the player said). Which aids a model gets is in its
 manifest (``aids``) if it says, else ``TUNED_AIDS`` for a model tuned on the corpus (its compact prompt)
-and all of them for any other; the dialogue options may override it (``engine.aids``), as
-``bench/npc_mind.py --ablate`` does to measure each one.
+and ``UNTUNED_AIDS`` (all but the emotion calibration) for any other; the dialogue options may override
+it (``engine.aids``), as ``bench/npc_mind.py --ablate`` does to measure each one.
 
 The guards are not aids and are always on: the reply's tags under constraint, no repeat of an earlier
 reply, no run of the persona's private text, no word from outside the world (``blocking.OUTSIDE_WORDS``: AI,
@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 AIDS: dict[str, str] = {
-    "emotion_lean": "the emotion the player's words call for (a word list; else the persona's first) is "
-    "favoured when the reply's emotion tag is chosen",
+    "emotion_lean": "the emotion the player's words call for (a word list; else, without the calibration, "
+    "the persona's first) is favoured when the reply's emotion tag is chosen",
+    "emotion_calibration": "the model's usual leaning among the persona's emotions (measured once on "
+    "content-free lines, feelings.CONTENT_FREE) is taken out of its choice of the reply's emotion",
     "recall": "asked what they told the NPC, the words of the player's statement that answer get a bonus",
     "openings": "a reply may not open with the first two words of an earlier reply",
     "scaffolding": "the prompt's labels are blocked token by token while the reply is written",
@@ -36,6 +38,10 @@ ALL_AIDS = frozenset(AIDS)
 # lines, forced took 21 of 26 actions on lines that only named its object, chosen by the model 7, for 30
 # against 35 of 54 asked-for ones.
 TUNED_AIDS = ALL_AIDS - {"action_taken"}
+# What any other model gets (the bundled one): all but the calibration, which helps the tuned model (33 ->
+# 55 apt emotions of 84 alone, 37 -> 57 with the lean) and not the bundled one (18 -> 16, 37 -> 35:
+# bench/emotions.py, docs/conversation-quality.md, session 22).
+UNTUNED_AIDS = ALL_AIDS - {"emotion_calibration"}
 
 
 def aid_set(names: Iterable[str]) -> frozenset[str]:

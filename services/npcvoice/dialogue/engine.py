@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from npcvoice.dialogue.cache import ConversationCache
+from npcvoice.dialogue.feelings import CONTENT_FREE
 from npcvoice.dialogue.generation import Generation
 from npcvoice.dialogue.jobs import WARM_CHUNK, SummaryJob, WarmJob
 from npcvoice.dialogue.model import (
@@ -24,9 +25,10 @@ from npcvoice.dialogue.model import (
     resolve_device,
 )
 from npcvoice.dialogue.options import BUNDLED_MODEL_ID, DEFAULT_MODEL_ID, DialogueOptions
-from npcvoice.dialogue.prompt import fixed_messages
+from npcvoice.dialogue.prompt import MemoryView, build_messages, fixed_messages
 from npcvoice.dialogue.remote import RemoteModel
 from npcvoice.dialogue.sampling import SamplingSettings, check_sampling
+from npcvoice.dialogue.tags import TagWriter
 from npcvoice.dialogue.types import SamplingOverrides, TurnRequest
 from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.personas.loader import PersonaStore
@@ -82,6 +84,7 @@ class DialogueEngine:
         self._load_lock = threading.Lock()
         self._warming: set[str] = set()
         self._remote: dict[str, RemoteModel] = {}
+        self.emotion_priors: dict[str, dict[int, float]] = {}
 
     @property
     def model_ids(self) -> list[str]:
@@ -213,8 +216,21 @@ class DialogueEngine:
             if key in self.cache or key in self._warming:
                 return None
             self._warming.add(key)
-        ids = model.prompt_ids(fixed_messages(persona, model.prompt_style), reply_next=False)
-        return WarmJob(self, model, key, ids, persona.id)
+        fixed = fixed_messages(persona, model.prompt_style)
+        ids = model.prompt_ids(fixed, reply_next=False)
+        if key in self.emotion_priors:
+            return WarmJob(self, model, key, ids, persona.id)
+        # Content-free lines, each as a new conversation's prompt up to where the emotion is chosen.
+        tags = TagWriter(self.vocabulary(model), persona)
+        opening = list(iter(tags.forced, None))
+        tails = []
+        for line in CONTENT_FREE:
+            messages = build_messages(persona, MemoryView(), line, lambda _: 0, 1, style=model.prompt_style)
+            prompt = model.prompt_ids(messages) + opening
+            if prompt[: len(ids)] == ids:  # (a template that rewrites the fixed part: no calibration)
+                tails.append(prompt[len(ids) :])
+        choices = tags.emotion_choices()
+        return WarmJob(self, model, key, ids, persona.id, tails, choices, persona.emotions[0])
 
     def warm_done(self, key: str) -> None:
         with self._load_lock:

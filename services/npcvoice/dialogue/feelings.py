@@ -73,6 +73,28 @@ NEGATION_REACH = 2  # a negation cancels a cue this many words after it
 # 1 to 8 logits above the others (measured at the choice on the shipped personas): 12 outweighs that habit,
 # not a model sure of another emotion by more.
 LEAN = 12.0
+# Player lines that call for no emotion: the model's choice after them, on a persona's fixed prompt, is its
+# usual leaning among that persona's emotions (the tuned model gives neutral 71 % after them, and shows it
+# for 52 of 84 lines written to call for each emotion in turn). The reply's choice is calibrated by it
+# ("Calibrate Before Use", Zhao et al. 2021): each emotion's log-probability there, times CALIBRATION, is
+# taken off its logit. Measured on those 84 lines (bench/emotions.py, docs/conversation-quality.md), the
+# tuned model alone 33 apt, calibrated by half its prior 55, by all of it 45 (every line afraid); with the
+# lexicon's lean where the line has a cue word: 57.
+CONTENT_FREE = ("N/A", "...", "Hm.", "Yes.", "I see.")
+CALIBRATION = 0.5
+
+
+def calibration(log_probs: list[dict[int, float]], choices: dict[int, str], usual: str) -> dict[int, float]:
+    """The bonuses for the emotion's first tokens (``choices``: each token's emotion), from each
+    content-free line's log-probabilities of them (restricted to them). Neutral is no emotion a line calls
+    for: where the NPC's ``usual`` mood is another (a cheerful puppeteer's joy), neutral gets no more than
+    it, or the calibration would take the writer's mood away with the model's habit."""
+    bonuses = {t: -CALIBRATION * sum(p[t] for p in log_probs) / len(log_probs) for t in choices}
+    by_emotion = {emotion: t for t, emotion in choices.items()}
+    neutral, mood = by_emotion.get("neutral"), by_emotion.get(usual)
+    if neutral is not None and mood is not None and neutral != mood:
+        bonuses[neutral] = min(bonuses[neutral], bonuses[mood])
+    return bonuses
 
 
 @lru_cache(maxsize=1)

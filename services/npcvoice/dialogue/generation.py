@@ -66,7 +66,8 @@ class Generation:
         self.sampling = sampling
         chosen = engine.options.aids
         aids = model.aids if chosen is None else aid_set(chosen)
-        self._steer = Steering(engine.vocabulary(model), persona, request, model.end_ids, aids)
+        prior = engine.emotion_priors.get(engine.warm_key(model, persona))
+        self._steer = Steering(engine.vocabulary(model), persona, request, model.end_ids, aids, prior)
         self.filter = ReplyFilter(persona, request.first_clause, self._steer.earlier, self._steer.phrases)
         self._checkpoint: Mark | None = None  # where the sentence being written began
         self._retries = 0

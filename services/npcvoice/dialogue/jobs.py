@@ -9,7 +9,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from npcvoice.dialogue.cache import Conversation, new_conversation, prefill
+from npcvoice.dialogue.feelings import calibration
 from npcvoice.dialogue.metrics import WARM_PREFIXES
 from npcvoice.dialogue.model import LoadedModel
 from npcvoice.dialogue.parts import EngineParts
@@ -20,10 +23,21 @@ WARM_CHUNK = 32
 
 
 class WarmJob:
-    """Prefills a persona's fixed prompt into a spare generator, a chunk per step, then caches it."""
+    """Prefills a persona's fixed prompt into a spare generator, a chunk per step, then caches it. The
+    first time for that prompt, it also measures the model's usual leaning among the persona's emotions
+    (``feelings.calibration``): each content-free line's ``tails`` (the rest of its prompt, up to where the
+    emotion is chosen among ``choices``) appended, its logits read, and the generator rewound, one a step."""
 
     def __init__(
-        self, engine: EngineParts, model: LoadedModel, key: str, ids: list[int], persona_id: str
+        self,
+        engine: EngineParts,
+        model: LoadedModel,
+        key: str,
+        ids: list[int],
+        persona_id: str,
+        tails: list[list[int]] | None = None,
+        choices: dict[int, str] | None = None,
+        usual: str = "",
     ) -> None:
         self._engine = engine
         self.persona_id = persona_id
@@ -31,6 +45,10 @@ class WarmJob:
         self.key = key
         self._pending = ids
         self._conversation: Conversation | None = None
+        self._tails = list(tails or []) if choices and len(choices) > 1 else []
+        self._choices = choices or {}
+        self._usual = usual
+        self._log_probs: list[dict[int, float]] = []
 
     def step(self) -> bool:
         try:
@@ -40,18 +58,33 @@ class WarmJob:
                 self._conversation = new_conversation(self._model, self.key, max_length)
             # Small chunks: a reply that arrives meanwhile waits for one chunk at most.
             size = min(options.prefill_chunk, WARM_CHUNK)
-            self._pending = prefill(
-                self._conversation.generator, self._pending, size, self._conversation.tokens
-            )
+            if self._pending:
+                self._pending = prefill(
+                    self._conversation.generator, self._pending, size, self._conversation.tokens
+                )
+            elif self._tails:
+                self._measure(self._conversation, self._tails.pop(0))
         except BaseException:
             self._engine.warm_done(self.key)
             raise
-        if self._pending:
+        if self._pending or self._tails:
             return False
+        if self._log_probs:
+            self._engine.emotion_priors[self.key] = calibration(self._log_probs, self._choices, self._usual)
         self._engine.cache.put(self._conversation)
         self._engine.warm_done(self.key)
         WARM_PREFIXES.labels("built", self.persona_id).inc()
         return True
+
+    def _measure(self, conversation: Conversation, tail: list[int]) -> None:
+        generator = conversation.generator
+        generator.append_tokens(tail)
+        tokens = list(self._choices)
+        logits = np.asarray(generator.get_logits()[0, -1], dtype=np.float64)[tokens]
+        shifted = logits - logits.max()
+        log_probs = shifted - np.log(np.exp(shifted).sum())
+        self._log_probs.append(dict(zip(tokens, map(float, log_probs), strict=True)))
+        generator.rewind_to(len(conversation.tokens))  # the fixed prompt alone again
 
 
 class _Decode:

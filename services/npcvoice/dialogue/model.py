@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from npcvoice.dialogue.aids import ALL_AIDS, TUNED_AIDS, aid_set
+from npcvoice.dialogue.aids import TUNED_AIDS, UNTUNED_AIDS, aid_set
 from npcvoice.dialogue.prompt import Message, PromptStyle
 from npcvoice.personas.schema import DEFAULT_MAX_SENTENCES
 from npcvoice.runtime.providers import NO_SPINNING, Device, pick_device
@@ -101,8 +101,8 @@ class LoadedModel:
     # its manifest says (npcvoice prepare-model --prompt-style).
     prompt_style: PromptStyle = "full"
     # The hand-written aids its replies get (npcvoice.dialogue.aids): its manifest's "aids" if it says,
-    # else those a model tuned on the NPC corpus still needs (a compact prompt), else all of them.
-    aids: frozenset[str] = ALL_AIDS
+    # else those a model tuned on the NPC corpus still needs (a compact prompt), else UNTUNED_AIDS.
+    aids: frozenset[str] = UNTUNED_AIDS
     # A persona's temperature when it sets none: the likeliest words (0) for a model tuned on the NPC corpus.
     temperature: float = 0.7
     # A persona's max_sentences when it sets none. A model tuned on the NPC corpus: 1. Read blind, its first
@@ -206,10 +206,10 @@ def bundled_model_folder(models_dir: Path, device: str) -> Path:
 
 def model_aids(manifest: dict[str, Any]) -> frozenset[str]:
     """The aids a model's replies get: its manifest's "aids" if it says, else those a model tuned on the
-    NPC corpus (a compact prompt) still needs, else all of them."""
+    NPC corpus (a compact prompt) still needs, else those of an untuned model."""
     if isinstance(manifest.get("aids"), list):
         return aid_set(manifest["aids"])
-    return TUNED_AIDS if manifest.get("prompt_style") == "compact" else ALL_AIDS
+    return TUNED_AIDS if manifest.get("prompt_style") == "compact" else UNTUNED_AIDS
 
 
 def load_model(

@@ -17,6 +17,8 @@ class EngineParts(Protocol):
 
     options: DialogueOptions
     cache: ConversationCache
+    # By a persona's warm key: bonuses that calibrate its emotion choice (``feelings.calibration``).
+    emotion_priors: dict[str, dict[int, float]]
 
     def vocabulary(self, model: LoadedModel) -> TokenTexts: ...
 

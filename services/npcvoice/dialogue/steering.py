@@ -100,18 +100,22 @@ class Steering:
         request: TurnRequest,
         end_ids: Collection[int],
         aids: Collection[str] = ALL_AIDS,
+        emotion_prior: dict[int, float] | None = None,
     ) -> None:
-        """``aids``: the hand-written aids to apply (``npcvoice.dialogue.aids``); the guards always are."""
+        """``aids``: the hand-written aids to apply (``npcvoice.dialogue.aids``); the guards always are.
+        ``emotion_prior``: the persona's emotion calibration, once measured (``feelings.calibration``)."""
         self.earlier = earlier_lines(persona, request)
         self.phrases = scaffolding_phrases(persona, LABELS)
+        calibration = emotion_prior if "emotion_calibration" in aids else None
         lean = None
         if "emotion_lean" in aids:
-            # The emotion the line calls for, else the NPC's usual mood (its first): the bundled model
-            # copies the last reply's emotion from the history, keeping an insult's anger all the talk.
+            # The emotion the line calls for; else the model's calibrated choice, or without one the NPC's
+            # usual mood (its first): the bundled model alone keeps the last reply's emotion from the
+            # history, an insult's anger all the talk.
             cue = f"{request.player_text} {request.cue}"
-            lean = called_for(cue, persona.emotions) or persona.emotions[0]
+            lean = called_for(cue, persona.emotions) or (None if calibration else persona.emotions[0])
         keywords, taken = "action_keywords" in aids, "action_taken" in aids
-        self.tags = TagWriter(texts, persona, request.player_text, lean, keywords, taken)
+        self.tags = TagWriter(texts, persona, request.player_text, lean, keywords, taken, calibration)
         self.recall = (
             Recall(texts, request.player_text, player_statements(request), persona.display_name)
             if "recall" in aids

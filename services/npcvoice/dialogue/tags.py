@@ -150,16 +150,23 @@ class TagWriter:
         lean: str | None = None,
         actions_by_keyword: bool = True,
         action_taken: bool = True,
+        calibration: dict[int, float] | None = None,
     ) -> None:
         """``lean``: the emotion the line calls for (``feelings``), favoured when the emotion is chosen.
+        ``calibration``: bonuses for the emotion's first tokens that take the model's usual leaning out of
+        its choice (``emotion_calibration``), applied when the emotion is chosen.
         ``actions_by_keyword``: an action is offered only when the line asks for it (``requested``); off,
         every declared action is offered. ``action_taken``: an action offered by keyword is taken; off (or
         with every action offered), the model chooses: it takes one when it gives the action tag's first
         tokens at least ``ACTION_CHANCE`` of its probability right after the emotion tag."""
         self._texts = texts
         self._lean = emotion_tag(lean) if lean else None
+        self._calibration = calibration or {}
         emotions = tuple(persona.emotions)
         self._node: Node | None = texts.memo(("emotions", emotions), lambda: emotion_trie(texts, persona))
+        self._choice = self._node  # where the emotion is chosen: past the fixed opening all emotions share
+        while self._choice is not None and len(self._choice.children) == 1 and self._choice.then is None:
+            self._choice = next(iter(self._choice.children.values()))
         asked = requested(persona, player_text) if actions_by_keyword else list(persona.actions)
         self._actions = action_trie(texts, asked) if asked else None
         self._offered = False  # whether the action branch was offered (right after the emotion)
@@ -195,10 +202,24 @@ class TagWriter:
         return ids or [self._value.fallback]
 
     def favoured(self) -> dict[int, float]:
-        """Bonuses for the next token's logits: the way to the emotion leaned to, while it is chosen."""
-        if self._lean is None or self._node is None or len(self._node.children) < 2:
+        """Bonuses for the next token's logits while the emotion is chosen: the calibration's, and the way
+        to the emotion leaned to."""
+        if self._offered or self._node is None or len(self._node.children) < 2:
             return {}
-        return {t: LEAN for t, node in self._node.children.items() if self._lean in node.texts}
+        bonuses = dict(self._calibration) if self._node is self._choice else {}
+        if self._lean is not None:
+            for t, node in self._node.children.items():
+                if self._lean in node.texts:
+                    bonuses[t] = bonuses.get(t, 0.0) + LEAN
+        return bonuses
+
+    def emotion_choices(self) -> dict[int, str]:
+        """Once the fixed opening is written, where the emotion is chosen: each next token and the emotion
+        it begins (several that begin alike: the first of them by name). Empty anywhere else."""
+        if self._node is None or self._node is not self._choice:
+            return {}
+        opening = len(emotion_tag("")) - 1  # "[emotion: "
+        return {t: min(node.texts)[opening:-1] for t, node in self._node.children.items()}
 
     def forced(self) -> int | None:
         """The next token when the tags leave only one (taken: no choice, so no need for the model's
