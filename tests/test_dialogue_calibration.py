@@ -5,6 +5,7 @@ conversation started from it writes what a cold start writes."""
 
 from __future__ import annotations
 
+from bench.common import generate_blocking
 from npcvoice.dialogue.aids import TUNED_AIDS
 from npcvoice.dialogue.engine import DialogueEngine
 from npcvoice.dialogue.options import DialogueOptions
@@ -29,13 +30,7 @@ def prefilled_ahead(dialogue: DialogueEngine, persona_id: str) -> None:
 
 def reply(dialogue: DialogueEngine, conversation: str) -> GenerationSummary:
     request = TurnRequest("blacksmith_hilda", LINE, conversation, sampling=SamplingOverrides(seed=3))
-    generation = dialogue.begin(request)
-    while not generation.prefill_step():
-        pass
-    while not generation.done:
-        generation.decode_step()
-    generation.close()
-    return generation.summary()
+    return generate_blocking(dialogue, request)  # stepped in this thread, as the service steps it
 
 
 def test_prefilling_a_persona_ahead_measures_its_emotion_leaning_once():
