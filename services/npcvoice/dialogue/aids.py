@@ -22,6 +22,8 @@ AIDS: dict[str, str] = {
     "emotion_calibration": "the model's usual leaning among the persona's emotions (measured once on "
     "content-free lines, feelings.CONTENT_FREE) is taken out of its choice of the reply's emotion",
     "recall": "asked what they told the NPC, the words of the player's statement that answer get a bonus",
+    "grounding": "asked about the lore or about the moment, the words of the lore entry the question "
+    "calls up or of the world context get a bonus, and once the reply is on them, their next word",
     "openings": "a reply may not open with the first two words of an earlier reply",
     "scaffolding": "the prompt's labels are blocked token by token while the reply is written",
     "action_keywords": "an action is offered only when the player's line shares a word with its "

@@ -1,12 +1,14 @@
 """Token by token, what the reply may not write next: it never completes a run of tokens that an earlier
 NPC line of this conversation holds, nor one it already wrote itself (a loop), nor the prompt's
-scaffolding or a long run of the persona's private text; and the words of earlier replies are made a
+scaffolding or a long run of the persona's private text, nor what the player called theirs ("my
+brother") as the NPC's own; and the words of earlier replies are made a
 little less likely (a presence penalty, on the tokens that start them), so that the model says something
 new rather than the next-best copy. Lore is not blocked: the NPC is meant to tell it, in its own words.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -96,8 +98,27 @@ def _forms() -> list[str]:
     return forms
 
 
+# What the player says is theirs ("my brother", "my tannery") is not the NPC's: a small model echoes it as
+# its own ("Harrowby, my brother's farm."). These few are everybody's way of speaking, not a claim.
+_NOT_CLAIMS = frozenset(("name", "friend", "friends", "lord", "lady", "dear", "good", "goodness", "god",
+                         "word", "thanks", "own", "way", "apologies", "respects", "mind"))  # fmt: skip
+_MINE = re.compile(r"\bmy\s+([A-Za-z][A-Za-z'-]*)", re.IGNORECASE)
+
+
+def claimed_phrases(player_lines: Iterable[str]) -> list[str]:
+    """ "my X" of each "my X" the player said of themselves (and "My X", to open a sentence): the NPC
+    saying it would take X as its own."""
+    found = {m.group(1).lower() for line in player_lines for m in _MINE.finditer(line)}
+    return [f"{my} {word}" for word in sorted(found - _NOT_CLAIMS) for my in ("my", "My")]
+
+
 class Blocker:
-    def __init__(self, texts: TokenTexts, earlier: Iterable[str], fixed: Table) -> None:
+    def __init__(
+        self, texts: TokenTexts, earlier: Iterable[str], fixed: Table, claimed: Table | None = None
+    ) -> None:
+        """``claimed``: phrases of this conversation banned as ``fixed`` are (``claimed_phrases``)."""
+        if claimed:
+            fixed = {key: fixed.get(key, set()) | claimed.get(key, set()) for key in {*fixed, *claimed}}
         said: list[int] = []
         repeats: Table = {}
         for line in earlier:

@@ -1,24 +1,30 @@
 """When the player asks what they told the NPC ("Do you remember my name?", "Where did I say I came
-from?"), the words that answer it are made likelier while the reply is written.
+from?"), or asks about something the NPC's lore holds ("Why is that tunnel walled up?"), the words that
+answer it are made likelier while the reply is written.
 
 The prompt already holds what the player said about themselves (its facts, its recent lines), but a small
 model seldom copies a name from its context: it invents one. So the engine finds the player's statement
 the question is about (the one sharing most of the question's words; else every statement about
 themselves) and the words of it that may answer (nearest the shared words first: "my name is -> Aric",
 "arrived from -> Vaelmoor", "a wool trader -> wool"), and gives their tokens a logit bonus until one of
-them is written. Nothing is forced: the model still chooses among them, and its sentence.
+them is written. Nothing is forced: the model still chooses among them, and its sentence. A question
+about the lore is answered the same way from the lore entry its words call up (the one sharing most of
+its words: "What does the guild charge?" -> "penny", "silver").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from npcvoice.dialogue.vocabulary import TokenTexts
 
 # Logit added to the first token of the likeliest answering word (a quarter less for each next one), until
 # the reply has written one of them.
 RECALL_BONUS = 4.0
+# The same for the words of a lore entry or the world context that answers a question.
+LORE_BONUS = 2.5
 MAX_WORDS = 4
 STEM = 5
 # Words that say nothing about what the question is after, nor answer it.
@@ -45,12 +51,51 @@ _NOT_ANSWERS = frozenset(
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _SELF = re.compile(r"\b(i|i'm|i've|i'd|my|me|myself)\b", re.IGNORECASE)
-_ASKS = re.compile(r"\?|\b(remember|recall|forget|forgot)\b", re.IGNORECASE)
+_RECALLS = re.compile(
+    r"\b(remember|recall|remind|forgot|forgotten|did i (say|tell|mention)|i told you|"
+    r"(what|who|where|which) i (said|told|mentioned)|(know|tell me) (my|who i|what i|where i|which))\b",
+    re.IGNORECASE,
+)
+_ASKS = re.compile(rf"\?|{_RECALLS.pattern}", re.IGNORECASE)
+# "my", "me", "who am I", "what I do": what the player is or did, not what they hear or see now
+_ABOUT_SELF = re.compile(
+    r"\b(my|am i|i am|i'm|i was|was i|do i|did i|i (do|did|come|came|live|work|trade|sell|hail|lost|bring|"
+    r"brought|called))\b",
+    re.IGNORECASE,
+)
+_WH = re.compile(r"\b(who|what|whats|where|which|whose)\b", re.IGNORECASE)
+_MAY_I = re.compile(r"^\W*(should|shall|can|could|may|might|must|will|would)\s+i\b", re.IGNORECASE)
+_CLAUSE_END = re.compile(r"[.;:!?]")
+_SENTENCE = re.compile(r"[^.!?]*[.!?]*")
+# A question about the moment: what the game says is happening now answers it.
+_NOW = re.compile(
+    r"\b(now|today|tonight|this morning|this evening|at the moment|currently|soon|sudden|suddenly|in this)\b",
+    re.IGNORECASE,
+)
+# A question about who the NPC is: its answer is not in the lore, and a name from the lore is a slip.
+_WHO_YOU = re.compile(
+    r"\b(your name|call(ed)? you|who are you|who\b[^?]*\bam i (talking|speaking)|are you (the|a|an)|"
+    r"aren'?t you)\b",
+    re.IGNORECASE,
+)
+_QUESTION = re.compile(r"\?|^\W*(who|what|where|when|why|how|which|tell me)\b", re.IGNORECASE)
 
 
 def asks_about_the_player(line: str) -> bool:
-    """A question about the player themselves: "Do you remember my name?", "What do I trade in?"."""
-    return bool(_SELF.search(line) and _ASKS.search(line))
+    """A question about the player themselves: "Do you remember my name?", "What do I trade in?"; not
+    one about what they may do ("Should I go down now?", "Can I buy a map?")."""
+    if _RECALLS.search(line):
+        return True
+    asked = asked_part(line)
+    about = asked if len(asked.split()) > 3 else line  # "My name, for the letter. What is it?"
+    if _WHO_YOU.search(asked) or _MAY_I.search(asked):
+        return False
+    return bool(_WH.search(asked) and _ABOUT_SELF.search(about))
+
+
+def asks(line: str) -> bool:
+    """A question of any kind ("How deep is the mine?", "Tell me about the war")."""
+    return bool(_QUESTION.search(line))
 
 
 def content_stems(text: str) -> set[str]:
@@ -67,57 +112,147 @@ def _stem(word: str) -> str:
     return word.lower()[:STEM]
 
 
-def answer_words(question: str, statements: Iterable[str], addressee: Iterable[str] = ()) -> list[str]:
-    """The words of the player's earlier ``statements`` that may answer ``question``.
+def answer_words(
+    question: str,
+    statements: Iterable[str],
+    addressee: Iterable[str] = (),
+    about_player: bool = True,
+    limit: int | None = MAX_WORDS,
+) -> list[str]:
+    """The words of ``statements`` (the player's earlier ones; with ``about_player`` false, lore entries)
+    that may answer ``question``.
 
     From the statement sharing most of the question's words, its other words nearest the shared ones; if
     none shares any, from every statement the player made about themselves, the words nearest "I" or
-    "my". Names and places (capitalised inside a sentence) before other words at the same distance. Left
-    out: fillers, the question's own words and the ``addressee``'s (the NPC's name, which the player
-    says to it: "Good evening, captain")."""
-    asked = {_stem(w) for w in _words(question) if w.lower() not in _FILLER}
+    "my" (lore: from the first entry, in its order, which says what it is about first). Names and places
+    (capitalised inside a sentence) before other words at the same distance. Left out: fillers, the
+    question's own words and the ``addressee``'s (the NPC's name, which the player says to it: "Good
+    evening, captain")."""
+    asked = _asked(question)
     left_out = asked | {_stem(w) for w in addressee}
-    scored = [(len({_stem(w) for w in _words(s)} & asked), s) for s in statements]
-    best = max((score for score, _ in scored), default=0)
-    chosen = [s for score, s in scored if score == best and (best or _SELF.search(s))]
+    chosen, best = _chosen(question, statements, about_player)
     ranked: dict[str, tuple[int, bool]] = {}
-    for statement in chosen[:1] if best else chosen:
+    for statement in chosen:
         words = _words(statement)
-        anchors = [i for i, w in enumerate(words) if (_stem(w) in asked if best else _SELF.fullmatch(w))]
+        near_self = not best and about_player
+        anchors = [i for i, w in enumerate(words) if (_SELF.fullmatch(w) if near_self else _stem(w) in asked)]
         for i, word in enumerate(words):
             if word.lower() in _FILLER or word.lower() in _NOT_ANSWERS or _stem(word) in left_out:
                 continue
-            distance = min((abs(i - j) for j in anchors), default=len(words))
+            distance = min((abs(i - j) for j in anchors), default=len(words) if about_player else i)
             rank = (distance, not (i and word[0].isupper()))
             ranked[word] = min(ranked.get(word, rank), rank)
-    return sorted(ranked, key=ranked.__getitem__)[:MAX_WORDS]
+    return sorted(ranked, key=ranked.__getitem__)[:limit]
+
+
+def _asked(question: str) -> set[str]:
+    return {_stem(w) for w in _words(question) if w.lower() not in _FILLER}
+
+
+def _chosen(question: str, statements: Iterable[str], about_player: bool) -> tuple[list[str], int]:
+    """The statements ``answer_words`` takes its words from, and how many words they share with
+    ``question``: the one sharing most; if none shares any, every statement about the player (lore: the
+    first entry)."""
+    asked = _asked(question)
+    scored = [(len({_stem(w) for w in _words(s)} & asked), s) for s in statements]
+    best = max((score for score, _ in scored), default=0)
+    if best or not about_player:
+        return [s for score, s in scored if score == best][:1], best
+    return [s for _, s in scored if _SELF.search(s)], best
+
+
+@dataclass(frozen=True)
+class Recalled:
+    """What a reply is pushed towards: ``words``, likeliest first, with ``bonus`` for the first; none
+    once the reply holds any of ``settled`` (the words themselves; for lore, any word of its entry)."""
+
+    words: list[str]
+    settled: list[str]
+    bonus: float
+    source: str = ""  # lore: the entry, whose next token gets the bonus where the reply copies it
+    speaker: tuple[str, ...] = ()  # the NPC's names, which the source may hold and a copy may not say
+
+
+NOTHING = Recalled([], [], 0.0)
+
+
+def recalled_words(
+    player_line: str,
+    statements: list[str],
+    lore_for: Callable[[str], list[str]],
+    npc_name: str,
+    memory: bool,
+    facts: bool,
+    world: list[str] | None = None,
+) -> Recalled:
+    """What answers the player's line: asked about themselves, words of what they said (``memory``);
+    asked anything else (``facts``), words of what the game says is happening (``world``: the weather,
+    an event) when the line is about the moment ("now", "today") or shares a word with it, else of the
+    lore entries (``lore_for``) its question calls up; else none.
+
+    The question is the line's last sentence that asks ("My partner is up top. | How do folk get down?"):
+    what the player says of themselves around it is not what they ask."""
+    question = asked_part(player_line)
+    if asks_about_the_player(question):
+        if not memory:
+            return NOTHING
+        words = answer_words(player_line, statements, _words(npc_name))
+        return Recalled(words, words, RECALL_BONUS)
+    if not facts or not asks(question) or _WHO_YOU.search(question):
+        return NOTHING
+    world = world or []
+    timely = world and (_NOW.search(player_line) or _chosen(question, world, about_player=False)[1])
+    sources = world if timely else lore_for(question)
+    if not sources:
+        return NOTHING
+    # Once the reply is on the source (any of its words), it is pushed along it (Recall.favoured).
+    settled = answer_words(question, sources, _words(npc_name), about_player=False, limit=None)
+    source = _chosen(question, sources, about_player=False)[0][0]
+    return Recalled(settled[:MAX_WORDS], settled, LORE_BONUS, source, tuple(_words(npc_name)))
+
+
+def asked_part(line: str) -> str:
+    """The last sentence of ``line`` that asks, else the whole line."""
+    asking = [s for s in _SENTENCE.findall(line) if s.strip() and _ASKS.search(s)]
+    return asking[-1].strip() if asking else line
 
 
 class Recall:
     """The answering words of one reply as token sequences, favoured while none is written yet: the first
     token of each, and after a word's first tokens the token that goes on with it. The likeliest answer
-    gets ``RECALL_BONUS``, each next one a quarter of it less."""
+    gets the full bonus, each next one a quarter of it less."""
 
-    def __init__(self, texts: TokenTexts, player_line: str, statements: list[str], npc_name: str) -> None:
-        asked = asks_about_the_player(player_line)
-        self.words = answer_words(player_line, statements, _words(npc_name)) if asked else []
+    def __init__(self, texts: TokenTexts, recalled: Recalled) -> None:
+        self.words = recalled.words
+        self._bonus = recalled.bonus
         self._sequences = [
-            (t, RECALL_BONUS * (MAX_WORDS - rank) / MAX_WORDS)
+            (t, recalled.bonus * (MAX_WORDS - rank) / MAX_WORDS)
             for rank, word in enumerate(self.words)
             for variant in (" " + word, word)
             if (t := texts.encode(variant))
         ]
+        self._settled = [t for word in recalled.settled for v in (" " + word, word) if (t := texts.encode(v))]
+        source = texts.encode(" " + recalled.source) if recalled.source else []
+        # where the reply's last two tokens are two tokens of the source in a row: the source's next one,
+        # unless it begins the NPC's own name (lore speaks of it in the third person: "Wystan feeds them")
+        # and not past the end of a clause (";", "."): one fact, not the entry's every clause
+        own = {texts.encode(v)[0] for name in recalled.speaker for v in (" " + name, name)}
+        steps = zip(source, source[1:], source[2:], strict=False)
+        ends = {c for c in source if _CLAUSE_END.search(texts.text(c))}
+        self._copy = {(a, b): c for a, b, c in steps if c not in own and c not in ends}
 
     def favoured(self, reply: list[int]) -> dict[int, float]:
-        """Bonuses for the tokens that may come after ``reply``: none once it has written one of the
-        words."""
-        if any(_holds(reply, sequence) for sequence, _ in self._sequences):
-            return {}
+        """Bonuses for the tokens that may come after ``reply``. Once it has written one of the settling
+        words: none, but where it is copying its source (two tokens of it in a row), the source's next
+        token, so that a fact is copied whole ("twenty-two days", not "twenty days")."""
+        if any(_holds(reply, sequence) for sequence in self._settled):
+            following = self._copy.get((reply[-2], reply[-1])) if len(reply) > 1 else None
+            return {following: self._bonus} if following is not None else {}
         bonus: dict[int, float] = {}
         for sequence, _ in self._sequences:
             for done in range(1, len(sequence)):
                 if reply[-done:] == sequence[:done]:  # a word begun: its next token
-                    bonus[sequence[done]] = max(bonus.get(sequence[done], 0.0), RECALL_BONUS)
+                    bonus[sequence[done]] = max(bonus.get(sequence[done], 0.0), self._bonus)
         if not bonus:
             for sequence, value in self._sequences:
                 bonus[sequence[0]] = max(bonus.get(sequence[0], 0.0), value)

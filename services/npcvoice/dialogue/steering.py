@@ -16,13 +16,14 @@ from npcvoice.dialogue.aids import ALL_AIDS
 from npcvoice.dialogue.blocking import (
     PRESENCE_PENALTY,
     Blocker,
+    claimed_phrases,
     fixed_table,
     outside_phrases,
     outside_tokens,
 )
 from npcvoice.dialogue.feelings import called_for
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
-from npcvoice.dialogue.recall import Recall
+from npcvoice.dialogue.recall import Recall, recalled_words
 from npcvoice.dialogue.repetition import near_copy, scaffolding_phrases
 from npcvoice.dialogue.reply import Checkpoint
 from npcvoice.dialogue.sampling import Sampler, StopMatcher
@@ -116,11 +117,16 @@ class Steering:
             lean = called_for(cue, persona.emotions) or (None if calibration else persona.emotions[0])
         keywords, taken = "action_keywords" in aids, "action_taken" in aids
         self.tags = TagWriter(texts, persona, request.player_text, lean, keywords, taken, calibration)
+        memory, facts = "recall" in aids, "grounding" in aids
         self.recall = (
-            Recall(texts, request.player_text, player_statements(request), persona.display_name)
-            if "recall" in aids
+            Recall(texts, recalled_words(
+                request.player_text, player_statements(request),
+                lambda question: [e.text for e in persona.lore_for(question)], persona.display_name, memory,
+                facts, list(request.memory.world.values()),
+            ))
+            if memory or facts
             else None
-        )
+        )  # fmt: skip
         self._texts = texts
         private = private_text(persona)
         blocked = [
@@ -129,7 +135,9 @@ class Steering:
         ]
         fixed = texts.memo(("blocked", private, *blocked), lambda: fixed_table(texts, [private], blocked))
         self._outside = texts.memo(("outside", "tokens"), lambda: outside_tokens(texts))
-        self._blocker = Blocker(texts, self.earlier, fixed)
+        said = [*player_statements(request), request.player_text]
+        claimed = fixed_table(texts, [], claimed_phrases(said))
+        self._blocker = Blocker(texts, self.earlier, fixed, claimed)
         # A reply may not open as an earlier one of this conversation did (a small model opens most
         # replies alike: "I'm sorry, ..." on a third of them): the token that would complete it is out.
         earlier_openings = map(opening, npc_lines(request)) if "openings" in aids else ()
