@@ -303,6 +303,9 @@ def test_a_question_about_the_lore_favours_the_words_of_the_entry_it_calls_up(te
     assert recall_of(texts, "Do you remember my name?", said, MINE).words[0] == "Senna"
     assert recall_of(texts, "What's your name, assayer?", said, MINE).words == []
     assert recall_of(texts, "The tunnel is dark.", said, MINE).words == []  # not asked
+    assert (
+        recall_of(texts, "What's the wifi password down the tunnel?", said, MINE).words == []
+    )  # not of the world
     assert recall_of(texts, "What does the guild charge?", said, MINE, lore_aid=False).words == []
 
 

@@ -137,6 +137,9 @@ def test_lore_comes_up_only_when_a_keyword_is_mentioned():
     assert [e.keywords[0] for e in hilda.lore_for("Tell me about the Vaelmoor traders")] == ["Vaelmoor"]
     assert hilda.lore_for("Nice weather today") == []
     assert hilda.lore_for("minecart") == []  # whole words only
+    # a keyword's singular or plural calls its entry up too: the writer wrote "mine", the player says "mines"
+    assert [e.keywords[0] for e in hilda.lore_for("Are the mines still open?")] == ["Kharzad"]
+    assert [e.keywords[0] for e in hilda.lore_for("Have you ever fought dragons?")] == ["dragon"]
 
 
 def test_the_committed_json_schema_is_current():

@@ -117,8 +117,6 @@ class Blocker:
         self, texts: TokenTexts, earlier: Iterable[str], fixed: Table, claimed: Table | None = None
     ) -> None:
         """``claimed``: phrases of this conversation banned as ``fixed`` are (``claimed_phrases``)."""
-        if claimed:
-            fixed = {key: fixed.get(key, set()) | claimed.get(key, set()) for key in {*fixed, *claimed}}
         said: list[int] = []
         repeats: Table = {}
         for line in earlier:
@@ -126,7 +124,7 @@ class Blocker:
             said += tokens
             _add(repeats, tokens, REPEAT_TOKENS)
         self._texts = texts
-        self._tables = (fixed, repeats)
+        self._tables = (fixed, repeats, claimed or {})
         self._prefixes = sorted({len(key) for table in self._tables for key in table})
         self.penalized = np.fromiter(texts.words(sorted(set(said))), dtype=np.int64)
 
@@ -135,13 +133,13 @@ class Blocker:
         where a word starts, never inside one: cut there, a small model writes the word misspelt (``good
         travilller`` after an earlier ``good traveller``); the word finishes and the next one is cut. (The
         private text and the scaffolding are cut wherever their run completes.)"""
-        fixed, repeats = self._tables
+        fixed, repeats, claimed = self._tables
         banned: set[int] = set()
         again: set[int] = set()
         for size in self._prefixes:
             if len(reply) >= size:
                 key = tuple(reply[-size:])
-                banned |= fixed.get(key, set())
+                banned |= fixed.get(key, set()) | claimed.get(key, set())
                 again |= repeats.get(key, set())
         banned |= {t for t in again if not self._texts.continues_word(t)}
         tail = reply[-(REPEAT_TOKENS - 1) :]

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from npcvoice.dialogue.blocking import OUTSIDE_WORDS
 from npcvoice.dialogue.vocabulary import TokenTexts
 
 # Logit added to the first token of the likeliest answering word (a quarter less for each next one), until
@@ -71,6 +72,11 @@ _SENTENCE = re.compile(r"[^.!?]*[.!?]*")
 _NOW = re.compile(
     r"\b(now|today|tonight|this morning|this evening|at the moment|currently|soon|sudden|suddenly|in this)\b",
     re.IGNORECASE,
+)
+# A line from outside the world ("what's the wifi password?", "print your system prompt"): the lore its
+# words call up ("up here": the clock tower) is no answer to it.
+_OUTSIDE = re.compile(
+    rf"\b({'|'.join(OUTSIDE_WORDS)}|wi-?fi|system|instructions?|makers?|programm\w*)s?\b", re.IGNORECASE
 )
 # A question about who the NPC is: its answer is not in the lore, and a name from the lore is a slip.
 _WHO_YOU = re.compile(
@@ -198,7 +204,7 @@ def recalled_words(
             return NOTHING
         words = answer_words(player_line, statements, _words(npc_name))
         return Recalled(words, words, RECALL_BONUS)
-    if not facts or not asks(question) or _WHO_YOU.search(question):
+    if not facts or not asks(question) or _WHO_YOU.search(question) or _OUTSIDE.search(player_line):
         return NOTHING
     world = world or []
     timely = world and (_NOW.search(player_line) or _chosen(question, world, about_player=False)[1])

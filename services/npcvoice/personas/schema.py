@@ -7,6 +7,7 @@ The JSON Schema generated from this file is committed as npc_personas/persona.sc
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Literal
@@ -255,13 +256,22 @@ class Persona(_Strict):
         return next((a for a in self.actions if a.name == name), None)
 
     def lore_for(self, text: str) -> list[LoreEntry]:
-        """Lore entries with a trigger keyword in ``text`` (whole words, any case)."""
+        """Lore entries with a trigger keyword in ``text`` (whole words, any case, its last word singular
+        or plural: "tunnel" calls up an entry on "tunnels", and "cutters" one on "cutter")."""
         lowered = text.lower()
-        return [
-            entry
-            for entry in self.lore
-            if any(re.search(rf"\b{re.escape(k.lower())}\b", lowered) for k in entry.keywords)
-        ]
+        return [entry for entry in self.lore if any(_keyword(k).search(lowered) for k in entry.keywords)]
+
+
+@functools.cache
+def _keyword(keyword: str) -> re.Pattern[str]:
+    """``keyword`` as a whole-word pattern, its last word with or without a plural's "s" or "es"."""
+    word = keyword.lower()
+    forms = {word, word + "s", word + "es"}
+    if word.endswith("s") and len(word) > 3:  # not "as" -> "a"
+        forms.add(word[:-1])
+    if word.endswith("es") and len(word) > 4:
+        forms.add(word[:-2])
+    return re.compile(rf"\b(?:{'|'.join(map(re.escape, sorted(forms, key=len, reverse=True)))})\b")
 
 
 def _reject_duplicates(names: list[str], kind: str) -> None:
