@@ -393,11 +393,13 @@ def test_a_word_from_outside_the_world_is_never_written_whatever_the_model_wants
     hilda = PERSONAS[0]
     request = after(hilda, "Hello.", "Welcome to the forge.", "Are you an AI? What's on the internet?")
     lures = [" An AI? Internet? I have no phone, no computers, no chatbot.", " AI and Internet. PROMPTS.",
-             " Email my website, NPC.", " An A-I? An A.I.? Online?"]  # fmt: skip
+             " Email my website, NPC.", " An A-I? An A.I.? Online?", " Emailing is good, phoned or emailed."]  # fmt: skip
     for aids in (ALL_AIDS, frozenset()):
         for seed, lure in enumerate(lures):
             written = lured(texts, Steering(texts, hilda, request, end_ids=[], aids=aids), lure, seed, 48)
-            assert not OUT_OF_WORLD.search(written), written
+            assert not OUT_OF_WORLD.search(written) and not re.search(
+                r"(?i)\b(email|phon)(s|es|e|ed|ing)?\b", written
+            ), written
     # the words inside others, and a word of the world that shares their letters, are still written
     outside = outside_tokens(texts)
     for word in (" Aidan", " paint", " phoenix", " trail", " said", "Aid", " prompted", " phonetic"):

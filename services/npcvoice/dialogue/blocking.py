@@ -52,6 +52,7 @@ def fixed_table(texts: TokenTexts, private: Iterable[str], phrases: Iterable[str
 # back ("An AI? I'm a map-maker."). Never written, whatever the model wants: the sentence goes another way.
 OUTSIDE_WORDS = ("AI", "chatbot", "internet", "computer", "smartphone", "cellphone", "telephone", "phone",
                  "email", "website", "online", "prompt", "NPC")  # fmt: skip
+OUTSIDE_VERBS = ("email", "phone")
 # The word spelt around once it is banned ("An A-I, Hesper"): cut at its last letter.
 OUTSIDE_SPELLINGS = ("A-I", "A.I", "A. I")
 
@@ -91,10 +92,14 @@ def outside_phrases(texts: TokenTexts) -> list[str]:
 
 
 def _forms() -> list[str]:
+    """Each outside word in each case and plural; the verbs among them as verbs ("emailing", "phoned")."""
     forms = []
     for word in OUTSIDE_WORDS:
         for form in {word, word.lower(), word[:1].upper() + word[1:].lower(), word.upper()}:
             forms += [form, form + "s", form + "S"]
+            if word in OUTSIDE_VERBS:  # not "prompted", a word of any world
+                stem = form[:-1] if form.endswith("e") else form
+                forms += [stem + "ing", stem + "ed"]
     return forms
 
 
