@@ -7,9 +7,13 @@ model seldom copies a name from its context: it invents one. So the engine finds
 the question is about (the one sharing most of the question's words; else every statement about
 themselves) and the words of it that may answer (nearest the shared words first: "my name is -> Aric",
 "arrived from -> Vaelmoor", "a wool trader -> wool"), and gives their tokens a logit bonus until one of
-them is written. Nothing is forced: the model still chooses among them, and its sentence. A question
-about the lore is answered the same way from the lore entry its words call up (the one sharing most of
-its words: "What does the guild charge?" -> "penny", "silver").
+them is written. Nothing is forced: the model still chooses among them, and its sentence.
+
+Any other question is grounded the same way (the aid ``grounding``) in the lore entry its words call up
+(the one sharing most of its words: "What does the guild charge?" -> "penny", "silver"), or, asked about
+the moment ("Should I go down now?"), in the world context the game set; and once the reply is on that
+source, the source's next token is favoured wherever the reply is copying it, to the end of its clause, so
+that a fact comes out whole ("twenty-two days", not "twenty days").
 """
 
 from __future__ import annotations
