@@ -117,6 +117,9 @@ def claimed_phrases(player_lines: Iterable[str]) -> list[str]:
     return [f"{my} {word}" for word in sorted(found - _NOT_CLAIMS) for my in ("my", "My")]
 
 
+_NONE: frozenset[int] = frozenset()
+
+
 class Blocker:
     def __init__(
         self, texts: TokenTexts, earlier: Iterable[str], fixed: Table, claimed: Table | None = None
@@ -144,8 +147,9 @@ class Blocker:
         for size in self._prefixes:
             if len(reply) >= size:
                 key = tuple(reply[-size:])
-                banned |= fixed.get(key, set()) | claimed.get(key, set())
-                again |= repeats.get(key, set())
+                banned |= fixed.get(key, _NONE)
+                banned |= claimed.get(key, _NONE)
+                again |= repeats.get(key, _NONE)
         banned |= {t for t in again if not self._texts.continues_word(t)}
         tail = reply[-(REPEAT_TOKENS - 1) :]
         if len(tail) == REPEAT_TOKENS - 1:  # the reply's own runs: a loop inside it

@@ -241,7 +241,8 @@ class Recall:
             for variant in (" " + word, word)
             if (t := texts.encode(variant))
         ]
-        self._settled = [t for word in recalled.settled for v in (" " + word, word) if (t := texts.encode(v))]
+        settling = [t for word in recalled.settled for v in (" " + word, word) if (t := texts.encode(v))]
+        self._settled = _Written(settling)
         source = texts.encode(" " + recalled.source) if recalled.source else []
         # where the reply's last two tokens are two tokens of the source in a row: the source's next one,
         # unless it begins the NPC's own name (lore speaks of it in the third person: "Wystan feeds them")
@@ -255,7 +256,7 @@ class Recall:
         """Bonuses for the tokens that may come after ``reply``. Once it has written one of the settling
         words: none, but where it is copying its source (two tokens of it in a row), the source's next
         token, so that a fact is copied whole ("twenty-two days", not "twenty days")."""
-        if any(_holds(reply, sequence) for sequence in self._settled):
+        if self._settled.held(reply):
             following = self._copy.get((reply[-2], reply[-1])) if len(reply) > 1 else None
             return {following: self._bonus} if following is not None else {}
         bonus: dict[int, float] = {}
@@ -269,6 +270,22 @@ class Recall:
         return bonus
 
 
-def _holds(tokens: list[int], run: list[int]) -> bool:
-    size = len(run)
-    return any(tokens[i : i + size] == run for i in range(len(tokens) - size + 1))
+class _Written:
+    """Whether a reply holds any of ``runs`` (token sequences), asked after every step: only the runs
+    that end in the tokens added since the last time are looked for, unless the reply was rolled back."""
+
+    def __init__(self, runs: list[list[int]]) -> None:
+        self._runs = runs
+        self._seen: list[int] = []
+        self._held = False
+
+    def held(self, reply: list[int]) -> bool:
+        if reply[: len(self._seen)] != self._seen:  # rolled back (a sentence written again): from the start
+            self._seen, self._held = [], False
+        if not self._held:
+            for end in range(len(self._seen) + 1, len(reply) + 1):
+                if any(reply[max(0, end - len(run)) : end] == run for run in self._runs):
+                    self._held = True
+                    break
+        self._seen = list(reply)
+        return self._held

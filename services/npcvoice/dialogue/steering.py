@@ -118,9 +118,10 @@ class Steering:
         keywords, taken = "action_keywords" in aids, "action_taken" in aids
         self.tags = TagWriter(texts, persona, request.player_text, lean, keywords, taken, calibration)
         memory, facts = "recall" in aids, "grounding" in aids
+        statements = player_statements(request)
         self.recall = (
             Recall(texts, recalled_words(
-                request.player_text, player_statements(request),
+                request.player_text, statements,
                 lambda question: [e.text for e in persona.lore_for(question)], persona.display_name, memory,
                 facts, list(request.memory.world.values()),
             ))
@@ -135,8 +136,7 @@ class Steering:
         ]
         fixed = texts.memo(("blocked", private, *blocked), lambda: fixed_table(texts, [private], blocked))
         self._outside = texts.memo(("outside", "tokens"), lambda: outside_tokens(texts))
-        said = [*player_statements(request), request.player_text]
-        claimed = fixed_table(texts, [], claimed_phrases(said))
+        claimed = fixed_table(texts, [], claimed_phrases([*statements, request.player_text]))
         self._blocker = Blocker(texts, self.earlier, fixed, claimed)
         # A reply may not open as an earlier one of this conversation did (a small model opens most
         # replies alike: "I'm sorry, ..." on a third of them): the token that would complete it is out.
