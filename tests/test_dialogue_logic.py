@@ -156,6 +156,16 @@ def test_player_facts_are_their_first_person_statements():
         Turn("player", "I live in Vaelmoor, sadly. Am I late?"),
     ]
     assert player_facts(turns) == ["My name is Ada.", "I live in Vaelmoor, sadly."]
+    # however they put it: a fact kept is what a memory question can still be answered from once its
+    # line has left the prompt's window of recent turns
+    told = [
+        "Afternoon! My name's Brin Callard.",
+        "My son Darro is apprenticed to a shipwright in Velloran.",
+        "My father turns seventy on Sunday.",
+    ]
+    assert player_facts([Turn("player", line) for line in told]) == [
+        "My name's Brin Callard.", *told[1:],
+    ]  # fmt: skip
 
 
 def test_a_growing_conversation_moves_the_prompt_start_only_every_few_turns():

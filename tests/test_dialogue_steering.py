@@ -19,6 +19,7 @@ from npcvoice.dialogue.prompt import LABELS, MemoryView
 from npcvoice.dialogue.recall import (
     LORE_BONUS,
     RECALL_BONUS,
+    SURE_BONUS,
     Recall,
     answer_words,
     asks_about_the_player,
@@ -259,6 +260,49 @@ def test_the_answer_is_looked_for_in_the_statement_the_question_is_about():
     assert answer_words("Is the road safe?", said) == [] or not asks_about_the_player("Is the road safe?")
 
 
+def memory_words(line: str, said: list[str]) -> list[str]:
+    return recalled_words(line, said, lambda _: [], "Nell Ashdown", True, True).words
+
+
+def test_asked_who_they_are_the_player_is_answered_with_what_they_introduced_themselves_as():
+    """Name, trade and home are taken from how the player introduced themselves, in the words they used,
+    however the question is put; not from whatever other line happens to share a word with it."""
+    said = [
+        "Hi there, my name's Jory Halloran, a rope-maker from Saltgrave.",
+        "My little sister cried for a week when the tickets ran out last spring.",
+        "I'm off to Carrowmouth after the thaw to sell my rope. Who runs this outfit?",
+    ]
+    assert memory_words("Last thing, love. Do you still remember my name?", said) == ["Jory", "Halloran"]
+    assert memory_words("You'll need my name to sign it for me. What is it?", said) == ["Jory", "Halloran"]
+    assert memory_words("Remind me, what do I do for a living?", said) == ["rope-maker"]
+    assert memory_words("Which town did I say I hail from?", said) == ["Saltgrave"]
+    assert memory_words("Who am I, again? Tell me you haven't forgotten.", said)[:3] == [
+        "Jory", "Halloran", "rope-maker",
+    ]  # fmt: skip
+    other = ["Well met! I'm Senna Brookhollow, a prospector out of Tallow Cross."]
+    assert memory_words("And what's my trade, would you say?", other) == ["prospector"]
+    assert memory_words("Where did I tell you I come from?", other) == ["Tallow", "Cross"]
+    # never introduced: the words of the statement the question is about, as before
+    assert memory_words("Where was I heading once the thaw comes?", said[1:])[0] == "Carrowmouth"
+
+
+def test_what_the_player_asked_is_not_what_they_told():
+    """A question the player asked about the world shares words with a memory question ("top") but
+    answers nothing: only what they said, and asked about themselves, is looked in."""
+    said = ["What makes ore count as top quality around here?", "My partner Odo is waiting at the camp."]
+    assert set(memory_words("Who did I say was waiting for me up top?", said)[:2]) == {"Odo", "partner"}
+    assert "quality" not in memory_words("Who did I say was up top?", said)
+
+
+def test_asked_who_the_answer_is_a_person():
+    said = ["My father turns seventy on Sunday and loves a strong drink."]
+    assert memory_words("Remind me, who did I say the drink was for?", said)[0] == "father"
+    said = ["Would you ring a bell for my grandmother Bryony? She died at Candlemas."]
+    assert set(memory_words("Who was it I lost at Candlemas, do you remember?", said)[:2]) == {
+        "grandmother", "Bryony",
+    }  # fmt: skip
+
+
 def recall_of(
     texts, line: str, said: list[str], lore: dict[str, str] | None = None, lore_aid=True, world=None
 ):
@@ -271,7 +315,7 @@ def recall_of(
 
 
 def test_recall_favours_the_answer_until_it_is_written(texts):
-    recall = recall_of(texts, "Do you remember my name?", ["My name is Orrin and I fish."])
+    recall = recall_of(texts, "What's my boat called?", ["My boat is the Orrin and it leaks."])
     assert recall.words[0] == "Orrin"
     first = recall.favoured([])
     orrin = texts.encode(" Orrin")
@@ -279,6 +323,9 @@ def test_recall_favours_the_answer_until_it_is_written(texts):
     if len(orrin) > 1:  # a word begun is carried on
         assert recall.favoured([5, orrin[0]]) == {orrin[1]: RECALL_BONUS}
     assert recall.favoured([5, *orrin, 7]) == {}
+    # the name the player introduced themselves with is pushed harder
+    recall = recall_of(texts, "Do you remember my name?", ["My name is Orrin and I fish."])
+    assert recall.favoured([])[orrin[0]] == SURE_BONUS > RECALL_BONUS
     assert recall_of(texts, "Is the road safe?", ["My name is Orrin."]).favoured([]) == {}
 
 
@@ -299,9 +346,18 @@ def test_a_question_about_the_lore_favours_the_words_of_the_entry_it_calls_up(te
     deeper = recall_of(texts, "My partner Odo is up top. How do folk get down deeper?", said, MINE).words
     assert "nine" in deeper and "Odo" not in deeper
     assert {"Sixth", "Gallery"} <= set(recall_of(texts, "Why is that tunnel walled up?", said, MINE).words)
-    assert recall_of(texts, "Who did I say was waiting for me up top?", said, MINE).words[0] == "Odo"
+    assert {"Odo", "partner"} == set(
+        recall_of(texts, "Who did I say was waiting for me up top?", said, MINE).words[:2]
+    )
     assert recall_of(texts, "Do you remember my name?", said, MINE).words[0] == "Senna"
-    assert recall_of(texts, "What's your name, assayer?", said, MINE).words == []
+    # asked who the NPC is: its own name, not a name from its lore ("Hroda Flint"), nor the player's
+    for line in ["What's your name, assayer?", "Who exactly am I talking to?", "And you are?",
+                 "Aren't you the guild warden?"]:  # fmt: skip
+        assert recall_of(texts, line, said, MINE).words == ["Maglund", "Ashvein"], line
+    assert recall_of(texts, "Aren't you afraid of the dark down there?", said, MINE).words != [
+        "Maglund",
+        "Ashvein",
+    ]
     assert recall_of(texts, "The tunnel is dark.", said, MINE).words == []  # not asked
     assert (
         recall_of(texts, "What's the wifi password down the tunnel?", said, MINE).words == []

@@ -33,8 +33,11 @@ def overheard_player_line(event: str) -> str | None:
     return found.group(1) if found else None
 
 
+# "I'm a cooper", "My name's Jory", "My son Darro is apprenticed ...", "My father turns seventy ..."
 _FACT_RE = re.compile(
-    r"\b(my name is|i am|i'm|i have|i've|i live|i come from|i work|my \w+ (is|was|are))\b", re.IGNORECASE
+    r"\b(my name is|my name's|name's|call me|i am|i'm|i have|i've|i live|i come from|i work|"
+    r"my \w+( \w+)? (is|was|are|has|had|turns|lives|works|went|died))\b",
+    re.IGNORECASE,
 )
 
 

@@ -33,7 +33,7 @@ from npcvoice.dialogue.engine import DialogueEngine, check_turn
 from npcvoice.dialogue.generation import Generation
 from npcvoice.dialogue.metrics import ESCALATIONS, REMOTE_TOKENS_PER_TURN
 from npcvoice.dialogue.prompt import LABELS, Message, build_messages
-from npcvoice.dialogue.recall import answer_words, asks_about_the_player, content_stems
+from npcvoice.dialogue.recall import asks_about_the_player, content_stems, remembered
 from npcvoice.dialogue.remote import RemoteFailure, RemoteModel, Spent
 from npcvoice.dialogue.repetition import scaffolding_phrases
 from npcvoice.dialogue.reply import Action, ReplyEvent, ReplyFilter, Sentence
@@ -85,7 +85,7 @@ def draft_reasons(persona: Persona, request: TurnRequest, opening: str, confiden
             reasons.append("lore")
     if asks_about_the_player(line):
         answers = {
-            w.lower()[:5] for w in answer_words(line, player_statements(request), [persona.display_name])
+            w.lower()[:5] for w in remembered(line, player_statements(request), persona.display_name).words
         }
         if answers and not said & answers:
             reasons.append("memory")

@@ -13,7 +13,12 @@ Any other question is grounded the same way (the aid ``grounding``) in the lore 
 (the one sharing most of its words: "What does the guild charge?" -> "penny", "silver"), or, asked about
 the moment ("Should I go down now?"), in the world context the game set; and once the reply is on that
 source, the source's next token is favoured wherever the reply is copying it, to the end of its clause, so
-that a fact comes out whole ("twenty-two days", not "twenty days").
+that a fact comes out whole ("twenty-two days", not "twenty days"). Asked who it is ("Who am I talking
+to?"), the NPC is pushed to its own name, not one from its lore nor the player's.
+
+Asked who they are, or their name, trade or home, the player's answer is how they introduced themselves
+("my name's Jory Halloran, a rope-maker from Saltgrave"); asked "who" or "where" anything else, a person
+("my father") or a place of the statement before its other words.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from npcvoice.dialogue.vocabulary import TokenTexts
 # Logit added to the first token of the likeliest answering word (a quarter less for each next one), until
 # the reply has written one of them.
 RECALL_BONUS = 4.0
+# The same for an answer that is certain: the words the player introduced themselves with, asked for
+# them; the NPC's own name, asked who it is. A small model is sure of another name in its place (its own
+# or its lore's for the player's, the player's for its own), and a lesser bonus seldom outweighs it.
+SURE_BONUS = 8.0
 # The same for the words of a lore entry or the world context that answers a question.
 LORE_BONUS = 2.5
 MAX_WORDS = 4
@@ -41,7 +50,8 @@ _FILLER = frozenset(
         "do did does done doing is am are was were be been being have has had will would can could shall "
         "should may might must what whats where who whom whose which when why how that this these those it "
         "its there here say said says tell told telling remember remembers recall know knew again still ever "
-        "please of to for on at by with about as if not no yes oh well now all any some one way thing "
+        "please of to for on at by with about as if not no yes oh well now all any some one way thing after "
+        "before "
         "hello hi hey good morning evening night day greetings farewell goodbye thanks thank",
     )
 )
@@ -68,6 +78,24 @@ _ABOUT_SELF = re.compile(
     r"brought|called))\b",
     re.IGNORECASE,
 )
+_WHO = re.compile(r"\b(who|whom|whose)\b", re.IGNORECASE)
+_WHERE = re.compile(r"\b(where|which (town|village|city|place))\b", re.IGNORECASE)
+# Who a person is to the player: what answers "who" as well as a name does.
+_KIN = frozenset(
+    re.findall(
+        r"\S+",
+        "father mother brother sister son daughter wife husband cousin uncle aunt nephew niece grandmother "
+        "grandfather grandson granddaughter friend partner master mistress bride groom sweetheart boys girls "
+        "children child baby",
+    )
+)
+_DATES = frozenset(
+    re.findall(
+        r"\S+",
+        "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+        "august september october november december",
+    )
+)
 _WH = re.compile(r"\b(who|what|whats|where|which|whose)\b", re.IGNORECASE)
 _MAY_I = re.compile(r"^\W*(should|shall|can|could|may|might|must|will|would)\s+i\b", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[.;:!?]")
@@ -84,23 +112,69 @@ _OUTSIDE = re.compile(
 )
 # A question about who the NPC is: its answer is not in the lore, and a name from the lore is a slip.
 _WHO_YOU = re.compile(
-    r"\b(your name|call(ed)? you|who are you|who\b[^?]*\bam i (talking|speaking)|are you (the|a|an)|"
-    r"aren'?t you)\b",
+    r"\b(your name|call(ed)? you|who are you|who\b[^?]*\bam i (talking|speaking)|"
+    r"(are|aren'?t) you (the|a|an)\b|and you are\W*$)",
     re.IGNORECASE,
 )
 _QUESTION = re.compile(r"\?|^\W*(who|what|where|when|why|how|which|tell me)\b", re.IGNORECASE)
+# What the player says of who they are, when introducing themselves: "My name's Jory Halloran, a
+# rope-maker from Saltgrave", "I'm Senna Brookhollow, a prospector out of Tallow Cross", "I'm a cooper".
+_NAME = r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,2}"
+_INTRODUCED = re.compile(rf"(?i:\b(?:my name is|my name's|name's|i'm|i am|call me)\s+)({_NAME})")
+_TRADE = re.compile(
+    rf"(?:(?i:\b(?:i'm|i am|i work as)\s+)|{_NAME},\s+)(?:an?\s+)((?:[a-z][\w-]*\s+)?[a-z][\w-]*)"
+    r"|\ban?\s+([a-z][\w-]*)\s+by trade"
+)
+_HOME = re.compile(rf"(?i:\b(?:from|out of|live in|living in|home in|home is)\s+)({_NAME})")
+# ... and what a question about the player asks of it: "Do you remember my name?", "What do I do for a
+# living?", "Which town did I say I hail from?", "Who am I?" (all three).
+_ASKS_NAME = re.compile(r"\b(my name|i'?m called|am i called|call me|who am i|who i am)\b", re.IGNORECASE)
+_ASKS_TRADE = re.compile(
+    r"\b(for a living|my (trade|work|job|craft|line)|who am i|who i am|what (do|did) i (do|make))\b",
+    re.IGNORECASE,
+)
+_ASKS_HOME = re.compile(r"\b(from|live|lived|hail|home|village|town|city)\b|who am i|who i am", re.IGNORECASE)
+# A trade's words that say where, not what: "a farrier from Bellmere" is a farrier.
+_NOT_TRADE = re.compile(r"\s+(from|out|of|by|in|at|on|to|here|and|sent|down|up|with)\b.*$")
 
 
 def asks_about_the_player(line: str) -> bool:
     """A question about the player themselves: "Do you remember my name?", "What do I trade in?"; not
     one about what they may do ("Should I go down now?", "Can I buy a map?")."""
-    if _RECALLS.search(line):
+    if _RECALLS.search(_about(line)):
         return True
     asked = asked_part(line)
-    about = asked if len(asked.split()) > 3 else line  # "My name, for the letter. What is it?"
     if _WHO_YOU.search(asked) or _MAY_I.search(asked):
         return False
-    return bool(_WH.search(asked) and _ABOUT_SELF.search(about))
+    return bool(_WH.search(asked) and _ABOUT_SELF.search(_about(line)))
+
+
+def _about(line: str) -> str:
+    """What a question is about: its asking sentence, or with a short one ("What is it?") the whole line
+    ("You'll need my name to sign it. What is it?")."""
+    asked = asked_part(line)
+    return asked if len(asked.split()) > 3 else line
+
+
+def introduced(question: str, statements: Iterable[str]) -> list[str]:
+    """What the player said of who they are that ``question`` asks for, in their own words: their name
+    ("my name's Jory Halloran"), trade ("a rope-maker"), home ("from Saltgrave"), the first they said of
+    each; "Who am I?" asks all three. Empty when they never said it, or the question asks something else."""
+    wanted = [
+        pattern
+        for asks_it, pattern in ((_ASKS_NAME, _INTRODUCED), (_ASKS_TRADE, _TRADE), (_ASKS_HOME, _HOME))
+        if asks_it.search(question)
+    ]
+    words: list[str] = []
+    for pattern in wanted:
+        found = [
+            _NOT_TRADE.sub("", next(filter(None, match.groups())))
+            for statement in statements
+            if _SELF.search(statement)
+            for match in pattern.finditer(statement)
+        ]
+        words += _words(found[0]) if found else []
+    return words
 
 
 def asks(line: str) -> bool:
@@ -118,8 +192,21 @@ def _words(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
-    """Enough of a word to match its forms ("trade", "trader", "trading")."""
-    return word.lower()[:STEM]
+    """Enough of a word to match its forms ("trade", "trader", "trading"; "name's", "name")."""
+    return _POSSESSIVE.sub("", word.lower())[:STEM]
+
+
+_POSSESSIVE = re.compile(r"'s?$")
+
+
+def told(statements: Iterable[str]) -> list[str]:
+    """What the player said, without what they asked that is not about themselves ("What makes ore count
+    as top quality?"): a question shares words with the statements, not an answer."""
+    kept = (
+        " ".join(s.strip() for s in _SENTENCE.findall(line) if s.strip() and (not asks(s) or _SELF.search(s)))
+        for line in statements
+    )
+    return [line for line in kept if line]
 
 
 def answer_words(
@@ -141,7 +228,10 @@ def answer_words(
     asked = _asked(question)
     left_out = asked | {_stem(w) for w in addressee}
     chosen, best = _chosen(question, statements, about_player)
-    ranked: dict[str, tuple[int, bool]] = {}
+    # "Who did I say the drink was for?" -> father; "Where was I heading?" -> Carrowmouth
+    who = about_player and bool(_WHO.search(question))
+    where = about_player and bool(_WHERE.search(question))
+    ranked: dict[str, tuple[bool, bool, int, bool]] = {}
     for statement in chosen:
         words = _words(statement)
         near_self = not best and about_player
@@ -150,7 +240,10 @@ def answer_words(
             if word.lower() in _FILLER or word.lower() in _NOT_ANSWERS or _stem(word) in left_out:
                 continue
             distance = min((abs(i - j) for j in anchors), default=len(words) if about_player else i)
-            rank = (distance, not (i and word[0].isupper()))
+            named = bool(i and word[0].isupper()) and word.lower() not in _DATES
+            kin = word.lower() in _KIN
+            person_or_place = (who and not (named or kin)) or (where and not named)
+            rank = (person_or_place, who and not kin, distance, not named)
             ranked[word] = min(ranked.get(word, rank), rank)
     return sorted(ranked, key=ranked.__getitem__)[:limit]
 
@@ -203,13 +296,15 @@ def recalled_words(
     The question is the line's last sentence that asks ("My partner is up top. | How do folk get down?"):
     what the player says of themselves around it is not what they ask."""
     question = asked_part(player_line)
-    if asks_about_the_player(question):
+    if asks_about_the_player(player_line):
         if not memory:
             return NOTHING
-        words = answer_words(player_line, statements, _words(npc_name))
-        return Recalled(words, words, RECALL_BONUS)
-    if not facts or not asks(question) or _WHO_YOU.search(question) or _OUTSIDE.search(player_line):
+        return remembered(player_line, statements, npc_name)
+    if not facts or not asks(question) or _OUTSIDE.search(player_line):
         return NOTHING
+    if _WHO_YOU.search(question):  # "Who am I talking to?": the NPC's own name, not one from its lore
+        own = _words(npc_name)
+        return Recalled(own, own, SURE_BONUS)
     world = world or []
     timely = world and (_NOW.search(player_line) or _chosen(question, world, about_player=False)[1])
     sources = world if timely else lore_for(question)
@@ -219,6 +314,20 @@ def recalled_words(
     settled = answer_words(question, sources, _words(npc_name), about_player=False, limit=None)
     source = _chosen(question, sources, about_player=False)[0][0]
     return Recalled(settled[:MAX_WORDS], settled, LORE_BONUS, source, tuple(_words(npc_name)))
+
+
+def remembered(player_line: str, statements: list[str], npc_name: str) -> Recalled:
+    """The words of what the player said (``statements``) that answer ``player_line``, a question about
+    themselves: how they introduced themselves, when it asks that (their very words, pushed harder: the
+    model is sure of a name of its own, its lore's or the player's in its place); else the words of the
+    statement it is about."""
+    about, said = _about(player_line), told(statements)
+    asking = " ".join(s for s in _SENTENCE.findall(player_line) if _ASKS.search(s))  # "Who am I? Say it."
+    own = introduced(f"{about} {asking}", said)[:MAX_WORDS]
+    if own:
+        return Recalled(own, own, SURE_BONUS)
+    words = answer_words(about, said, _words(npc_name))
+    return Recalled(words, words, RECALL_BONUS)
 
 
 def asked_part(line: str) -> str:
