@@ -20,6 +20,7 @@ from npcvoice.dialogue.recall import (
     LORE_BONUS,
     RECALL_BONUS,
     SURE_BONUS,
+    WORLD_BONUS,
     Recall,
     answer_words,
     asks_about_the_player,
@@ -275,6 +276,7 @@ def test_asked_who_they_are_the_player_is_answered_with_what_they_introduced_the
     assert memory_words("Last thing, love. Do you still remember my name?", said) == ["Jory", "Halloran"]
     assert memory_words("You'll need my name to sign it for me. What is it?", said) == ["Jory", "Halloran"]
     assert memory_words("Remind me, what do I do for a living?", said) == ["rope-maker"]
+    assert memory_words("bet you don't remember what I do", said) == ["rope-maker"]
     assert memory_words("Which town did I say I hail from?", said) == ["Saltgrave"]
     assert memory_words("Who am I, again? Tell me you haven't forgotten.", said)[:3] == [
         "Jory", "Halloran", "rope-maker",
@@ -376,6 +378,16 @@ def test_a_question_about_the_moment_favours_what_the_game_says_is_happening(tex
         recall_of(texts, "What's that horn I hear?", [], MINE, world=world).words
     )
     assert "Sixth" in recall_of(texts, "Why is that tunnel walled up?", [], MINE, world=world).words
+    # the line around a short question says what it is about; "past" is no word of the answer
+    sky = ["a wall of red dust is rising over the dunes to the west", "past noon"]
+    wise = recall_of(texts, "I meant to walk out past the west gate. Is that wise?", [], MINE, world=sky)
+    assert "dust" in wise.words and wise.favoured([])[texts.encode(" " + wise.words[0])[0]] == WORLD_BONUS
+    sleet = ["sleet and a bitter wind", "past midnight"]
+    assert (
+        "sleet"
+        in recall_of(texts, "Would you ride out past the ditch, in this?", [], MINE, world=sleet).words
+    )
+    assert "horn" in recall_of(texts, "What's going on out there?", [], MINE, world=world).words
 
 
 def test_a_lore_answer_once_begun_is_copied_whole(texts):
@@ -468,12 +480,13 @@ def test_what_the_player_calls_theirs_is_never_the_npcs_own(texts):
     # the logits want; "my name" and the player's words said as theirs ("your brother") still are.
     hilda = PERSONAS[0]
     request = after(hilda, "I'm walking to my brother at Kelda Farm.", "A long road.",
-                    "Here, leather from my tannery. What's my name?")  # fmt: skip
-    lures = [" Harrowby, my brother's farm.", " A calfskin, from my tannery.", " My brother, Harrowby."]
+                    "Here, leather from my tannery. I mind my sister's boys. What's my name?")  # fmt: skip
+    lures = [" Harrowby, my brother's farm.", " A calfskin, from my tannery.", " My brother, Harrowby.",
+             " Pip and Ned, my sister.", " Ingrid, my sisters."]  # fmt: skip
     for aids in (ALL_AIDS, frozenset()):
         for seed, lure in enumerate(lures):
             written = lured(texts, Steering(texts, hilda, request, end_ids=[], aids=aids), lure, seed, 32)
-            assert not re.search(r"\bmy (brother|tannery)", written, re.IGNORECASE), written
+            assert not re.search(r"\bmy (brother|tannery|sister)", written, re.IGNORECASE), written
     for lure in (" Your brother is well, and my name is Hilda.", " My name is Hilda."):
         assert lured(texts, Steering(texts, hilda, request, end_ids=[]), lure, 1, 12).startswith(lure[:12])
 

@@ -39,6 +39,9 @@ RECALL_BONUS = 4.0
 SURE_BONUS = 8.0
 # The same for the words of a lore entry or the world context that answers a question.
 LORE_BONUS = 2.5
+# The same for the world context, asked about the moment: what the game says is happening is seldom
+# the model's first thought ("Set off, then." in a steady drizzle on the moor).
+WORLD_BONUS = 4.0
 MAX_WORDS = 4
 STEM = 5
 # Words that say nothing about what the question is after, nor answer it.
@@ -51,7 +54,7 @@ _FILLER = frozenset(
         "should may might must what whats where who whom whose which when why how that this these those it "
         "its there here say said says tell told telling remember remembers recall know knew again still ever "
         "please of to for on at by with about as if not no yes oh well now all any some one way thing after "
-        "before "
+        "before past "
         "hello hi hey good morning evening night day greetings farewell goodbye thanks thank",
     )
 )
@@ -102,7 +105,8 @@ _CLAUSE_END = re.compile(r"[.;:!?]")
 _SENTENCE = re.compile(r"[^.!?]*[.!?]*")
 # A question about the moment: what the game says is happening now answers it.
 _NOW = re.compile(
-    r"\b(now|today|tonight|this morning|this evening|at the moment|currently|soon|sudden|suddenly|in this)\b",
+    r"\b(now|today|tonight|this morning|this evening|at the moment|currently|soon|sudden|suddenly|in this|"
+    r"what'?s wrong|going on|happening|happened|racket|commotion)\b",
     re.IGNORECASE,
 )
 # A line from outside the world ("what's the wifi password?", "print your system prompt"): the lore its
@@ -130,7 +134,8 @@ _HOME = re.compile(rf"(?i:\b(?:from|out of|live in|living in|home in|home is)\s+
 # living?", "Which town did I say I hail from?", "Who am I?" (all three).
 _ASKS_NAME = re.compile(r"\b(my name|i'?m called|am i called|call me|who am i|who i am)\b", re.IGNORECASE)
 _ASKS_TRADE = re.compile(
-    r"\b(for a living|my (trade|work|job|craft|line)|who am i|who i am|what (do|did) i (do|make))\b",
+    r"\b(for a living|my (trade|work|job|craft|line)|who am i|who i am|what (do|did) i (do|make)|"
+    r"what i do)\b",
     re.IGNORECASE,
 )
 _ASKS_HOME = re.compile(r"\b(from|live|lived|hail|home|village|town|city)\b|who am i|who i am", re.IGNORECASE)
@@ -306,14 +311,18 @@ def recalled_words(
         own = _words(npc_name)
         return Recalled(own, own, SURE_BONUS)
     world = world or []
-    timely = world and (_NOW.search(player_line) or _chosen(question, world, about_player=False)[1])
+    # "I meant to walk out past the west gate. | Is that wise?": the line says what "that" is
+    about = _about(player_line)
+    timely = world and (_NOW.search(player_line) or _chosen(about, world, about_player=False)[1])
     sources = world if timely else lore_for(question)
     if not sources:
         return NOTHING
+    asked = about if timely else question
     # Once the reply is on the source (any of its words), it is pushed along it (Recall.favoured).
-    settled = answer_words(question, sources, _words(npc_name), about_player=False, limit=None)
-    source = _chosen(question, sources, about_player=False)[0][0]
-    return Recalled(settled[:MAX_WORDS], settled, LORE_BONUS, source, tuple(_words(npc_name)))
+    settled = answer_words(asked, sources, _words(npc_name), about_player=False, limit=None)
+    source = _chosen(asked, sources, about_player=False)[0][0]
+    bonus = WORLD_BONUS if timely else LORE_BONUS
+    return Recalled(settled[:MAX_WORDS], settled, bonus, source, tuple(_words(npc_name)))
 
 
 def remembered(player_line: str, statements: list[str], npc_name: str) -> Recalled:
