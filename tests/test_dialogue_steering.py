@@ -284,6 +284,9 @@ def test_asked_who_they_are_the_player_is_answered_with_what_they_introduced_the
     other = ["Well met! I'm Senna Brookhollow, a prospector out of Tallow Cross."]
     assert memory_words("And what's my trade, would you say?", other) == ["prospector"]
     assert memory_words("Where did I tell you I come from?", other) == ["Tallow", "Cross"]
+    told = ["Morning. Name's Ysolde, I blow glass in Saltcombe.", "I'm Gus, I push the lamp-oil cart."]
+    assert memory_words("what did I say my trade was?", told[:1]) == ["blow", "glass"]
+    assert memory_words("bet you don't remember what I do", told[1:]) == ["push", "lamp-oil"]
     # never introduced: the words of the statement the question is about, as before
     assert memory_words("Where was I heading once the thaw comes?", said[1:])[0] == "Carrowmouth"
 
@@ -328,6 +331,10 @@ def test_recall_favours_the_answer_until_it_is_written(texts):
     # the name the player introduced themselves with is pushed harder
     recall = recall_of(texts, "Do you remember my name?", ["My name is Orrin and I fish."])
     assert recall.favoured([])[orrin[0]] == SURE_BONUS > RECALL_BONUS
+    # a word that opens the reply may be written capitalised ("Cooper, from Millbrae."), and is then written
+    trade = recall_of(texts, "What do I do for a living?", ["I'm Orrin, a cooper."])
+    assert trade.words == ["cooper"] and trade.favoured([])[texts.encode("Cooper")[0]] == SURE_BONUS
+    assert trade.favoured(texts.encode("Cooper, you")) == {}
     assert recall_of(texts, "Is the road safe?", ["My name is Orrin."]).favoured([]) == {}
 
 
@@ -569,6 +576,17 @@ def test_an_aid_turned_off_leaves_the_choice_to_the_model(texts):
     assert said[-1] in aided._reopened(said[:-1]) and not bare._reopened(said[:-1])
     with pytest.raises(ValueError, match="recal"):
         DialogueOptions(aids=["recal"])
+
+
+def test_the_name_the_game_gives_the_player_answers_what_their_name_is(texts):
+    """The game knows the player's name (``player_name``); asked for it, the NPC is pushed to that name,
+    before any the player said in passing."""
+    hilda = PERSONAS[0]
+    told = after(hilda, "They call me the Wanderer.", "Welcome.", "Do you remember my name?")
+    request = TurnRequest(persona_id=hilda.id, player_text=told.player_text, memory=told.memory,
+                          player_name="Aric Vell")  # fmt: skip
+    steering = Steering(texts, hilda, request, end_ids=[])
+    assert steering.recall is not None and steering.recall.words == ["Aric", "Vell"]
 
 
 def test_in_a_scene_what_the_npc_overheard_the_player_say_answers_a_question_and_is_never_parroted():

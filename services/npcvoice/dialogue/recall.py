@@ -128,6 +128,8 @@ _INTRODUCED = re.compile(rf"(?i:\b(?:my name is|my name's|name's|i'm|i am|call m
 _TRADE = re.compile(
     rf"(?:(?i:\b(?:i'm|i am|i work as)\s+)|{_NAME},\s+)(?:an?\s+)((?:[a-z][\w-]*\s+)?[a-z][\w-]*)"
     r"|\ban?\s+([a-z][\w-]*)\s+by trade"
+    # "Name's Ysolde, I blow glass in Saltcombe", "I'm Gus, I push the lamp-oil cart"
+    rf"|{_NAME},\s+(?:and\s+)?I\s+((?!am\b)[a-z]+\s+(?:(?:the|a|an|some)\s+)?[a-z][\w'-]*)"
 )
 _HOME = re.compile(rf"(?i:\b(?:from|out of|live in|living in|home in|home is)\s+)({_NAME})")
 # ... and what a question about the player asks of it: "Do you remember my name?", "What do I do for a
@@ -178,7 +180,7 @@ def introduced(question: str, statements: Iterable[str]) -> list[str]:
             if _SELF.search(statement)
             for match in pattern.finditer(statement)
         ]
-        words += _words(found[0]) if found else []
+        words += [w for w in _words(found[0]) if w.lower() not in _FILLER] if found else []
     return words
 
 
@@ -356,10 +358,10 @@ class Recall:
         self._sequences = [
             (t, recalled.bonus * (MAX_WORDS - rank) / MAX_WORDS)
             for rank, word in enumerate(self.words)
-            for variant in (" " + word, word)
+            for variant in _written(word)
             if (t := texts.encode(variant))
         ]
-        settling = [t for word in recalled.settled for v in (" " + word, word) if (t := texts.encode(v))]
+        settling = [t for word in recalled.settled for v in _written(word) if (t := texts.encode(v))]
         self._settled = _Written(settling)
         source = texts.encode(" " + recalled.source) if recalled.source else []
         # where the reply's last two tokens are two tokens of the source in a row: the source's next one,
@@ -386,6 +388,13 @@ class Recall:
             for sequence, value in self._sequences:
                 bonus[sequence[0]] = max(bonus.get(sequence[0], 0.0), value)
         return bonus
+
+
+def _written(word: str) -> list[str]:
+    """How a reply may write ``word``: after a space or not, and capitalised to open a sentence ("Cooper,
+    from Millbrae.", not "cooper, from Millbrae.")."""
+    capital = word[:1].upper() + word[1:]
+    return list(dict.fromkeys((" " + word, word, " " + capital, capital)))
 
 
 class _Written:

@@ -71,14 +71,15 @@ def npc_lines(request: TurnRequest) -> list[str]:
 
 
 def player_statements(request: TurnRequest) -> list[str]:
-    """What the player told the NPC, as far as the request shows: the facts kept, then their recent lines
-    (in a scene, those it overheard them say to another NPC too)."""
+    """What the player told the NPC, as far as the request shows: their name as the game gives it, the
+    facts kept, then their recent lines (in a scene, those it overheard them say to another NPC too)."""
     lines = [
         t.text if t.role == "player" else overheard_player_line(t.text) or ""
         for t in request.memory.recent_turns
         if t.role in ("player", "event")
     ]
-    return [*request.memory.player_facts, *filter(None, lines)]
+    named = [f"My name is {request.player_name}."] if request.player_name else []
+    return [*named, *request.memory.player_facts, *filter(None, lines)]
 
 
 def opening(line: str) -> str:
