@@ -363,10 +363,13 @@ def test_a_question_about_the_lore_favours_the_words_of_the_entry_it_calls_up(te
     for line in ["What's your name, assayer?", "Who exactly am I talking to?", "And you are?",
                  "Aren't you the guild warden?"]:  # fmt: skip
         assert recall_of(texts, line, said, MINE).words == ["Maglund", "Ashvein"], line
-    assert recall_of(texts, "Aren't you afraid of the dark down there?", said, MINE).words != [
-        "Maglund",
-        "Ashvein",
-    ]
+    afraid = recall_of(texts, "Aren't you afraid of the dark down there?", said, MINE)
+    assert afraid.words != ["Maglund", "Ashvein"]
+    # a name begun is finished, though its first word already settled the answer ("Ashvein", not "Ashvane")
+    own = recall_of(texts, "Who am I talking to?", said, MINE)
+    ash = texts.encode(" Ashvein")
+    begun = texts.encode(" Maglund") + ash[:1]
+    assert own.favoured(begun) == {ash[1]: SURE_BONUS} and own.favoured(begun + ash[1:]) == {}
     assert recall_of(texts, "The tunnel is dark.", said, MINE).words == []  # not asked
     assert (
         recall_of(texts, "What's the wifi password down the tunnel?", said, MINE).words == []

@@ -36,7 +36,7 @@ RECALL_BONUS = 4.0
 # The same for an answer that is certain: the words the player introduced themselves with, asked for
 # them; the NPC's own name, asked who it is. A small model is sure of another name in its place (its own
 # or its lore's for the player's, the player's for its own), and a lesser bonus seldom outweighs it.
-SURE_BONUS = 8.0
+SURE_BONUS = 12.0
 # The same for the words of a lore entry or the world context that answers a question.
 LORE_BONUS = 2.5
 # The same for the world context, asked about the moment: what the game says is happening is seldom
@@ -373,17 +373,18 @@ class Recall:
         self._copy = {(a, b): c for a, b, c in steps if c not in own and c not in ends}
 
     def favoured(self, reply: list[int]) -> dict[int, float]:
-        """Bonuses for the tokens that may come after ``reply``. Once it has written one of the settling
-        words: none, but where it is copying its source (two tokens of it in a row), the source's next
-        token, so that a fact is copied whole ("twenty-two days", not "twenty days")."""
-        if self._settled.held(reply):
-            following = self._copy.get((reply[-2], reply[-1])) if len(reply) > 1 else None
-            return {following: self._bonus} if following is not None else {}
+        """Bonuses for the tokens that may come after ``reply``: the next token of an answering word begun
+        (always: "Sallowby", not "Sallowbaby", after "Wennet"). Once the reply has written one of the
+        settling words, no more, but where it is copying its source (two tokens of it in a row), the
+        source's next token, so that a fact is copied whole ("twenty-two days", not "twenty days")."""
         bonus: dict[int, float] = {}
         for sequence, _ in self._sequences:
             for done in range(1, len(sequence)):
                 if reply[-done:] == sequence[:done]:  # a word begun: its next token
                     bonus[sequence[done]] = max(bonus.get(sequence[done], 0.0), self._bonus)
+        if self._settled.held(reply):
+            following = self._copy.get((reply[-2], reply[-1])) if len(reply) > 1 else None
+            return bonus | ({following: self._bonus} if following is not None else {})
         if not bonus:
             for sequence, value in self._sequences:
                 bonus[sequence[0]] = max(bonus.get(sequence[0], 0.0), value)
