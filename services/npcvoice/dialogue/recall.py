@@ -44,28 +44,28 @@ LORE_BONUS = 2.5
 WORLD_BONUS = 4.0
 MAX_WORDS = 4
 STEM = 5
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Words that say nothing about what the question is after, nor answer it.
-_FILLER = frozenset(
-    re.findall(
-        r"\S+",
-        "i me my myself you your yours we us our he she they him her them his hers their theirs "
-        "a an the and or but so then just also too very really "
-        "do did does done doing is am are was were be been being have has had will would can could shall "
-        "should may might must what whats where who whom whose which when why how that this these those it "
-        "its there here say said says tell told telling remember remembers recall know knew again still ever "
-        "please of to for on at by with about as if not no yes oh well now all any some one way thing after "
-        "before past "
-        "hello hi hey good morning evening night day greetings farewell goodbye thanks thank",
-    )
+_FILLER = _wordset(
+    "i me my myself you your yours we us our he she they him her them his hers their theirs "
+    "a an the and or but so then just also too very really "
+    "do did does done doing is am are was were be been being have has had will would can could shall "
+    "should may might must what whats where who whom whose which when why how that this these those it "
+    "its there here say said says tell told telling remember remembers recall know knew again still ever "
+    "please of to for on at by with about as if not no yes oh well now all any some one way thing after "
+    "before past "
+    "hello hi hey good morning evening night day greetings farewell goodbye thanks thank"
 )
 # Words that tie a sentence together, which a question may share with a statement but which answer
 # nothing.
-_NOT_ANSWERS = frozenset(
-    re.findall(
-        r"\S+",
-        "from in into out at on off up down over under near by to toward towards across through i'm i've "
-        "i'd i'll let get got go going went come came coming",
-    )
+_NOT_ANSWERS = _wordset(
+    "from in into out at on off up down over under near by to toward towards across through i'm i've "
+    "i'd i'll let get got go going went come came coming"
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _SELF = re.compile(r"\b(i|i'm|i've|i'd|my|me|myself)\b", re.IGNORECASE)
@@ -84,20 +84,14 @@ _ABOUT_SELF = re.compile(
 _WHO = re.compile(r"\b(who|whom|whose)\b", re.IGNORECASE)
 _WHERE = re.compile(r"\b(where|which (town|village|city|place))\b", re.IGNORECASE)
 # Who a person is to the player: what answers "who" as well as a name does.
-_KIN = frozenset(
-    re.findall(
-        r"\S+",
-        "father mother brother sister son daughter wife husband cousin uncle aunt nephew niece grandmother "
-        "grandfather grandson granddaughter friend partner master mistress bride groom sweetheart boys girls "
-        "children child baby",
-    )
+_KIN = _wordset(
+    "father mother brother sister son daughter wife husband cousin uncle aunt nephew niece grandmother "
+    "grandfather grandson granddaughter friend partner master mistress bride groom sweetheart boys girls "
+    "children child baby"
 )
-_DATES = frozenset(
-    re.findall(
-        r"\S+",
-        "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
-        "august september october november december",
-    )
+_DATES = _wordset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+    "august september october november december"
 )
 _WH = re.compile(r"\b(who|what|whats|where|which|whose)\b", re.IGNORECASE)
 _MAY_I = re.compile(r"^\W*(should|shall|can|could|may|might|must|will|would)\s+i\b", re.IGNORECASE)
