@@ -33,6 +33,13 @@ def test_a_negated_cue_counts_for_nothing():
     assert called_for("Not now. You fool!", BLACKSMITH) == "anger"  # the negation reaches two words
 
 
+def test_an_apology_calls_for_no_anger():
+    for line in ["Sorry, that was rude. Aren't you the ringmaster?", "Forgive me, I was a fool to say it."]:
+        assert called_for(line, BLACKSMITH) is None, line
+    assert called_for("I'm sorry to tell you, the old smith died this morning.", BLACKSMITH) == "sadness"
+    assert called_for("That was rude, you fool.", BLACKSMITH) == "anger"
+
+
 def test_a_word_listed_whole_is_taken_as_listed_before_a_stem():
     assert cue_counts("He was killed.") == {"sadness": 1}  # not "kill*" (anger, fear)
     assert called_for("I will kill you.", BLACKSMITH) == "anger"

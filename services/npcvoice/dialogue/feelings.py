@@ -69,6 +69,9 @@ NEGATIONS = frozenset(
     )
 )
 NEGATION_REACH = 2  # a negation cancels a cue this many words after it
+APOLOGY = re.compile(
+    r"\b(sorry|apologi[sz]e|apologies|forgive me|pardon me|my fault|i was wrong)\b", re.IGNORECASE
+)
 # Added to the logit of the emotion the cues call for. The bundled model puts the persona's first emotion
 # 1 to 8 logits above the others (measured at the choice on the shipped personas): 12 outweighs that habit,
 # not a model sure of another emotion by more.
@@ -136,7 +139,10 @@ def cue_counts(text: str) -> dict[str, int]:
 
 def called_for(text: str, declared: Iterable[str]) -> str | None:
     """The declared emotion (neutral aside) that ``text``'s words call for most; None when no cue is
-    found. Ties go to the one declared first."""
+    found. Ties go to the one declared first. A player who apologises ("Sorry, that was rude.") calls for
+    no anger, whatever words the apology names."""
     counts = cue_counts(text)
+    if APOLOGY.search(text):
+        counts.pop("anger", None)
     candidates = [e for e in declared if e != "neutral" and counts.get(e)]
     return max(candidates, key=lambda e: counts[e]) if candidates else None
