@@ -10,6 +10,7 @@ The decision logic (signals, breaker, request mapping) is tested without a netwo
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from openai import AsyncOpenAI, AuthenticationError, BadRequestError, NotFoundEr
 from npcvoice.api.npc.dialogue.v1 import dialogue_pb2, dialogue_pb2_grpc
 from npcvoice.dialogue.hybrid import CONTINUE, draft_reasons, early_reasons
 from npcvoice.dialogue.openai_api import turn_request
+from npcvoice.dialogue.options import BUNDLED_MODEL_ID
 from npcvoice.dialogue.prompt import MemoryView
 from npcvoice.dialogue.registration import REGISTRATION
 from npcvoice.dialogue.remote import CircuitBreaker
@@ -155,9 +157,15 @@ def scripted(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="module")
 def npc_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Another dialogue service, as its own process, serving the shipped personas over its OpenAI endpoint
-    (and gRPC), with an API key."""
+    (and gRPC), with an API key; and Hilda on another model (the bundled one), as a studio's larger model
+    would be: the same model with the same aids writes the same answer as the small one's opening, which
+    the hybrid drops as a repeat ("Forty years, and a dragon." after "A dragon, forty years ago.")."""
+    personas = tmp_path_factory.mktemp("npc-endpoint-personas")
+    for path in PERSONA_DIR.glob("*.yaml"):
+        shutil.copy(path, personas / path.name)
+    _persona(personas, PERSONA_DIR / "blacksmith_hilda.yaml", "hilda_bundled", model=BUNDLED_MODEL_ID)
     grpc_port, http_port = free_port(), free_port()
-    options = {"models_dir": REPO_ROOT / ".models", "persona_dir": PERSONA_DIR, "device": "cpu",
+    options = {"models_dir": REPO_ROOT / ".models", "persona_dir": personas, "device": "cpu",
                "prewarm": "false", "openai_port": http_port}  # fmt: skip
     process = serve("dialogue", grpc_port, options, "--metrics-port", "0", "--api-keys", REMOTE_KEY)
     yield {"grpc": f"127.0.0.1:{grpc_port}", "base_url": f"http://127.0.0.1:{http_port}/v1"}
@@ -214,7 +222,7 @@ async def hybrid(
             },
             "npc": {
                 "base_url": npc_endpoint["base_url"],
-                "model": "blacksmith_hilda",
+                "model": "hilda_bundled",
                 "api_key_file": str(key_file),
                 "first_text_timeout_s": 60,
             },
@@ -371,7 +379,7 @@ async def test_the_openai_endpoint_answers_errors_in_openai_shape(npc_endpoint):
             model="blacksmith_hilda", messages=[{"role": "user", "content": " "}]
         )
     listed = [m.id async for m in client.models.list()]
-    assert set(listed) == {p.stem for p in PERSONA_DIR.glob("*.yaml")}
+    assert set(listed) == {p.stem for p in PERSONA_DIR.glob("*.yaml")} | {"hilda_bundled"}
     await client.close()
     wrong = AsyncOpenAI(base_url=npc_endpoint["base_url"], api_key="wrong", max_retries=0)
     with pytest.raises(AuthenticationError, match="invalid API key"):

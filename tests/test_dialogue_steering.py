@@ -284,6 +284,8 @@ def test_asked_who_they_are_the_player_is_answered_with_what_they_introduced_the
     other = ["Well met! I'm Senna Brookhollow, a prospector out of Tallow Cross."]
     assert memory_words("And what's my trade, would you say?", other) == ["prospector"]
     assert memory_words("Where did I tell you I come from?", other) == ["Tallow", "Cross"]
+    # a greeting is no trade ("Hello, a pleasure"): only what follows the name they introduced
+    assert memory_words("What do I do for a living?", ["Hello, a pleasure. I'm Bran."]) != ["pleasure"]
     told = ["Morning. Name's Ysolde, I blow glass in Saltcombe.", "I'm Gus, I push the lamp-oil cart."]
     assert memory_words("what did I say my trade was?", told[:1]) == ["blow", "glass"]
     assert memory_words("bet you don't remember what I do", told[1:]) == ["push", "lamp-oil"]

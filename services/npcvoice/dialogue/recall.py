@@ -118,12 +118,14 @@ _QUESTION = re.compile(r"\?|^\W*(who|what|where|when|why|how|which|tell me)\b", 
 # What the player says of who they are, when introducing themselves: "My name's Jory Halloran, a
 # rope-maker from Saltgrave", "I'm Senna Brookhollow, a prospector out of Tallow Cross", "I'm a cooper".
 _NAME = r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,2}"
-_INTRODUCED = re.compile(rf"(?i:\b(?:my name is|my name's|name's|i'm|i am|call me)\s+)({_NAME})")
+_INTRODUCING = r"(?i:\b(?:my name is|my name's|name's|i'm|i am|call me)\s+)"
+_INTRODUCED = re.compile(rf"{_INTRODUCING}({_NAME})")
 _TRADE = re.compile(
-    rf"(?:(?i:\b(?:i'm|i am|i work as)\s+)|{_NAME},\s+)(?:an?\s+)((?:[a-z][\w-]*\s+)?[a-z][\w-]*)"
+    rf"(?:(?i:\b(?:i'm|i am|i work as)\s+)|{_INTRODUCING}{_NAME},\s+)"
+    r"(?:an?\s+)((?:[a-z][\w-]*\s+)?[a-z][\w-]*)"
     r"|\ban?\s+([a-z][\w-]*)\s+by trade"
     # "Name's Ysolde, I blow glass in Saltcombe", "I'm Gus, I push the lamp-oil cart"
-    rf"|{_NAME},\s+(?:and\s+)?I\s+((?!am\b)[a-z]+\s+(?:(?:the|a|an|some)\s+)?[a-z][\w'-]*)"
+    rf"|{_INTRODUCING}{_NAME},\s+(?:and\s+)?I\s+((?!am\b)[a-z]+\s+(?:(?:the|a|an|some)\s+)?[a-z][\w'-]*)"
 )
 _HOME = re.compile(rf"(?i:\b(?:from|out of|live in|living in|home in|home is)\s+)({_NAME})")
 # ... and what a question about the player asks of it: "Do you remember my name?", "What do I do for a
@@ -368,7 +370,8 @@ class Recall:
 
     def favoured(self, reply: list[int]) -> dict[int, float]:
         """Bonuses for the tokens that may come after ``reply``: the next token of an answering word begun
-        (always: "Sallowby", not "Sallowbaby", after "Wennet"). Once the reply has written one of the
+        (always: a surname's second token once its first is out, though the first name settled). Once the
+        reply has written one of the
         settling words, no more, but where it is copying its source (two tokens of it in a row), the
         source's next token, so that a fact is copied whole ("twenty-two days", not "twenty days")."""
         bonus: dict[int, float] = {}
