@@ -108,13 +108,18 @@ def _forms() -> list[str]:
 _NOT_CLAIMS = frozenset(("name", "friend", "friends", "lord", "lady", "dear", "good", "goodness", "god",
                          "word", "thanks", "own", "way", "apologies", "respects", "mind"))  # fmt: skip
 _MINE = re.compile(r"\bmy\s+([A-Za-z][A-Za-z'-]*)", re.IGNORECASE)
-_OWNED = re.compile(r"'s?$")
+_POSSESSIVE = re.compile(r"'s?$")
+
+
+def without_possessive(word: str) -> str:
+    """``word`` without a possessive's "'s" or "'" ("sister's" -> "sister", "name's" -> "name")."""
+    return _POSSESSIVE.sub("", word)
 
 
 def claimed_phrases(player_lines: Iterable[str]) -> list[str]:
     """ "my X" of each "my X" the player said of themselves (and "My X", to open a sentence): the NPC
     saying it would take X as its own."""
-    found = {_OWNED.sub("", m.group(1).lower()) for line in player_lines for m in _MINE.finditer(line)}
+    found = {without_possessive(m.group(1).lower()) for line in player_lines for m in _MINE.finditer(line)}
     # "my sister's boys": "my sister" and "my sisters" are the player's too
     return [
         f"{my} {word}{s}" for word in sorted(found - _NOT_CLAIMS) for my in ("my", "My") for s in ("", "s")

@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from npcvoice.dialogue.blocking import OUTSIDE_WORDS
+from npcvoice.dialogue.blocking import OUTSIDE_WORDS, without_possessive
 from npcvoice.dialogue.vocabulary import TokenTexts
 
 # Logit added to the first token of the likeliest answering word (a quarter less for each next one), until
@@ -144,12 +144,13 @@ _NOT_TRADE = re.compile(r"\s+(from|out|of|by|in|at|on|to|here|and|sent|down|up|w
 def asks_about_the_player(line: str) -> bool:
     """A question about the player themselves: "Do you remember my name?", "What do I trade in?"; not
     one about what they may do ("Should I go down now?", "Can I buy a map?")."""
-    if _RECALLS.search(_about(line)):
+    about = _about(line)
+    if _RECALLS.search(about):
         return True
     asked = asked_part(line)
     if _WHO_YOU.search(asked) or _MAY_I.search(asked):
         return False
-    return bool(_WH.search(asked) and _ABOUT_SELF.search(_about(line)))
+    return bool(_WH.search(asked) and _ABOUT_SELF.search(about))
 
 
 def _about(line: str) -> str:
@@ -170,13 +171,18 @@ def introduced(question: str, statements: Iterable[str]) -> list[str]:
     ]
     words: list[str] = []
     for pattern in wanted:
-        found = [
-            _NOT_TRADE.sub("", next(filter(None, match.groups())))
-            for statement in statements
-            if _SELF.search(statement)
-            for match in pattern.finditer(statement)
-        ]
-        words += [w for w in _words(found[0]) if w.lower() not in _FILLER] if found else []
+        first = next(
+            (
+                match
+                for statement in statements
+                if _SELF.search(statement)
+                for match in pattern.finditer(statement)
+            ),
+            None,
+        )
+        if first:
+            said = _NOT_TRADE.sub("", next(filter(None, first.groups())))
+            words += [w for w in _words(said) if w.lower() not in _FILLER]
     return words
 
 
@@ -196,10 +202,7 @@ def _words(text: str) -> list[str]:
 
 def _stem(word: str) -> str:
     """Enough of a word to match its forms ("trade", "trader", "trading"; "name's", "name")."""
-    return _POSSESSIVE.sub("", word.lower())[:STEM]
-
-
-_POSSESSIVE = re.compile(r"'s?$")
+    return without_possessive(word.lower())[:STEM]
 
 
 def told(statements: Iterable[str]) -> list[str]:
