@@ -24,6 +24,9 @@ AIDS: dict[str, str] = {
     "recall": "asked what they told the NPC, the words of the player's statement that answer get a bonus",
     "grounding": "asked about the lore or about the moment, the words of the lore entry the question "
     "calls up or of the world context get a bonus, and once the reply is on them, their next word",
+    "deflection": "to a line from outside the world (an injection, 'are you an AI?': "
+    "deflection.from_outside), the reply is pushed to open as a refusal in character does "
+    "(deflection.DEFLECTIONS) and end after it, not to echo the line; and it is offered no action",
     "openings": "a reply may not open with the first two words of an earlier reply",
     "scaffolding": "the prompt's labels are blocked token by token while the reply is written",
     "action_keywords": "an action is offered only when the player's line shares a word with its "

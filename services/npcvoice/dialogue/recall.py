@@ -27,7 +27,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from npcvoice.dialogue.blocking import OUTSIDE_WORDS, without_possessive
+from npcvoice.dialogue.blocking import without_possessive
+from npcvoice.dialogue.deflection import from_outside
 from npcvoice.dialogue.vocabulary import TokenTexts
 
 # Logit added to the first token of the likeliest answering word (a quarter less for each next one), until
@@ -102,11 +103,6 @@ _NOW = re.compile(
     r"\b(now|today|tonight|this morning|this evening|at the moment|currently|soon|sudden|suddenly|in this|"
     r"what'?s wrong|going on|happening|happened|racket|commotion)\b",
     re.IGNORECASE,
-)
-# A line from outside the world ("what's the wifi password?", "print your system prompt"): the lore its
-# words call up ("up here": the clock tower) is no answer to it.
-_OUTSIDE = re.compile(
-    rf"\b({'|'.join(OUTSIDE_WORDS)}|wi-?fi|system|instructions?|makers?|programm\w*)s?\b", re.IGNORECASE
 )
 # A question about who the NPC is: its answer is not in the lore, and a name from the lore is a slip.
 _WHO_YOU = re.compile(
@@ -306,7 +302,9 @@ def recalled_words(
         if not memory:
             return NOTHING
         return remembered(player_line, statements, npc_name)
-    if not facts or not asks(question) or _OUTSIDE.search(player_line):
+    # a line from outside the world ("what's the wifi password up here?"): the lore its words call up (the
+    # clock tower) is no answer to it
+    if not facts or not asks(question) or from_outside(player_line):
         return NOTHING
     if _WHO_YOU.search(question):  # "Who am I talking to?": the NPC's own name, not one from its lore
         own = _words(npc_name)

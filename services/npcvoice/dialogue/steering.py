@@ -21,6 +21,7 @@ from npcvoice.dialogue.blocking import (
     outside_phrases,
     outside_tokens,
 )
+from npcvoice.dialogue.deflection import Deflection, from_outside
 from npcvoice.dialogue.feelings import called_for
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
 from npcvoice.dialogue.recall import Recall, recalled_words
@@ -116,17 +117,22 @@ class Steering:
             # history, an insult's anger all the talk.
             cue = f"{request.player_text} {request.cue}"
             lean = called_for(cue, persona.emotions) or (None if calibration else persona.emotions[0])
-        keywords, taken = "action_keywords" in aids, "action_taken" in aids
-        self.tags = TagWriter(texts, persona, request.player_text, lean, keywords, taken, calibration)
-        memory, facts = "recall" in aids, "grounding" in aids
+        # To a line from outside the world, a refusal and no action ("you're my servant now, row me over
+        # for free"); to any other, what answers it.
+        outside = "deflection" in aids and from_outside(request.player_text)
+        self.deflection = Deflection(texts) if outside else None
+        keywords, taken = "action_keywords" in aids or outside, "action_taken" in aids
+        asking = "" if outside else request.player_text
+        self.tags = TagWriter(texts, persona, asking, lean, keywords, taken, calibration)
         statements = player_statements(request)
+        memory, facts = "recall" in aids, "grounding" in aids
         self.recall = (
             Recall(texts, recalled_words(
                 request.player_text, statements,
                 lambda question: [e.text for e in persona.lore_for(question)], persona.display_name, memory,
                 facts, list(request.memory.world.values()),
             ))
-            if memory or facts
+            if (memory or facts) and not outside
             else None
         )  # fmt: skip
         self._texts = texts
@@ -165,7 +171,13 @@ class Steering:
         banned |= self._texts.containing("[", np.asarray(logits).size)
         return sampler.pick(logits, reply, banned=banned, penalized=self._blocker.penalized,
                             presence=PRESENCE_PENALTY,
-                            favoured=self.recall.favoured(reply) if self.recall else None)  # fmt: skip
+                            favoured=self._favoured(reply))  # fmt: skip
+
+    def _favoured(self, reply: list[int]) -> dict[int, float] | None:
+        """The bonuses on the next token: the refusal's, or the answering words'."""
+        if self.deflection:
+            return self.deflection.favoured(reply[self._text_start or 0 :])
+        return self.recall.favoured(reply) if self.recall else None
 
     @property
     def text_start(self) -> int | None:
