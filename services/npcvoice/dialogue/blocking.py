@@ -131,9 +131,16 @@ _NONE: frozenset[int] = frozenset()
 
 class Blocker:
     def __init__(
-        self, texts: TokenTexts, earlier: Iterable[str], fixed: Table, claimed: Table | None = None
+        self,
+        texts: TokenTexts,
+        earlier: Iterable[str],
+        fixed: Table,
+        claimed: Table | None = None,
+        private: Table | None = None,
     ) -> None:
-        """``claimed``: phrases of this conversation banned as ``fixed`` are (``claimed_phrases``)."""
+        """``claimed``: phrases of this conversation banned as ``fixed`` are (``claimed_phrases``).
+        ``private``: runs of the persona's private text (``fixed_table`` of it), cut as an earlier line's
+        are, where a word starts."""
         said: list[int] = []
         repeats: Table = {}
         for line in earlier:
@@ -141,16 +148,18 @@ class Blocker:
             said += tokens
             _add(repeats, tokens, REPEAT_TOKENS)
         self._texts = texts
-        self._tables = (fixed, repeats, claimed or {})
+        self._tables = (fixed, claimed or {}, repeats, private or {})
         self._prefixes = sorted({len(key) for table in self._tables for key in table})
         self.penalized = np.fromiter(texts.words(sorted(set(said))), dtype=np.int64)
 
     def banned(self, reply: list[int]) -> set[int]:
-        """Tokens that may not follow ``reply`` (the tokens written so far). A run of an earlier line is cut
-        where a word starts, never inside one: cut there, a small model writes the word misspelt (``good
-        travilller`` after an earlier ``good traveller``); the word finishes and the next one is cut. (The
-        private text and the scaffolding are cut wherever their run completes.)"""
-        fixed, repeats, claimed = self._tables
+        """Tokens that may not follow ``reply`` (the tokens written so far). A run of an earlier line or of
+        the private text is cut where a word starts, never inside one: cut there, a small model writes the
+        word misspelt (``good travilller`` after an earlier ``good traveller``; "Wennet Sallowbaby" for its
+        own name, six tokens of its description; "quartermaster of Stonecrow" for Stonecairn); the word
+        finishes and the next one is cut. (The scaffolding and the claimed phrases are cut wherever their
+        run completes.)"""
+        fixed, claimed, repeats, private = self._tables
         banned: set[int] = set()
         again: set[int] = set()
         for size in self._prefixes:
@@ -159,6 +168,7 @@ class Blocker:
                 banned |= fixed.get(key, _NONE)
                 banned |= claimed.get(key, _NONE)
                 again |= repeats.get(key, _NONE)
+                again |= private.get(key, _NONE)
         banned |= {t for t in again if not self._texts.continues_word(t)}
         tail = reply[-(REPEAT_TOKENS - 1) :]
         if len(tail) == REPEAT_TOKENS - 1:  # the reply's own runs: a loop inside it

@@ -90,9 +90,9 @@ class DialogueOptions(CpuThreadOptions):
     aids: list[str] | None = Field(
         None,
         description="The hand-written aids on the reply's logits to use (npcvoice.dialogue.aids: "
-        "emotion_lean, emotion_calibration, recall, grounding, openings, scaffolding, action_keywords, "
-        "action_taken); unset: each model's own, as its manifest says (else aids.TUNED_AIDS for a model "
-        "tuned on the NPC corpus, aids.UNTUNED_AIDS for any other).",
+        "emotion_lean, emotion_calibration, recall, grounding, deflection, caution, openings, scaffolding, "
+        "action_keywords, action_taken); unset: each model's own, as its manifest says (else "
+        "aids.TUNED_AIDS for a model tuned on the NPC corpus, aids.UNTUNED_AIDS for any other).",
     )
     remote_models: dict[str, RemoteModelOptions] = Field(
         default_factory=dict,

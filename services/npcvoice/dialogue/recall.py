@@ -101,7 +101,7 @@ _SENTENCE = re.compile(r"[^.!?]*[.!?]*")
 # A question about the moment: what the game says is happening now answers it.
 _NOW = re.compile(
     r"\b(now|today|tonight|this morning|this evening|at the moment|currently|soon|sudden|suddenly|in this|"
-    r"what'?s wrong|going on|happening|happened|racket|commotion)\b",
+    r"what'?s wrong|going on|happening|happened|racket|commotion|a good (?:day|time|night))\b",
     re.IGNORECASE,
 )
 # A question about who the NPC is: its answer is not in the lore, and a name from the lore is a slip.
@@ -312,7 +312,7 @@ def recalled_words(
     world = world or []
     # "I meant to walk out past the west gate. | Is that wise?": the line says what "that" is
     about = _about(player_line)
-    timely = world and (_NOW.search(player_line) or _chosen(about, world, about_player=False)[1])
+    timely = about_the_moment(player_line, world)
     sources = world if timely else lore_for(question)
     if not sources:
         return NOTHING
@@ -322,6 +322,14 @@ def recalled_words(
     source = _chosen(asked, sources, about_player=False)[0][0]
     bonus = WORLD_BONUS if timely else LORE_BONUS
     return Recalled(settled[:MAX_WORDS], settled, bonus, source, tuple(_words(npc_name)))
+
+
+def about_the_moment(player_line: str, world: list[str]) -> bool:
+    """Whether ``player_line`` asks about what the game says is happening (``world``): it says "now",
+    "today", "what's going on" and the like, or shares a word with the world context."""
+    return bool(world) and bool(
+        _NOW.search(player_line) or _chosen(_about(player_line), world, about_player=False)[1]
+    )
 
 
 def remembered(player_line: str, statements: list[str], npc_name: str) -> Recalled:

@@ -21,8 +21,10 @@ from npcvoice.dialogue.blocking import (
     outside_phrases,
     outside_tokens,
 )
-from npcvoice.dialogue.deflection import Deflection, from_outside
+from npcvoice.dialogue.caution import cautioned, openings
+from npcvoice.dialogue.deflection import DEFLECTIONS, from_outside
 from npcvoice.dialogue.feelings import called_for
+from npcvoice.dialogue.leads import Lead
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
 from npcvoice.dialogue.recall import Recall, recalled_words
 from npcvoice.dialogue.repetition import near_copy, scaffolding_phrases
@@ -34,6 +36,8 @@ from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.personas.schema import Persona
 from npcvoice.turns import overheard_player_line
 
+# The world context's keys that say what is happening ("location_event", "alert"), not the weather.
+_EVENT = re.compile(r"event|alert", re.IGNORECASE)
 # Sentences written again (rolled back and resampled) in one reply before a repeat is just dropped.
 MAX_RETRIES = 4
 
@@ -120,17 +124,24 @@ class Steering:
         # To a line from outside the world, a refusal and no action ("you're my servant now, row me over
         # for free"); to any other, what answers it.
         outside = "deflection" in aids and from_outside(request.player_text)
-        self.deflection = Deflection(texts) if outside else None
         keywords, taken = "action_keywords" in aids or outside, "action_taken" in aids
         asking = "" if outside else request.player_text
         self.tags = TagWriter(texts, persona, asking, lean, keywords, taken, calibration)
         statements = player_statements(request)
         memory, facts = "recall" in aids, "grounding" in aids
+        # what is happening (an event, an alert) before the weather: it answers "what's that racket?"
+        world = [v for k, v in sorted(request.memory.world.items(), key=lambda kv: not _EVENT.search(kv[0]))]
+        # Asked whether to go out in the fog: "Not in this fog", then the fog's words (its entry first).
+        danger = cautioned(request.player_text, world) if "caution" in aids and not outside else []
+        world = [*danger, *(entry for entry in world if entry not in danger)]
+        self.lead = Lead(texts, DEFLECTIONS, end=True) if outside else None
+        if danger:
+            self.lead = Lead(texts, openings(danger[0]))
         self.recall = (
             Recall(texts, recalled_words(
                 request.player_text, statements,
                 lambda question: [e.text for e in persona.lore_for(question)], persona.display_name, memory,
-                facts, list(request.memory.world.values()),
+                facts, world,
             ))
             if (memory or facts) and not outside
             else None
@@ -141,14 +152,15 @@ class Steering:
             *(self.phrases if "scaffolding" in aids else []),
             *texts.memo("outside", lambda: outside_phrases(texts)),
         ]
-        fixed = texts.memo(("blocked", private, *blocked), lambda: fixed_table(texts, [private], blocked))
+        fixed = texts.memo(("blocked", *blocked), lambda: fixed_table(texts, [], blocked))
+        private_runs = texts.memo(("private", private), lambda: fixed_table(texts, [private], []))
         self._outside = texts.memo(("outside", "tokens"), lambda: outside_tokens(texts))
         claimed = fixed_table(texts, [], claimed_phrases([*statements, request.player_text]))
-        self._blocker = Blocker(texts, self.earlier, fixed, claimed)
+        self._blocker = Blocker(texts, self.earlier, fixed, claimed, private_runs)
         # A reply may not open as an earlier one of this conversation did (a small model opens most
         # replies alike: "I'm sorry, ..." on a third of them): the token that would complete it is out.
         earlier_openings = map(opening, npc_lines(request)) if "openings" in aids else ()
-        self._openings = {tuple(texts.encode(f" {o}")) for o in earlier_openings if o}
+        self._openings = {tuple(texts.encode(f"{s}{o}")) for o in earlier_openings if o for s in ("", " ")}
         self._opening_tokens = max(map(len, self._openings), default=0)
         self._text_start: int | None = None  # where the reply's text begins, once its tags are written
         self._end_ids = set(end_ids)
@@ -174,9 +186,11 @@ class Steering:
                             favoured=self._favoured(reply))  # fmt: skip
 
     def _favoured(self, reply: list[int]) -> dict[int, float] | None:
-        """The bonuses on the next token: the refusal's, or the answering words'."""
-        if self.deflection:
-            return self.deflection.favoured(reply[self._text_start or 0 :])
+        """The bonuses on the next token: the lead's while the reply opens, then the answering words'."""
+        if self.lead is not None:
+            bonus = self.lead.favoured(reply[self._text_start or 0 :])
+            if bonus is not None:
+                return bonus
         return self.recall.favoured(reply) if self.recall else None
 
     @property
