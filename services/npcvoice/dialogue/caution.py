@@ -19,13 +19,16 @@ CAUTIONS = ("Not in this", "Not with")
 # The weather a caution names, by the first of these words the danger has ("a strong east wind with
 # squalls of rain" -> wind, "thunderheads building" -> storm, "freezing sleet" -> cold); a danger that is
 # no weather (a warning horn, raiders) opens "Not with", its own words after.
-_WEATHER = {"fog": "fog", "mist": "mist", "murk": "murk", "haze": "haze", "blizzard": "blizzard",
-            "sandstorm": "sandstorm", "storm": "storm", "thunder": "storm", "lightning": "storm",
-            "sleet": "sleet", "snow": "snow", "hail": "hail", "drizzle": "drizzle", "downpour": "rain",
-            "rain": "rain", "gale": "gale", "squall": "wind", "wind": "wind", "gust": "wind",
-            "whitecap": "wind", "dust": "dust", "frost": "frost", "frozen": "ice", "ice": "ice", "icy": "ice",
-            "freez": "cold", "bitter": "cold", "scorching": "heat", "blistering": "heat"}  # fmt: skip
-_WEATHER_WORD = re.compile(rf"\b({'|'.join(_WEATHER)})", re.IGNORECASE)
+_WEATHER = {"fog|foggy": "fog", "mist|misty": "mist", r"murk\w*": "murk", "haze": "haze",
+            "blizzards?": "blizzard", "sandstorms?": "sandstorm", "storms?|stormy": "storm",
+            r"thunder\w*|lightning": "storm", "sleet": "sleet", r"snow\w*": "snow", "hail": "hail",
+            "drizzle": "drizzle", "downpour|rain|raining": "rain", "gales?": "gale",
+            "squalls?|winds?|windy|gusts?|gusty|whitecaps": "wind", "dust": "dust", r"frost\w*": "frost",
+            "frozen|ice|icy": "ice", r"freez\w*|bitter": "cold", "scorching|blistering": "heat"}  # fmt: skip
+_WEATHER_WORD = re.compile(
+    r"\b(?:" + "|".join(f"(?P<w{i}>{forms})" for i, forms in enumerate(_WEATHER)) + r")\b", re.IGNORECASE
+)
+_WEATHER_NAMES = list(_WEATHER.values())
 
 # A question whether to do something, or whether it will go well: "Should I set off?", "Is that wise?",
 # "Is now a good time?", "Will they be all right?", "Will you still make the last run?", "Would you
@@ -54,13 +57,10 @@ _GOING = re.compile(
     r"travel|travelling|climb|climbing|push on|leave|leaving|fly|flying|row|venture|hunt|hunting|out)\b",
     re.IGNORECASE,
 )
-# What makes going out unwise: foul weather, an alarm, raiders, fire.
+# What makes going out unwise: foul weather (``_WEATHER``), an alarm, raiders, fire.
 _DANGER = re.compile(
-    r"\b(fog|foggy|mist|misty|murk\w*|haze|storms?|stormy|thunder\w*|lightning|gales?|squalls?|"
-    r"blizzards?|snow\w*|sleet|hail|ice|icy|frozen|freez\w*|frost\w*|rain|raining|drizzle|downpour|"
-    r"flood\w*|winds?|windy|gusts?|gusty|whitecaps|dust|sandstorms?|scorching|blistering|bitter|warning|"
-    r"alarm|raid\w*|bandits?|wolf|wolves|fire|smoke|plague|fever|riots?|fighting|battle|siege|attack\w*|"
-    r"collaps\w*|firedamp|surge|surf|swell|moonless)\b",
+    rf"{_WEATHER_WORD.pattern}|\b(flood\w*|warning|alarm|raid\w*|bandits?|wolf|wolves|fire|smoke|plague|"
+    r"fever|riots?|fighting|battle|siege|attack\w*|collaps\w*|firedamp|surge|surf|swell|moonless)\b",
     re.IGNORECASE,
 )
 # ... unless the world says it is over or mild ("the wind has dropped", "light rain").
@@ -91,6 +91,6 @@ def openings(danger: str) -> tuple[str, ...]:
     """How a caution against ``danger`` (one of ``dangers``) opens: "Not in this fog", else "Not with"
     (one opening: two that share "Not" would leave the model to choose after it)."""
     weather = _WEATHER_WORD.search(danger)
-    if weather is None:
+    if weather is None or weather.lastgroup is None:
         return (CAUTIONS[1],)
-    return (f"{CAUTIONS[0]} {_WEATHER[weather.group(1).lower()]}",)
+    return (f"{CAUTIONS[0]} {_WEATHER_NAMES[int(weather.lastgroup[1:])]}",)
