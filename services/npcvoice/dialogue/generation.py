@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from npcvoice.dialogue.address import Address
 from npcvoice.dialogue.aids import aid_set
 from npcvoice.dialogue.cache import Conversation, prefill
 from npcvoice.dialogue.jobs import WARM_CHUNK
@@ -68,7 +69,8 @@ class Generation:
         aids = model.aids if chosen is None else aid_set(chosen)
         prior = engine.emotion_priors.get(engine.warm_key(model, persona))
         self._steer = Steering(engine.vocabulary(model), persona, request, model.end_ids, aids, prior)
-        self.filter = ReplyFilter(persona, request.first_clause, self._steer.earlier, self._steer.phrases)
+        steer, mend = self._steer, Address.of(persona, request).mend
+        self.filter = ReplyFilter(persona, request.first_clause, steer.earlier, steer.phrases, mend)
         self._checkpoint: Mark | None = None  # where the sentence being written began
         self._retries = 0
         self._repeats = 0  # the filter's count of repeats when last looked at

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from npcvoice.dialogue.prompt import private_text
@@ -80,8 +80,12 @@ class ReplyFilter:
         first_clause: bool = False,
         earlier: Iterable[str] = (),
         phrases: Iterable[str] = (),
+        mend: Callable[[str], str] | None = None,
     ) -> None:
+        """``mend``: what is done to each sentence before it is checked and released (``address``: the
+        player called by their own name, not another's)."""
         self._persona = persona
+        self._mend = mend
         self._earlier = [s for line in earlier for s in split_sentences(line)]  # what the NPC said before
         self._phrases = list(phrases)  # the prompt's scaffolding, never to be said
         self._raw = ""  # model text not yet released (may hold an unfinished tag or direction)
@@ -104,7 +108,7 @@ class ReplyFilter:
         one's opening clause): the same guards and ``phrases`` more never to say, what was released counted
         as said (a repeat of it is dropped) and the sentence numbers going on. Text this one holds
         unreleased is not carried."""
-        other = ReplyFilter(self._persona, False, (), [*self._phrases, *phrases])
+        other = ReplyFilter(self._persona, False, (), [*self._phrases, *phrases], self._mend)
         other._earlier = list(self._earlier)
         other._spoken = list(self._spoken)
         other._sentence_index = self._sentence_index
@@ -207,6 +211,8 @@ class ReplyFilter:
             sentence = re.sub(r"\s+([,.!?;:])", r"\1", " ".join(_URL_RE.sub(" ", raw_sentence).split()))
             if self._opening is not None:
                 sentence, self._opening = after_opening(sentence, self._opening), None
+            if self._mend is not None:
+                sentence = self._mend(sentence)
             if not any(c.isalnum() for c in sentence):
                 continue
             repeats = (

@@ -1,0 +1,137 @@
+"""Whom the NPC speaks to. A small model ends a reply with a name, and often the wrong one: one its context
+gives someone else ("Strange words, Odo!" to Senna, whose partner Odo is; "Stained glass, Maudie." to
+Ilsabet, Maudie being a barge skipper of the lore). Said to the player, it is a slip a reader notices at
+once. ``Address`` finds such a name where a sentence speaks to someone (after a comma, closing a clause)
+and puts the player's name in its place, or, while the NPC does not know it (or the sentence already says
+it), leaves the name out.
+
+A name is changed only when the context says it is a person's (after a word for one: "my partner Odo",
+"skippered by Maudie Venn", "my sister's boys, Pip and Ned") and none of its words is the player's. Where
+the context puts the name after the same word the reply does ("the great bronze bell, Old Tomas"), it is
+what the thing is called, not whom the NPC speaks to, and it stays. In a scene, the NPCs and players it
+names are left alone: the NPC may speak to them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from npcvoice.dialogue.recall import introduced
+from npcvoice.dialogue.steering import player_statements
+from npcvoice.dialogue.types import TurnRequest
+from npcvoice.personas.schema import Persona
+
+_WORD = re.compile(r"[\w'-]+")
+_QUOTED = re.compile(r'"[^"]*"')
+_NAME_WORD = r"[A-Z][a-z][\w-]*"
+# A name said to someone: after a comma, one to four capitalised words ("Pip and Ned"), closing a clause
+# (so not a possessive, "the litter, Duchess's"); not the first of a list ("Me, Billy, Red and the twins").
+_SPOKEN_TO = re.compile(
+    rf"(,\s+)({_NAME_WORD}(?:\s+(?:and\s+)?{_NAME_WORD}){{0,3}})(?!,\s*[A-Z])(?=\s*(?:[,.!?;:]|$))"
+)
+# Words for a person, which come before their name: kin, company, trades that take a name.
+_PERSON_WORDS = (
+    "partner|wife|husband|son|sons|daughter|daughters|brother|brothers|sister|sisters|cousin|cousins|uncle|"
+    "aunt|friend|friends|mother|father|grandmother|grandfather|grandma|grandpa|granddaughter|grandson|"
+    "nephew|nephews|niece|nieces|boy|boys|girl|girls|child|children|kids|baby|apprentice|master|mistress|"
+    "skipper|captain|widow|widower|neighbour|neighbor|lad|lass|sweetheart|betrothed|mate|man|woman|"
+    "da|ma|pa|dad|mum|mom|lord|lady|sir|dame"
+)
+_NAMED = "by|named|called|name is|name's"
+_PERSON = re.compile(
+    rf"\b(?i:{_PERSON_WORDS}|{_NAMED}),?\s+({_NAME_WORD}(?:\s+(?:and\s+)?{_NAME_WORD})*)"
+    # ... or before what a person does: "Lowri said", "Maudie drowned"
+    rf"|({_NAME_WORD}(?:\s+{_NAME_WORD})*)\s+(?:said|says|told|tells|asked|asks|died|drowned|married|wed)\b"
+)
+# A person word (or "one") before the comma: the name says who that is ("My da, Amos, did this round";
+# "Had one, Shinroku."), it is not said to the player.
+_NAMES_WHO = re.compile(rf"^(?:{_PERSON_WORDS}|one)$")
+# Words for an animal: a name the context puts beside one is a beast's ("an old bitch called Tansy", "Sir
+# Pinch is a crab"), and an NPC speaks to its beasts ("Good girl, Tansy!").
+_ANIMALS = frozenset(
+    _WORD.findall(
+        "dog dogs hound hounds mastiff bitch pup puppy horse horses mare gelding stallion pony ponies mule "
+        "donkey ox cow cat kitten falcon hawk goshawk merlin sparrowhawk eagle owl raven crow bird birds "
+        "goat pig sow boar hen cock rooster ferret rat mouse camel wolf crab goose parrot"
+    )
+)
+# Words either side of a name that the context looks at: the reply's word before the comma found within
+# this many words before the name in the context names what the thing is called ("bell, Old Tomas"), not
+# someone spoken to; an animal word this near makes the name a beast's.
+NEAR_WORDS = 4
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower().removesuffix("'s") for w in _WORD.findall(text)]
+
+
+@dataclass(frozen=True)
+class Address:
+    """The player's name (its first word, or "") and the words of other people's names."""
+
+    player: str
+    player_words: frozenset[str]
+    others: frozenset[str]
+    context: tuple[tuple[str, ...], ...]  # the texts the names came from, as words
+
+    @classmethod
+    def of(cls, persona: Persona, request: TurnRequest) -> Address:
+        statements = player_statements(request)
+        named = [request.player_name] if request.player_name else introduced("my name", statements)
+        player = " ".join(named).split()
+        memory = request.memory
+        texts = [
+            persona.description,
+            *persona.example_lines,
+            *(entry.text for entry in persona.lore),
+            *memory.world.values(),
+            memory.summary,
+            *statements,
+        ]
+        context = tuple(tuple(_words(text)) for text in texts if text)
+        people = {w for text in texts for m in _PERSON.finditer(text) for w in _words(m[1] or m[2])}
+        beasts = {w for w in people if any(_ANIMALS & set(near) for near in _near(context, w, NEAR_WORDS))}
+        # in a scene, whom the NPC heard speak and to whom: it may speak to them
+        present = {
+            w for t in memory.recent_turns if t.role == "event" for w in _words(_QUOTED.sub(" ", t.text))
+        }
+        mine = {w.lower() for w in player}
+        own = set(_words(persona.display_name))  # "Agathe, Sister Agathe.": the NPC's own, said of itself
+        return cls(
+            player[0] if player else "",
+            frozenset(mine),
+            frozenset(people - beasts - mine - own - present - {"and"}),
+            context,
+        )
+
+    def mend(self, sentence: str) -> str:
+        """``sentence`` with a name of someone else's said to the player made the player's (or left out)."""
+        return _SPOKEN_TO.sub(lambda m: self._to_player(m, sentence), sentence)
+
+    def _to_player(self, match: re.Match[str], sentence: str) -> str:
+        names = _words(match.group(2))
+        if not self.others & set(names) or self.player_words & set(names):
+            return match.group(0)
+        before = _words(sentence[: match.start()])[-1:]
+        if before and (_NAMES_WHO.match(before[0]) or self._named_after(before[0], names[0])):
+            return match.group(0)
+        # left out where the sentence says it already: not "Ilsabet will go first, Ilsabet."
+        if not self.player or self.player.lower() in _words(sentence):
+            return ""
+        return f"{match.group(1)}{self.player}"
+
+    def _named_after(self, word: str, name: str) -> bool:
+        """Whether the context puts ``name`` a few words after ``word`` ("bell, Old Tomas")."""
+        return any(word in before for before in _near(self.context, name, NEAR_WORDS, after=False))
+
+
+def _near(
+    context: Iterable[tuple[str, ...]], word: str, distance: int, after: bool = True
+) -> Iterator[tuple[str, ...]]:
+    """The words within ``distance`` before (and ``after``, after) each place ``word`` is in ``context``."""
+    for words in context:
+        for i, w in enumerate(words):
+            if w == word:
+                yield words[max(0, i - distance) : i] + (words[i + 1 : i + 1 + distance] if after else ())
