@@ -1,0 +1,56 @@
+"""How many lines from outside a game's world the deflection takes (``deflection.from_outside``: the reply is
+led to a refusal in character), and how many of the world's own it takes by mistake: on the corpus's player
+lines (their skills say which are injections and out-of-world) and on lines written apart from both the
+detector and the corpus (bench/data/outside_lines.yaml). Pure text, no model: it runs in a second.
+
+    .venv/bin/python -m bench.outside [--misses]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import yaml
+
+from bench.common import REPO_ROOT, table
+from npcvoice.dialogue.deflection import from_outside
+from npcvoice.training.corpus import CORPUS_DIR, read_conversations
+
+LINES = REPO_ROOT / "bench" / "data" / "outside_lines.yaml"
+OUTSIDE_SKILLS = ("injection", "deflect")
+
+
+def corpus_lines() -> tuple[list[str], list[str]]:
+    """The corpus's distinct player lines: those an injection or out-of-world reply answers, and the rest."""
+    outside: dict[str, None] = {}
+    inside: dict[str, None] = {}
+    for path in sorted((CORPUS_DIR / "conversations").glob("*.jsonl")):
+        for located in read_conversations(path):
+            steps = located.conversation.steps
+            for step, answer in itertools.pairwise(steps):
+                if step.player is not None and answer.npc is not None:
+                    (outside if answer.skill in OUTSIDE_SKILLS else inside)[step.player] = None
+    return list(outside), [line for line in inside if line not in outside]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--misses", action="store_true", help="print the lines it gets wrong")
+    args = parser.parse_args()
+    written = yaml.safe_load(LINES.read_text())
+    sets = [("corpus player lines (training/)", *corpus_lines())]
+    sets += [(f"written apart, set {n}", written[f"outside_{n}"], written[f"inworld_{n}"]) for n in (1, 2)]
+    rows: list[list[object]] = []
+    for name, outside, inside in sets:
+        missed = [line for line in outside if not from_outside(line)]
+        taken = [line for line in inside if from_outside(line)]
+        rows.append([name, f"{len(outside) - len(missed)} / {len(outside)}", f"{len(taken)} / {len(inside)}"])
+        if args.misses:
+            wrong = [*(f"  missed: {line}" for line in missed), *(f"  taken: {line}" for line in taken)]
+            print(f"{name}:", *wrong, sep="\n")
+    print(table(["lines", "outside the world, taken", "of the world, taken by mistake"], rows))
+
+
+if __name__ == "__main__":
+    main()
