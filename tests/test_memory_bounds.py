@@ -69,3 +69,33 @@ async def test_a_long_relationship_keeps_a_bounded_summary_facts_and_turns(
     keys = [fact_key(f) for f in stored.player_facts]
     assert len(keys) <= retention.max_facts and len(set(keys)) == len(keys)
     assert stored.player_facts[-1] == "I am tired."  # the newest stay
+
+
+async def test_with_settled_summaries_the_turn_after_a_fold_reads_its_summary(
+    test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service,
+    dialogue_requests,
+):  # fmt: skip
+    # A script's replies repeat run after run only if each turn sees the same memory: a summary is written
+    # in the background after a turn, and a line sent at once would see it or not by the machine's speed.
+    # With `settle_summaries` the next turn waits for it: the fold is in that turn's prompt, every time.
+    from npcvoice.conversation.registration import REGISTRATION
+    from tests.conftest import start_service
+    from tests.support.conversation import gateway_options
+
+    options = gateway_options(
+        test_persona_dir, redis_server, speech_service, dialogue_service, voice_service, face_service
+    )
+    gateway = await start_service("conversation", REGISTRATION, {**options, "settle_summaries": True})
+    try:
+        npc, player = "scribe_short_memory_test", "player-settled"
+        conversation = Conversation(gateway, config(player, npc, reply_mode=conversation_pb2.REPLY_MODE_TEXT))
+        for line in ["My name is Ada.", "I come from Kharzad.", "I have a mule.", "What do you know of me?"]:
+            conversation.send(text=line)
+            await conversation.turn()
+        await conversation.close()
+        summaries = [request.memory.summary for request in dialogue_requests.replies]
+        # three turns stored six lines, past summarize_after (4): the fourth turn reads their summary
+        assert summaries[:3] == ["", "", ""] and summaries[3], summaries
+    finally:
+        await gateway.channel.close()
+        await gateway.host.stop(grace=0)

@@ -53,7 +53,7 @@ class Gateway:
             write_timeout_s=options.memory_timeout_s,
             on_degraded=self._degraded,
         )
-        self._summarizing: set[str] = set()
+        self._summarizing: dict[str, asyncio.Task[None]] = {}  # conversation -> its summary being written
         self._background: set[asyncio.Task[None]] = set()
 
     def persona(self, npc_id: str, field_name: str = "npc_id") -> Persona:
@@ -70,7 +70,11 @@ class Gateway:
     # --- memory ------------------------------------------------------------------------------------------
 
     async def load_memory(self, npc_id: str, player_id: str) -> Memory | None:
-        """The stored memory, with any queued writes flushed first; None while Redis is away."""
+        """The stored memory, with any queued writes flushed first; None while Redis is away. With
+        ``settle_summaries``, once a summary of the conversation still being written is done."""
+        summary = self._summarizing.get(f"{npc_id}:{player_id}")
+        if summary is not None and self.options.settle_summaries:
+            await asyncio.wait({summary}, timeout=self.options.summary_timeout_s)
         try:
             async with asyncio.timeout(self.options.memory_timeout_s):
                 await self.replay.flush()
@@ -105,13 +109,13 @@ class Gateway:
         key = f"{persona.id}:{player_id}"
         if key in self._summarizing:
             return
-        self._summarizing.add(key)
         task = asyncio.create_task(self._summarize(persona, player_id))
+        self._summarizing[key] = task
         self._background.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
             self._background.discard(finished)
-            self._summarizing.discard(key)
+            self._summarizing.pop(key, None)
 
         task.add_done_callback(done)
 

@@ -56,6 +56,13 @@ class GatewayOptions(BaseModel):
     synthesis_timeout_s: float = Field(20.0, gt=0, description="Deadline of one sentence's synthesis.")
     animation_timeout_s: float = Field(5.0, gt=0, description="Deadline of one sentence's visemes.")
     summary_timeout_s: float = Field(60.0, gt=0, description="Deadline of one background summary.")
+    settle_summaries: bool = Field(
+        False,
+        description="A turn first waits for a summary of its conversation still being written (at most "
+        "summary_timeout_s), so that a script and seed give the same replies run after run (npcvoice "
+        "eval, bench/); off, a turn goes on with the memory it has, and which turn first sees the summary "
+        "depends on the machine's speed.",
+    )
     memory_timeout_s: float = Field(
         2.0, gt=0, description="How long a turn waits for Redis before it goes on without it."
     )
