@@ -716,6 +716,31 @@ def test_the_name_the_game_gives_the_player_answers_what_their_name_is(texts):
     assert steering.recall is not None and steering.recall.words == ["Aric", "Vell"]
 
 
+def test_asked_who_someone_else_is_the_reply_does_not_open_with_the_players_own_name(texts):
+    # "Who is it I'm going over to visit?" -> "Teodor Rusk, Vennholm cooper." from Teodor himself: the
+    # name the model is surest of. Though it wants that by 6, the reply opens otherwise; asked who the
+    # player is, their name is still pushed first.
+    hilda = PERSONAS[0]
+    memory = MemoryView(recent_turns=[
+        Turn("player", "Good day! I'm Teodor Rusk, a cooper from Millbrae."), Turn("npc", "Welcome aboard."),
+        Turn("player", "I'm crossing to visit my sister Ingrid."), Turn("npc", "A fine thing."),
+    ])  # fmt: skip
+    visiting = TurnRequest(
+        persona_id=hilda.id, player_text="Who is it I'm going over to visit?", memory=memory
+    )
+    for seed in range(3):
+        written = lured(
+            texts, Steering(texts, hilda, visiting, end_ids=[]), " Teodor Rusk, cooper.", seed, 14, 6.0
+        )
+        assert not written.startswith(" Teodor"), written
+        bare = Steering(texts, hilda, visiting, end_ids=[], aids=ALL_AIDS - {"recall"})
+        assert lured(texts, bare, " Teodor Rusk, cooper.", seed, 14, 6.0).startswith(" Teodor")
+    who = TurnRequest(persona_id=hilda.id, player_text="Do you remember who I am?", memory=memory)
+    steering = Steering(texts, hilda, who, end_ids=[])
+    assert steering.recall is not None and steering.recall.words[:2] == ["Teodor", "Rusk"]
+    assert lured(texts, steering, " Teodor Rusk, cooper.", 0, 14, 6.0).startswith(" Teodor")
+
+
 def test_in_a_scene_what_the_npc_overheard_the_player_say_answers_a_question_and_is_never_parroted():
     """A bystander asked "what did I tell the captain?" answers from the line it overheard; and no line
     it heard another NPC say comes back as its own reply."""
@@ -731,4 +756,3 @@ def test_in_a_scene_what_the_npc_overheard_the_player_say_answers_a_question_and
         answer_words(request.player_text, player_statements(request), ["Tobin"])
     )
     assert "Missing? I will send a patrol at dawn." in overheard_lines(request)
-

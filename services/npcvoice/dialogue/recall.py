@@ -44,6 +44,10 @@ LORE_BONUS = 2.5
 # the model's first thought ("Set off, then." in a steady drizzle on the moor).
 WORLD_BONUS = 4.0
 MAX_WORDS = 4
+# Logit taken off the player's own name as a reply's first word, asked who someone else is ("Who is it
+# I'm going over to visit?" -> "Teodor Rusk, Vennholm cooper." from Teodor): the name a small model is
+# surest of in the conversation, and never the answer.
+SHUN_PENALTY = 8.0
 STEM = 5
 
 
@@ -276,6 +280,7 @@ class Recalled:
     bonus: float
     source: str = ""  # lore: the entry, whose next token gets the bonus where the reply copies it
     speaker: tuple[str, ...] = ()  # the NPC's names, which the source may hold and a copy may not say
+    shunned: tuple[str, ...] = ()  # words the reply may not well open with (the player's name, asked who)
 
 
 NOTHING = Recalled([], [], 0.0)
@@ -343,7 +348,9 @@ def remembered(player_line: str, statements: list[str], npc_name: str) -> Recall
     if own:
         return Recalled(own, own, SURE_BONUS)
     words = answer_words(about, said, _words(npc_name))
-    return Recalled(words, words, RECALL_BONUS)
+    # asked who someone is, not who they are: "Who is it I'm going over to visit?" is not the player
+    shunned = tuple(introduced("my name", said)) if _WHO.search(about) else ()
+    return Recalled(words, words, RECALL_BONUS, shunned=shunned)
 
 
 def asked_part(line: str) -> str:
@@ -376,6 +383,11 @@ class Recall:
         steps = zip(source, source[1:], source[2:], strict=False)
         ends = {c for c in source if _CLAUSE_END.search(texts.text(c))}
         self._copy = {(a, b): c for a, b, c in steps if c not in own and c not in ends}
+        self._shunned = {t[0] for word in recalled.shunned for v in _written(word) if (t := texts.encode(v))}
+
+    def opening(self, bonus: dict[int, float]) -> dict[int, float]:
+        """``bonus`` for a reply's first word: less for the words it may not well open with."""
+        return bonus | {t: bonus.get(t, 0.0) - SHUN_PENALTY for t in self._shunned}
 
     def favoured(self, reply: list[int]) -> dict[int, float]:
         """Bonuses for the tokens that may come after ``reply``: the next token of an answering word begun

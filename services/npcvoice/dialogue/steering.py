@@ -191,7 +191,10 @@ class Steering:
             bonus = self.lead.favoured(reply[self._text_start or 0 :])
             if bonus is not None:
                 return bonus
-        return self.recall.favoured(reply) if self.recall else None
+        if self.recall is None:
+            return None
+        bonus = self.recall.favoured(reply)
+        return self.recall.opening(bonus) if len(reply) == self._text_start else bonus
 
     @property
     def text_start(self) -> int | None:
