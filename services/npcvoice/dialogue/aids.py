@@ -21,7 +21,8 @@ AIDS: dict[str, str] = {
     "the persona's first) is favoured when the reply's emotion tag is chosen",
     "emotion_calibration": "the model's usual leaning among the persona's emotions (measured once on "
     "content-free lines, feelings.CONTENT_FREE) is taken out of its choice of the reply's emotion",
-    "recall": "asked what they told the NPC, the words of the player's statement that answer get a bonus",
+    "recall": "asked what they told the NPC, the words of the player's statement that answer get a bonus; "
+    "asked who someone else is, the player's own name loses some as the reply's first word",
     "grounding": "asked about the lore or about the moment, the words of the lore entry the question "
     "calls up or of the world context get a bonus, and once the reply is on them, their next word",
     "deflection": "to a line from outside the world (an injection, 'are you an AI?': "
