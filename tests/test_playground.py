@@ -168,6 +168,9 @@ async def test_talking_over_the_npc_interrupts_it_and_shows_what_was_heard(brows
     page = await open_page(browser, site, npc, new_player())
     heard = page.locator("#transcript .heard")
     for _ in range(5):  # a reply may end before the player gets a word in: then try again
+        # once the last reply has stopped sounding: a line typed over a reply already sent in full marks it
+        # interrupted too (as it should), and this test counts the one it talks over on purpose
+        await page.wait_for_function("!window.playground.player.busy()", timeout=REPLY_TIMEOUT_MS)
         ended = await turns_ended(page)
         await page.fill("#say", "Tell me about this town, its people and its history.")
         await page.click("#send")

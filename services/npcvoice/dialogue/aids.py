@@ -9,7 +9,8 @@ it (``engine.aids``), as ``bench/npc_mind.py --ablate`` does to measure each one
 
 The guards are not aids and are always on: the reply's tags under constraint, no repeat of an earlier
 reply, no run of the persona's private text, no word from outside the world (``blocking.OUTSIDE_WORDS``: AI,
-internet, phone, ...), no prompt text spoken (the reply filter).
+internet, phone, ...), no prompt text spoken (the reply filter), no name of someone else's said to the
+player (``address``).
 """
 
 from __future__ import annotations
