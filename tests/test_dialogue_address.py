@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from npcvoice.dialogue.address import Address
+from npcvoice.dialogue.address import Address, mender
 from npcvoice.dialogue.prompt import MemoryView
 from npcvoice.dialogue.reply import ReplyFilter, Sentence
 from npcvoice.dialogue.types import TurnRequest
@@ -90,7 +90,8 @@ def test_in_a_scene_the_npc_may_speak_to_those_it_heard():
 
 
 def test_the_reply_filter_releases_the_mended_sentence_and_a_continuation_keeps_mending():
-    mend = address(INTRODUCED).mend
+    turn = TurnRequest("lock_test", "Hello.", memory=MemoryView(recent_turns=[Turn("player", INTRODUCED)]))
+    mend = mender(LOCKKEEPER, turn)
     reply = ReplyFilter(LOCKKEEPER, first_clause=True, mend=mend)
     events = reply.feed("[emotion: neutral] Two nights, Maudie, and ") + reply.feed("I'll tie you up. ")
     events += reply.finish()

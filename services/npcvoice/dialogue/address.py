@@ -15,7 +15,7 @@ names are left alone: the NPC may speak to them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from npcvoice.dialogue.recall import introduced
@@ -125,6 +125,21 @@ class Address:
     def _named_after(self, word: str, name: str) -> bool:
         """Whether the context puts ``name`` a few words after ``word`` ("bell, Old Tomas")."""
         return any(word in before for before in _near(self.context, name, NEAR_WORDS, after=False))
+
+
+def mender(persona: Persona, request: TurnRequest) -> Callable[[str], str]:
+    """``Address.mend`` for this turn, its names gathered only once a sentence says a name after a comma
+    (most turns' never do): nothing on the way to the reply's first token."""
+    built: list[Address] = []
+
+    def mend(sentence: str) -> str:
+        if not _SPOKEN_TO.search(sentence):
+            return sentence
+        if not built:
+            built.append(Address.of(persona, request))
+        return built[0].mend(sentence)
+
+    return mend
 
 
 def _near(

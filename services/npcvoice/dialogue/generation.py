@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from npcvoice.dialogue.address import Address
+from npcvoice.dialogue.address import mender
 from npcvoice.dialogue.aids import aid_set
 from npcvoice.dialogue.cache import Conversation, prefill
 from npcvoice.dialogue.jobs import WARM_CHUNK
@@ -69,7 +69,7 @@ class Generation:
         aids = model.aids if chosen is None else aid_set(chosen)
         prior = engine.emotion_priors.get(engine.warm_key(model, persona))
         self._steer = Steering(engine.vocabulary(model), persona, request, model.end_ids, aids, prior)
-        steer, mend = self._steer, Address.of(persona, request).mend
+        steer, mend = self._steer, mender(persona, request)
         self.filter = ReplyFilter(persona, request.first_clause, steer.earlier, steer.phrases, mend)
         self._checkpoint: Mark | None = None  # where the sentence being written began
         self._retries = 0

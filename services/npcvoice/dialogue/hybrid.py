@@ -29,7 +29,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import replace
 
-from npcvoice.dialogue.address import Address
+from npcvoice.dialogue.address import mender
 from npcvoice.dialogue.engine import DialogueEngine, check_turn
 from npcvoice.dialogue.generation import Generation
 from npcvoice.dialogue.metrics import ESCALATIONS, REMOTE_TOKENS_PER_TURN
@@ -270,7 +270,7 @@ class HybridTurn:
             request.first_clause,
             earlier_lines(persona, request),
             scaffolding_phrases(persona, LABELS),
-            Address.of(persona, request).mend,
+            mender(persona, request),
         )
 
     def _escalated(self, reasons: list[str]) -> None:
