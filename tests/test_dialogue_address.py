@@ -102,3 +102,26 @@ def test_the_reply_filter_releases_the_mended_sentence_and_a_continuation_keeps_
     going_on = reply.continuation()
     more = going_on.feed("Sleep well, Maudie. ") + going_on.finish()
     assert [e.text for e in more if isinstance(e, Sentence)] == ["Sleep well, Ilsabet."]
+
+
+@pytest.mark.parametrize(
+    ("told", "said", "heard"),
+    [
+        ("My grandmother Bryony raised me.", "Ah, my granddaughter Bryony!", "Ah, your grandmother Bryony!"),
+        ("I'm looking for my sister Lowri.", "My wife Lowri went north.", "Your sister Lowri went north."),
+        ("Lowri, my sister, went north.", "I saw my daughter Lowri at dawn.", "I saw your sister Lowri at dawn."),
+    ],
+)  # fmt: skip
+def test_the_players_people_said_as_the_npcs_own_are_given_back(told, said, heard):
+    assert address(told, "Have you seen her?").mend(said) == heard
+    request = TurnRequest(
+        "lock_test", "Have you seen her?", memory=MemoryView(recent_turns=[Turn("player", told)])
+    )
+    assert mender(LOCKKEEPER, request)(said) == heard
+
+
+def test_the_npcs_own_people_stay_its_own():
+    # Amos is the NPC's da in its lore; Bryony was never named by the player
+    told = address("My father Amos was a miller.", "My grandmother Bryony raised me.")
+    assert told.mend("My da Amos kept these locks.") == "My da Amos kept these locks."
+    assert address("Hello there.").mend("My cousin Bryony keeps bees.") == "My cousin Bryony keeps bees."

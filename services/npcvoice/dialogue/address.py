@@ -5,6 +5,11 @@ once. ``Address`` finds such a name where a sentence speaks to someone (after a 
 and puts the player's name in its place, or, while the NPC does not know it (or the sentence already says
 it), leaves the name out.
 
+The same model turns the player's kin into its own: told "my grandmother Bryony", it says "my granddaughter
+Bryony" (the claimed-phrase guard blocks "my grandmother", not another word before the name). Where a reply
+says "my <person> <name>" of someone the player called theirs, and whom the NPC's own lore does not name,
+it becomes "your <the player's word> <name>".
+
 A name is changed only when the context says it is a person's (after a word for one: "my partner Odo",
 "skippered by Maudie Venn", "my sister's boys, Pip and Ned") and none of its words is the player's. Where
 the context puts the name after the same word the reply does ("the great bronze bell, Old Tomas"), it is
@@ -15,8 +20,8 @@ names are left alone: the NPC may speak to them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from npcvoice.dialogue.recall import introduced
 from npcvoice.dialogue.steering import player_statements
@@ -45,6 +50,13 @@ _PERSON = re.compile(
     # ... or before what a person does: "Lowri said", "Maudie drowned"
     rf"|({_NAME_WORD}(?:\s+{_NAME_WORD})*)\s+(?:said|says|told|tells|asked|asks|died|drowned|married|wed)\b"
 )
+# "my sister Lowri", "my grandmother's cousin Bryony", "Lowri, my sister": the player's people, as they told
+# it; a reply's "my wife Lowri" takes one as the NPC's own.
+_THEIRS = re.compile(
+    rf"\b[Mm]y\s+((?i:{_PERSON_WORDS}))(?:'s)?,?\s+({_NAME_WORD})"
+    rf"|\b({_NAME_WORD}),\s+my\s+((?i:{_PERSON_WORDS}))\b"
+)
+_MY_PERSON = re.compile(rf"\b([Mm]y)\s+((?i:{_PERSON_WORDS}))\s+({_NAME_WORD})")
 # A person word (or "one") before the comma: the name says who that is ("My da, Amos, did this round";
 # "Had one, Shinroku."), it is not said to the player.
 _NAMES_WHO = re.compile(rf"^(?:{_PERSON_WORDS}|one)$")
@@ -75,6 +87,7 @@ class Address:
     player_words: frozenset[str]
     others: frozenset[str]
     context: tuple[tuple[str, ...], ...]  # the texts the names came from, as words
+    theirs: Mapping[str, str] = field(default_factory=dict)  # a name's first word -> the player's word
 
     @classmethod
     def of(cls, persona: Persona, request: TurnRequest) -> Address:
@@ -99,16 +112,33 @@ class Address:
         }
         mine = {w.lower() for w in player}
         own = set(_words(persona.display_name))  # "Agathe, Sister Agathe.": the NPC's own, said of itself
+        # whom the NPC knows of itself (not the summary: it tells what the player said)
+        lore = {w for text in texts[: len(texts) - len(statements) - 1] for w in _words(text)}
+        theirs: dict[str, str] = {}
+        for statement in statements:
+            for m in _THEIRS.finditer(statement):
+                name, word = (m[2], m[1]) if m[1] else (m[3], m[4])
+                if name.lower() not in lore | mine:
+                    theirs.setdefault(name.lower(), word.lower())
         return cls(
             player[0] if player else "",
             frozenset(mine),
             frozenset(people - beasts - mine - own - present - {"and"}),
             context,
+            theirs,
         )
 
     def mend(self, sentence: str) -> str:
-        """``sentence`` with a name of someone else's said to the player made the player's (or left out)."""
+        """``sentence`` with a name of someone else's said to the player made the player's (or left out), and
+        the player's people given back to them."""
+        sentence = _MY_PERSON.sub(self._given_back, sentence)
         return _SPOKEN_TO.sub(lambda m: self._to_player(m, sentence), sentence)
+
+    def _given_back(self, match: re.Match[str]) -> str:
+        word = self.theirs.get(match[3].lower())
+        if word is None:
+            return match.group(0)
+        return f"{'Your' if match[1] == 'My' else 'your'} {word} {match[3]}"
 
     def _to_player(self, match: re.Match[str], sentence: str) -> str:
         names = _words(match.group(2))
@@ -128,12 +158,12 @@ class Address:
 
 
 def mender(persona: Persona, request: TurnRequest) -> Callable[[str], str]:
-    """``Address.mend`` for this turn, its names gathered only once a sentence says a name after a comma
-    (most turns' never do): nothing on the way to the reply's first token."""
+    """``Address.mend`` for this turn, its names gathered only once a sentence says a name after a comma or
+    after "my <person>" (most turns' never do): nothing on the way to the reply's first token."""
     built: list[Address] = []
 
     def mend(sentence: str) -> str:
-        if not _SPOKEN_TO.search(sentence):
+        if not _SPOKEN_TO.search(sentence) and not _MY_PERSON.search(sentence):
             return sentence
         if not built:
             built.append(Address.of(persona, request))
