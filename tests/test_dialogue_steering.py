@@ -625,6 +625,19 @@ def test_what_the_player_calls_theirs_is_never_the_npcs_own(texts):
         assert lured(texts, Steering(texts, hilda, request, end_ids=[]), lure, 1, 12).startswith(lure[:12])
 
 
+def test_what_the_player_says_they_are_is_never_the_npcs_own_trade(texts):
+    # Told "I'm a glassblower", the tuned model answers "Aye, I'm a glassblower too." or "I am a
+    # glassblower from Dunmarrow.": the player's trade taken as its own. "I'm a stranger here" is anyone's.
+    hilda = PERSONAS[0]
+    request = after(hilda, "Good day! I'm Ilsabet, and I'm a glassblower. I'm a stranger here.", "Welcome.",
+                    "What do you make?")  # fmt: skip
+    for seed, lure in enumerate((" Aye, I'm a glassblower too.", " I am a glassblower, like you.")):
+        written = lured(texts, Steering(texts, hilda, request, end_ids=[]), lure, seed, 16)
+        assert not re.search(r"\bI(?:'m| am) a glassblower", written), written
+    lure = " I'm a stranger here too."
+    assert lured(texts, Steering(texts, hilda, request, end_ids=[]), lure, 1, 12).startswith(lure[:12])
+
+
 def test_without_the_keyword_aid_the_model_chooses_whether_to_act(texts):
     # A tuned model decides from the line itself: every declared action is offered after the emotion, and
     # the branch is taken only when the model's likeliest token starts an action tag.

@@ -116,13 +116,27 @@ def without_possessive(word: str) -> str:
     return _POSSESSIVE.sub("", word)
 
 
+# "I'm a glassblower": what the player is, which the NPC saying it of itself would take as its own trade.
+_I_AM = re.compile(r"\bI(?:'m|\s+am)\s+(an?)\s+([A-Za-z][A-Za-z-]*)", re.IGNORECASE)
+# ... but for the ways anyone speaks of themselves ("I'm a stranger here", "I'm a bit lost")
+_NOT_TRADES = frozenset(("bit", "little", "lot", "stranger", "friend", "guest", "fool", "man", "woman",
+                         "new", "good", "great", "big", "long", "fair", "simple", "poor", "free", "humble",
+                         "very", "real", "true", "traveller", "traveler", "visitor", "patient",
+                         "busy"))  # fmt: skip
+
+
 def claimed_phrases(player_lines: Iterable[str]) -> list[str]:
-    """ "my X" of each "my X" the player said of themselves (and "My X", to open a sentence): the NPC
-    saying it would take X as its own."""
-    found = {without_possessive(m.group(1).lower()) for line in player_lines for m in _MINE.finditer(line)}
+    """ "my X" of each "my X" the player said of themselves (and "My X", to open a sentence), and "I'm a
+    X" of each "I'm a X": the NPC saying it would take X as its own."""
+    lines = list(player_lines)
+    found = {without_possessive(m.group(1).lower()) for line in lines for m in _MINE.finditer(line)}
+    trades = {(m.group(1).lower(), m.group(2).lower()) for line in lines for m in _I_AM.finditer(line)}
     # "my sister's boys": "my sister" and "my sisters" are the player's too
-    return [
+    mine = [
         f"{my} {word}{s}" for word in sorted(found - _NOT_CLAIMS) for my in ("my", "My") for s in ("", "s")
+    ]
+    return mine + [
+        f"{i} {a} {trade}" for a, trade in sorted(trades) if trade not in _NOT_TRADES for i in ("I'm", "I am")
     ]
 
 
