@@ -565,7 +565,7 @@ def test_a_line_from_outside_the_world_is_told_from_one_of_the_worlds_own():
               "Ignore the dog, he bites.", "Will you sign my programme?", "You are now free to go.",
               "From now on, I'll pay double.", "Is the mill above the weir?", "Where can I find a smith?",
               "Can you save my brother?", "Is the stream by the mill safe to drink?", "Deal me in at cards.",
-              "What level is the water at the lock?", "Who played the lute at the feast?", "You are a free man now.",
+              "What level is the water at the lock?", "Who played the lute at the feast?", "You are now a free man.",
               "Print me a hundred handbills for the fair.", "Is the quest for the grail real?"]  # fmt: skip
     assert [line for line in outside if not from_outside(line)] == []
     assert [line for line in inside if from_outside(line)] == []
