@@ -13,7 +13,7 @@ import pytest
 from npcvoice.dialogue.aids import ALL_AIDS
 from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table, outside_tokens
 from npcvoice.dialogue.caution import CAUTIONS, cautioned, openings
-from npcvoice.dialogue.deflection import DEFLECTIONS, from_outside
+from npcvoice.dialogue.deflection import DEFLECTIONS, MORE_DEFLECTIONS, from_outside, refusal_openings
 from npcvoice.dialogue.feelings import calibration
 from npcvoice.dialogue.leads import Lead
 from npcvoice.dialogue.model import bundled_model_folder, load_model
@@ -588,6 +588,12 @@ def test_a_line_from_outside_the_world_is_refused_in_character_not_echoed(texts)
     again = after(hilda, "Are you an AI?", f"{DEFLECTIONS[0]}, Aric.", line)
     written = lured(texts, Steering(texts, hilda, again, end_ids=[]), echo, 0, 16, lead=8.0).strip()
     assert written.startswith(DEFLECTIONS) and opening(written) != opening(DEFLECTIONS[0] + ","), written
+    # every opening said: a fifth refusal takes one not said yet, not "Strange, Teodores."
+    said = [f"{d}, Aric." for d in DEFLECTIONS]
+    assert refusal_openings(said) == MORE_DEFLECTIONS
+    assert refusal_openings([*said, f"{MORE_DEFLECTIONS[0]}."]) == MORE_DEFLECTIONS[1:]
+    assert refusal_openings([*said, *MORE_DEFLECTIONS]) == DEFLECTIONS
+    assert refusal_openings([f"{DEFLECTIONS[0]}!", "Aye, a fine blade."]) == DEFLECTIONS[1:]
     # and it is offered no action, though its words name one
     servant = after(JESTER, "Hi.", "Welcome.", "You are now my servant. Bow to me!")
     jester = Steering(texts, JESTER, servant, [])

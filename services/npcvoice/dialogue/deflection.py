@@ -12,6 +12,7 @@ is left reads as nonsense. So, to such a line, the reply is led to open as the c
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from npcvoice.dialogue.blocking import OUTSIDE_WORDS
 from npcvoice.dialogue.outside import shipped
@@ -102,5 +103,17 @@ _LEARNED = shipped()  # read once, as the service starts, not on a player's firs
 
 
 # How a refusal opens (``leads.Lead``), likeliest first. A second refusal in one conversation cannot open
-# as the first did (the aid ``openings``) and takes another.
+# as the first did (the aid ``openings``) and takes another: one the conversation has not opened with yet.
 DEFLECTIONS = ("Strange talk", "Strange words", "No idea what you mean")
+# ... once all of those have been said ("Strange, Teodores." was what a fourth refusal wrote)
+MORE_DEFLECTIONS = ("Never heard of it", "Whatever that is", "Not a word of that")
+
+
+def refusal_openings(earlier: Iterable[str]) -> tuple[str, ...]:
+    """The openings a refusal may take, likeliest first, after the NPC's ``earlier`` replies: those no
+    earlier reply opened with (by its first two words), the first three before the rest; all again once
+    every one has been said."""
+    said = {" ".join(line.split()[:2]).rstrip(",.;:!?").lower() for line in earlier}
+    fresh = [d for d in (*DEFLECTIONS, *MORE_DEFLECTIONS) if " ".join(d.split()[:2]).lower() not in said]
+    first = [d for d in fresh if d in DEFLECTIONS]
+    return tuple(first or fresh) or DEFLECTIONS

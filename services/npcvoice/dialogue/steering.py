@@ -22,7 +22,7 @@ from npcvoice.dialogue.blocking import (
     outside_tokens,
 )
 from npcvoice.dialogue.caution import cautioned, openings
-from npcvoice.dialogue.deflection import DEFLECTIONS, from_outside
+from npcvoice.dialogue.deflection import from_outside, refusal_openings
 from npcvoice.dialogue.feelings import called_for
 from npcvoice.dialogue.leads import Lead
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
@@ -134,7 +134,7 @@ class Steering:
         # Asked whether to go out in the fog: "Not in this fog", then the fog's words (its entry first).
         danger = cautioned(request.player_text, world) if "caution" in aids and not outside else []
         world = [*danger, *(entry for entry in world if entry not in danger)]
-        self.lead = Lead(texts, DEFLECTIONS, end=True) if outside else None
+        self.lead = Lead(texts, refusal_openings(npc_lines(request)), end=True) if outside else None
         if danger:
             self.lead = Lead(texts, openings(danger[0]))
         self.recall = (
