@@ -27,8 +27,9 @@ AIDS: dict[str, str] = {
     "grounding": "asked about the lore or about the moment, the words of the lore entry the question "
     "calls up or of the world context get a bonus, and once the reply is on them, their next word",
     "deflection": "to a line from outside the world (an injection, 'are you an AI?': "
-    "deflection.from_outside), the reply is led to open as a refusal in character does "
-    "(deflection.DEFLECTIONS) and end after it, not to echo the line; and it is offered no action",
+    "deflection.from_outside: word lists and a learned model), the reply is led to open as a refusal in "
+    "character does, in a way the conversation has not said yet (deflection.refusal_openings), and end "
+    "after it, not to echo the line; and it is offered no action",
     "caution": "asked whether to do something now when the world context tells of a danger (fog, a "
     "warning horn: caution.cautioned), the reply is led to open as a caution (caution.CAUTIONS), the "
     "danger's words first among the world context's",
