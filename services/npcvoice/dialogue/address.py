@@ -95,14 +95,14 @@ class Address:
         named = [request.player_name] if request.player_name else introduced("my name", statements)
         player = " ".join(named).split()
         memory = request.memory
-        texts = [
+        # whom the NPC knows of itself (not the summary: it tells what the player said)
+        known = [
             persona.description,
             *persona.example_lines,
             *(entry.text for entry in persona.lore),
             *memory.world.values(),
-            memory.summary,
-            *statements,
         ]
+        texts = [*known, memory.summary, *statements]
         context = tuple(tuple(_words(text)) for text in texts if text)
         people = {w for text in texts for m in _PERSON.finditer(text) for w in _words(m[1] or m[2])}
         beasts = {w for w in people if any(_ANIMALS & set(near) for near in _near(context, w, NEAR_WORDS))}
@@ -112,8 +112,7 @@ class Address:
         }
         mine = {w.lower() for w in player}
         own = set(_words(persona.display_name))  # "Agathe, Sister Agathe.": the NPC's own, said of itself
-        # whom the NPC knows of itself (not the summary: it tells what the player said)
-        lore = {w for text in texts[: len(texts) - len(statements) - 1] for w in _words(text)}
+        lore = {w for text in known for w in _words(text)}
         theirs: dict[str, str] = {}
         for statement in statements:
             for m in _THEIRS.finditer(statement):

@@ -294,6 +294,7 @@ def recalled_words(
     memory: bool,
     facts: bool,
     world: list[str] | None = None,
+    outside: bool | None = None,
 ) -> Recalled:
     """What answers the player's line: asked about themselves, words of what they said (``memory``);
     asked anything else (``facts``), words of what the game says is happening (``world``: the weather,
@@ -301,7 +302,8 @@ def recalled_words(
     lore entries (``lore_for``) its question calls up; else none.
 
     The question is the line's last sentence that asks ("My partner is up top. | How do folk get down?"):
-    what the player says of themselves around it is not what they ask."""
+    what the player says of themselves around it is not what they ask. ``outside``: whether the line is
+    from outside the world, where the caller knows it already (``deflection.from_outside``)."""
     question = asked_part(player_line)
     if asks_about_the_player(player_line):
         if not memory:
@@ -309,7 +311,7 @@ def recalled_words(
         return remembered(player_line, statements, npc_name)
     # a line from outside the world ("what's the wifi password up here?"): the lore its words call up (the
     # clock tower) is no answer to it
-    if not facts or not asks(question) or from_outside(player_line):
+    if not facts or not asks(question) or (from_outside(player_line) if outside is None else outside):
         return NOTHING
     if _WHO_YOU.search(question):  # "Who am I talking to?": the NPC's own name, not one from its lore
         own = _words(npc_name)

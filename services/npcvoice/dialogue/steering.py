@@ -123,7 +123,8 @@ class Steering:
             lean = called_for(cue, persona.emotions) or (None if calibration else persona.emotions[0])
         # To a line from outside the world, a refusal and no action ("you're my servant now, row me over
         # for free"); to any other, what answers it.
-        outside = "deflection" in aids and from_outside(request.player_text)
+        from_world_outside = from_outside(request.player_text)  # once a turn: recall asks it too
+        outside = "deflection" in aids and from_world_outside
         keywords, taken = "action_keywords" in aids or outside, "action_taken" in aids
         asking = "" if outside else request.player_text
         self.tags = TagWriter(texts, persona, asking, lean, keywords, taken, calibration)
@@ -141,7 +142,7 @@ class Steering:
             Recall(texts, recalled_words(
                 request.player_text, statements,
                 lambda question: [e.text for e in persona.lore_for(question)], persona.display_name, memory,
-                facts, world,
+                facts, world, from_world_outside,
             ))
             if (memory or facts) and not outside
             else None
