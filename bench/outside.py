@@ -11,30 +11,15 @@ sets) and by both, as served. Pure text, no dialogue model: it runs in seconds.
 from __future__ import annotations
 
 import argparse
-import itertools
 
 import yaml
 
 from bench.common import REPO_ROOT, table
 from npcvoice.dialogue.deflection import from_outside, listed
 from npcvoice.dialogue.outside import shipped
-from npcvoice.training.corpus import CORPUS_DIR, read_conversations
+from npcvoice.training.outside import corpus_player_lines
 
 LINES = REPO_ROOT / "bench" / "data" / "outside_lines.yaml"
-OUTSIDE_SKILLS = ("injection", "deflect")
-
-
-def corpus_lines() -> tuple[list[str], list[str]]:
-    """The corpus's distinct player lines: those an injection or out-of-world reply answers, and the rest."""
-    outside: dict[str, None] = {}
-    inside: dict[str, None] = {}
-    for path in sorted((CORPUS_DIR / "conversations").glob("*.jsonl")):
-        for located in read_conversations(path):
-            steps = located.conversation.steps
-            for step, answer in itertools.pairwise(steps):
-                if step.player is not None and answer.npc is not None:
-                    (outside if answer.skill in OUTSIDE_SKILLS else inside)[step.player] = None
-    return list(outside), [line for line in inside if line not in outside]
 
 
 def main() -> None:
@@ -42,7 +27,7 @@ def main() -> None:
     parser.add_argument("--misses", action="store_true", help="print the lines it gets wrong")
     args = parser.parse_args()
     written = yaml.safe_load(LINES.read_text())
-    sets = [("corpus player lines (training/)", *corpus_lines())]
+    sets = [("corpus player lines (training/)", *corpus_player_lines())]
     sets += [(f"written apart, set {n}", written[f"outside_{n}"], written[f"inworld_{n}"]) for n in (1, 2, 3)]
     detectors = [("word lists", listed), ("learned model", shipped().takes), ("both (served)", from_outside)]
     rows: list[list[object]] = []

@@ -31,7 +31,6 @@ import yaml
 from npcvoice.dialogue.outside import MODEL_PATH, grams, word_forms
 from npcvoice.training.corpus import CORPUS_DIR, read_conversations
 
-LINES_DIR = CORPUS_DIR / "outside"
 # set 1 of the lines bench/outside.py measures, never trained on: where the threshold is set
 DEV_LINES = CORPUS_DIR.parent / "bench" / "data" / "outside_lines.yaml"
 OUTSIDE_SKILLS = ("injection", "deflect")
@@ -50,15 +49,24 @@ class Options:
 
 
 def labelled_lines(directory: Path = CORPUS_DIR) -> tuple[list[str], list[str]]:
-    """(outside, inside): the distinct lines of ``directory``/outside/*.yaml and the corpus's player lines
-    (those its injection and out-of-world replies answer are from outside). A line labelled both ways
-    counts as outside."""
+    """(outside, inside): the distinct lines of ``directory``/outside/*.yaml, then the corpus's player lines
+    (``corpus_player_lines``). A line labelled both ways counts as outside."""
     outside: dict[str, None] = {}
     inside: dict[str, None] = {}
     for path in sorted((directory / "outside").glob("*.yaml")):
         data = yaml.safe_load(path.read_text())
         outside.update(dict.fromkeys(data["outside"]))
         inside.update(dict.fromkeys(data["inside"]))
+    corpus_outside, corpus_inside = corpus_player_lines(directory)
+    outside.update(dict.fromkeys(corpus_outside))
+    inside.update(dict.fromkeys(corpus_inside))
+    return list(outside), [line for line in inside if line not in outside]
+
+
+def corpus_player_lines(directory: Path = CORPUS_DIR) -> tuple[list[str], list[str]]:
+    """The corpus's distinct player lines: those an injection or out-of-world reply answers, and the rest."""
+    outside: dict[str, None] = {}
+    inside: dict[str, None] = {}
     for path in sorted((directory / "conversations").glob("*.jsonl")):
         for located in read_conversations(path):
             for step, answer in itertools.pairwise(located.conversation.steps):
