@@ -32,6 +32,7 @@ from dataclasses import replace
 from npcvoice.dialogue.address import mender
 from npcvoice.dialogue.engine import DialogueEngine, check_turn
 from npcvoice.dialogue.generation import Generation
+from npcvoice.dialogue.lore import called_up
 from npcvoice.dialogue.metrics import ESCALATIONS, REMOTE_TOKENS_PER_TURN
 from npcvoice.dialogue.prompt import LABELS, Message, build_messages
 from npcvoice.dialogue.recall import asks_about_the_player, content_stems, remembered
@@ -79,7 +80,7 @@ def draft_reasons(persona: Persona, request: TurnRequest, opening: str, confiden
     said = content_stems(opening)
     asked = content_stems(line) | content_stems(persona.display_name)
     reasons = []
-    lore = [entry.text for entry in persona.lore_for(line)] if _QUESTION.search(line) else []
+    lore = [entry.text for entry in called_up(persona, line)] if _QUESTION.search(line) else []
     if lore:
         answers = set().union(*map(content_stems, lore)) - asked
         if answers and not said & answers:

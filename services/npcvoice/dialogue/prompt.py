@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from npcvoice.dialogue.lore import called_up
 from npcvoice.personas.schema import Persona
 from npcvoice.runtime.errors import InvalidArgument
 from npcvoice.turns import Turn
@@ -149,7 +150,12 @@ def build_messages(
     conversation = " ".join([*(t.text for t in turns[-4:]), player_text or cue])
     # Lore already written into a past message the model still sees is not repeated.
     earlier = " ".join((rendered or {}).get((t.role, t.text), "") for t in turns)
-    lore = [entry.text for entry in persona.lore_for(conversation) if entry.text not in earlier]
+    # the keywords of the last few turns, and what the player's line asks about though it names no keyword
+    found = persona.lore_for(conversation)
+    found += [
+        entry for entry in called_up(persona, player_text, list(memory.world.values())) if entry not in found
+    ]
+    lore = [entry.text for entry in found if entry.text not in earlier]
     summary, facts = memory.summary, list(memory.player_facts)
 
     def assemble() -> list[Message]:

@@ -51,12 +51,12 @@ SHUN_PENALTY = 8.0
 STEM = 5
 
 
-def _wordset(text: str) -> frozenset[str]:
+def wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
 # Words that say nothing about what the question is after, nor answer it.
-_FILLER = _wordset(
+_FILLER = wordset(
     "i me my myself you your yours we us our he she they him her them his hers their theirs "
     "a an the and or but so then just also too very really "
     "do did does done doing is am are was were be been being have has had will would can could shall "
@@ -68,7 +68,7 @@ _FILLER = _wordset(
 )
 # Words that tie a sentence together, which a question may share with a statement but which answer
 # nothing.
-_NOT_ANSWERS = _wordset(
+_NOT_ANSWERS = wordset(
     "from in into out at on off up down over under near by to toward towards across through i'm i've "
     "i'd i'll let get got go going went come came coming"
 )
@@ -89,12 +89,12 @@ _ABOUT_SELF = re.compile(
 _WHO = re.compile(r"\b(who|whom|whose)\b", re.IGNORECASE)
 _WHERE = re.compile(r"\b(where|which (town|village|city|place))\b", re.IGNORECASE)
 # Who a person is to the player: what answers "who" as well as a name does.
-_KIN = _wordset(
+_KIN = wordset(
     "father mother brother sister son daughter wife husband cousin uncle aunt nephew niece grandmother "
     "grandfather grandson granddaughter friend partner master mistress bride groom sweetheart boys girls "
     "children child baby"
 )
-_DATES = _wordset(
+_DATES = wordset(
     "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
     "august september october november december"
 )
@@ -186,6 +186,13 @@ def introduced(question: str, statements: Iterable[str]) -> list[str]:
     return words
 
 
+def asks_about_the_world(line: str) -> bool:
+    """A question about anything but the player themselves or who the NPC is ("Why is that tunnel walled
+    up?"; not "Where did I say I'm from?", "What's your name?")."""
+    question = asked_part(line)
+    return asks(question) and not asks_about_the_player(line) and not _WHO_YOU.search(question)
+
+
 def asks(line: str) -> bool:
     """A question of any kind ("How deep is the mine?", "Tell me about the war")."""
     return bool(_QUESTION.search(line))
@@ -193,7 +200,12 @@ def asks(line: str) -> bool:
 
 def content_stems(text: str) -> set[str]:
     """The stems of ``text``'s words that carry meaning (no fillers, nothing under three letters)."""
-    return {_stem(w) for w in _words(text) if len(w) > 2 and w.lower() not in _FILLER}
+    return {_stem(w) for w in content_words(text)}
+
+
+def content_words(text: str) -> list[str]:
+    """``text``'s words that carry meaning, as written (no fillers, nothing under three letters)."""
+    return [w for w in _words(text) if len(w) > 2 and w.lower() not in _FILLER]
 
 
 def _words(text: str) -> list[str]:

@@ -25,6 +25,7 @@ from npcvoice.dialogue.caution import cautioned, openings
 from npcvoice.dialogue.deflection import from_outside, refusal_openings
 from npcvoice.dialogue.feelings import called_for
 from npcvoice.dialogue.leads import Lead
+from npcvoice.dialogue.lore import called_up
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
 from npcvoice.dialogue.recall import Recall, recalled_words
 from npcvoice.dialogue.repetition import near_copy, scaffolding_phrases
@@ -141,7 +142,7 @@ class Steering:
         self.recall = (
             Recall(texts, recalled_words(
                 request.player_text, statements,
-                lambda question: [e.text for e in persona.lore_for(question)], persona.display_name, memory,
+                lambda question: [e.text for e in called_up(persona, question)], persona.display_name, memory,
                 facts, world, from_world_outside,
             ))
             if (memory or facts) and not outside

@@ -30,7 +30,7 @@ class _Strict(BaseModel):
 
 
 class LoreEntry(_Strict):
-    """Background the NPC knows, added to the prompt when the conversation mentions a trigger keyword."""
+    """Background the NPC knows, added to the prompt by a keyword, or by a question sharing its words."""
 
     keywords: list[str] = Field(min_length=1, description="Words or phrases that bring this entry up.")
     text: str = Field(min_length=1, max_length=2000, description="What the NPC knows about it.")
