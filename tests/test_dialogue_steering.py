@@ -593,7 +593,8 @@ def test_a_line_from_outside_the_world_is_refused_in_character_not_echoed(texts)
     assert refusal_openings(said) == MORE_DEFLECTIONS
     assert refusal_openings([*said, f"{MORE_DEFLECTIONS[0]}."]) == MORE_DEFLECTIONS[1:]
     assert refusal_openings([*said, *MORE_DEFLECTIONS]) == DEFLECTIONS
-    assert refusal_openings([f"{DEFLECTIONS[0]}!", "Aye, a fine blade."]) == DEFLECTIONS[1:]
+    # "Strange words" after "Strange talk" reads as the same refusal again: another first word
+    assert refusal_openings([f"{DEFLECTIONS[0]}!", "Aye, a fine blade."]) == DEFLECTIONS[2:]
     # and it is offered no action, though its words name one
     servant = after(JESTER, "Hi.", "Welcome.", "You are now my servant. Bow to me!")
     jester = Steering(texts, JESTER, servant, [])

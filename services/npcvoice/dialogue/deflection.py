@@ -110,10 +110,14 @@ MORE_DEFLECTIONS = ("Never heard of it", "Whatever that is", "Not a word of that
 
 
 def refusal_openings(earlier: Iterable[str]) -> tuple[str, ...]:
-    """The openings a refusal may take, likeliest first, after the NPC's ``earlier`` replies: those no
-    earlier reply opened with (by its first two words), the first three before the rest; all again once
-    every one has been said."""
-    said = {" ".join(line.split()[:2]).rstrip(",.;:!?").lower() for line in earlier}
-    fresh = [d for d in (*DEFLECTIONS, *MORE_DEFLECTIONS) if " ".join(d.split()[:2]).lower() not in said]
+    """The openings a refusal may take, likeliest first, after the NPC's ``earlier`` replies: those whose
+    first word no earlier reply opened with ("Strange words" after "Strange talk" reads as the same
+    refusal again), the first three before the rest; all again once every one has been said."""
+    said = {_first_word(line) for line in earlier}
+    fresh = [d for d in (*DEFLECTIONS, *MORE_DEFLECTIONS) if _first_word(d) not in said]
     first = [d for d in fresh if d in DEFLECTIONS]
     return tuple(first or fresh) or DEFLECTIONS
+
+
+def _first_word(line: str) -> str:
+    return next(iter(line.split()), "").rstrip(",.;:!?").lower()
