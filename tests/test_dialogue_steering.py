@@ -22,6 +22,7 @@ from npcvoice.dialogue.prompt import LABELS, MemoryView
 from npcvoice.dialogue.recall import (
     LORE_BONUS,
     RECALL_BONUS,
+    SHUN_PENALTY,
     SURE_BONUS,
     WORLD_BONUS,
     Recall,
@@ -478,6 +479,23 @@ def test_a_lore_answer_once_begun_is_copied_whole(texts):
         recall.favoured(texts.encode(" nine levels, and the chain lift between them is turned by two ponies"))
         == {}
     )
+
+
+def test_a_copied_entry_does_not_carry_the_npcs_she_or_he_into_its_mouth(texts):
+    # "Forty-two straw skeps, and every August she carries a dozen of them up onto the moor" was what a
+    # beekeeper said of herself, copying her lore; another person's "his" is copied as it stands.
+    lore = {"winter": "Maglund Ashvein weighs every sample twice, and each winter he walks the ore down to "
+            "Harrowgate himself.", "trapeze": "Ilia and Dov fly the trapeze, and Dov has never dropped his "
+            "sister in nine seasons."}  # fmt: skip
+    own = recall_of(texts, "What do you do in winter?", [], lore)
+    he = texts.encode(" he")[0]
+    assert own.favoured(texts.encode(" Aye, each winter")) == {he: -SHUN_PENALTY}
+    assert own.favoured(texts.encode(" Every sample twice, and each winter")) == {he: -SHUN_PENALTY}
+    theirs = recall_of(texts, "Who flies the trapeze?", [], lore)
+    on_it = texts.encode(" Dov has never dropped")
+    assert theirs.favoured(texts.encode(" Ilia and Dov, and Dov has never dropped")) == {
+        texts.encode(" Dov has never dropped his")[len(on_it)]: LORE_BONUS
+    }
 
 
 def test_an_injections_words_about_the_prompt_are_not_quoted_back(texts):

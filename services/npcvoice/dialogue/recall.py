@@ -397,6 +397,14 @@ class Recall:
         steps = zip(source, source[1:], source[2:], strict=False)
         ends = {c for c in source if _CLAUSE_END.search(texts.text(c))}
         self._copy = {(a, b): c for a, b, c in steps if c not in own and c not in ends}
+        # ... nor onto "she" or "his" after the entry has named the NPC ("Sister Agathe keeps forty-two
+        # skeps, and every August she carries a dozen up": the NPC is not to say "she" of itself): there the
+        # pronoun is pushed down, so that the reply goes on in its own person
+        third = {t[0] for word in _THIRD_PERSON for v in _written(word) if len(t := texts.encode(v)) == 1}
+        self._not_copied: dict[tuple[int, int], int] = {}
+        for i in range(2, len(source)):
+            if source[i] in third and own.intersection(source[:i]):
+                self._not_copied[(source[i - 2], source[i - 1])] = source[i]
         self._shunned = {t[0] for word in recalled.shunned for v in _written(word) if (t := texts.encode(v))}
 
     def opening(self, bonus: dict[int, float]) -> dict[int, float]:
@@ -408,19 +416,28 @@ class Recall:
         (always: a surname's second token once its first is out, though the first name settled). Once the
         reply has written one of the
         settling words, no more, but where it is copying its source (two tokens of it in a row), the
-        source's next token, so that a fact is copied whole ("twenty-two days", not "twenty days")."""
+        source's next token, so that a fact is copied whole ("twenty-two days", not "twenty days"), or,
+        where that is the source's "she" or "his" of the NPC, less for it."""
         bonus: dict[int, float] = {}
         for sequence, _ in self._sequences:
             for done in range(1, len(sequence)):
                 if reply[-done:] == sequence[:done]:  # a word begun: its next token
                     bonus[sequence[done]] = max(bonus.get(sequence[done], 0.0), self._bonus)
         if self._settled.held(reply):
-            following = self._copy.get((reply[-2], reply[-1])) if len(reply) > 1 else None
-            return bonus | ({following: self._bonus} if following is not None else {})
+            last = (reply[-2], reply[-1]) if len(reply) > 1 else (-1, -1)
+            if (following := self._copy.get(last)) is not None:
+                bonus[following] = self._bonus
+            if (theirs := self._not_copied.get(last)) is not None:  # "she" of the NPC: not in its mouth
+                bonus[theirs] = -SHUN_PENALTY
+            return bonus
         if not bonus:
             for sequence, value in self._sequences:
                 bonus[sequence[0]] = max(bonus.get(sequence[0], 0.0), value)
         return bonus
+
+
+# How lore speaks of the NPC that a reply in its voice does not.
+_THIRD_PERSON = ("she", "he", "her", "his", "him", "herself", "himself")
 
 
 def _written(word: str) -> list[str]:
