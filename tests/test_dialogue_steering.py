@@ -680,12 +680,12 @@ def test_without_the_keyword_aid_the_model_chooses_whether_to_act(texts):
 
 
 def test_an_action_the_line_names_is_taken_only_if_the_model_gives_it_the_chance_a_tuned_model_does(texts):
-    # "How much for a repair?" names repair_item's word: the action is offered (action_keywords), and
-    # without action_taken the model decides. A tuned model gives the action tag 1-13 % where a line asks
-    # for it and less where a line only names its object: the tag's first token at ACTION_CHANCE or more
-    # takes it; below, the reply is words only, and the writer says what the model gave.
+    # "A repair for this blade, then." names repair_item's word: the action is offered (action_keywords),
+    # and without action_taken the model decides. A tuned model gives the action tag 1-13 % where a line
+    # asks for it and less where a line only names its object: the tag's first token at ACTION_CHANCE or
+    # more takes it; below, the reply is words only, and the writer says what the model gave.
     hilda = load_persona(PERSONA_DIR / "blacksmith_hilda.yaml")
-    line = "How much for a repair?"
+    line = "A repair for this blade, then."
     assert [a.name for a in requested(hilda, line)] == ["repair_item"]
     start = texts.encode(" [action: repair_item item=")[0]
     for chance, acts in ((ACTION_CHANCE * 2, True), (ACTION_CHANCE / 2, False)):
@@ -705,6 +705,17 @@ def test_an_action_the_line_names_is_taken_only_if_the_model_gives_it_the_chance
         forced.allowed(np.zeros(VOCABULARY, np.float32))
         forced.advance(token)
     assert forced.allowed(np.zeros(VOCABULARY, np.float32)) == [start] and forced.action_chance is None
+
+
+def test_a_line_that_only_asks_to_know_is_offered_no_action_though_it_names_one():
+    # "How much does a healing potion cost?" took sell_potion: a question asks to know, not to be served
+    hilda = load_persona(PERSONA_DIR / "blacksmith_hilda.yaml")
+    for line in ("How much for a repair?", "Should I get my sword repaired before the trip?",
+                 "My blade's chipped. What would a repair cost?", "Do you repair armour too?"):  # fmt: skip
+        assert requested(hilda, line) == [], line
+    for line in ("How much for a repair? I'll take one, please.", "Can you repair my sword?",
+                 "Repair this blade for me.", "I'd like my helmet repaired."):  # fmt: skip
+        assert [a.name for a in requested(hilda, line)] == ["repair_item"], line
 
 
 def write_with(texts: TokenTexts, writer: TagWriter, rng: np.random.Generator, wanted: list[str]) -> str:

@@ -36,7 +36,8 @@ AIDS: dict[str, str] = {
     "openings": "a reply may not open with the first two words of an earlier reply",
     "scaffolding": "the prompt's labels are blocked token by token while the reply is written",
     "action_keywords": "an action is offered only when the player's line shares a word with its "
-    "description; off: every declared action is offered and the model chooses",
+    "description and does not only ask to know something; off: every declared action is offered and the "
+    "model chooses",
     "action_taken": "an action offered by keyword is taken; off: the model chooses (it takes one when it "
     "gives the action tag's first token at least tags.ACTION_CHANCE of its probability)",
 }

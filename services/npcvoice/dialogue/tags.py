@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from npcvoice.dialogue.feelings import LEAN
+from npcvoice.dialogue.recall import asked_part
 from npcvoice.dialogue.secrets import stem
 from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.personas.schema import Action, ActionParameter, Persona
@@ -90,6 +91,20 @@ def _value(texts: TokenTexts, parameter: ActionParameter) -> Segment:
     return Value(digits, texts.encode("1" if digits else parameter.name)[0])
 
 
+# A question to know something, and the words of a line that asks for something as well ("How much?
+# I'll take two, please.").
+_ASKS_TO_KNOW = re.compile(
+    r"^\W*(what|what's|whats|why|when|where|who|who's|which|how(?!\s+about)|should i|is it|is there|"
+    r"are there|do you|does|did|have you|has)\b",
+    re.IGNORECASE,
+)
+_ASKS_FOR = re.compile(
+    r"\b(please|i'?d like|i want|i need|can you|could you|would you|will you|let me|give me|sell me|"
+    r"take me|i'll take|i'll have)\b",
+    re.IGNORECASE,
+)
+
+
 def _keywords(text: str) -> set[str]:
     return {stem(w) for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3 and w not in _COMMON}
 
@@ -97,7 +112,12 @@ def _keywords(text: str) -> set[str]:
 def requested(persona: Persona, player_text: str) -> list[Action]:
     """The actions the player's line asks for: those whose description or choices share a word
     (stemmed, common words and the NPC's own name aside) with it. The writer's description says when the
-    NPC takes the action, which is more than a small model can be trusted to judge from the prompt."""
+    NPC takes the action, which is more than a small model can be trusted to judge from the prompt. None
+    for a line that only asks to know something ("What does it cost to bring a boat up?", "Should I set
+    off across the moor now?"): of such lines in the corpus that name an action's words, the NPC acted on
+    4 of 359, against 436 of 875 of the others."""
+    if _ASKS_TO_KNOW.search(asked_part(player_text)) and not _ASKS_FOR.search(player_text):
+        return []
     asked = _keywords(player_text) - _keywords(f"{persona.display_name} player")
     found = []
     for action in persona.actions:
