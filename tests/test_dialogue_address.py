@@ -125,3 +125,16 @@ def test_the_npcs_own_people_stay_its_own():
     told = address("My father Amos was a miller.", "My grandmother Bryony raised me.")
     assert told.mend("My da Amos kept these locks.") == "My da Amos kept these locks."
     assert address("Hello there.").mend("My cousin Bryony keeps bees.") == "My cousin Bryony keeps bees."
+
+
+def test_your_before_the_players_own_name_is_youre():
+    # asked "Do you remember my name?", the model wrote "Your Teodor Rusk, cooper from Millbrae."
+    known = address(INTRODUCED)
+    assert (
+        known.mend("Your Ilsabet, glassblower from Dunmarrow.")
+        == "You're Ilsabet, glassblower from Dunmarrow."
+    )
+    assert known.mend("Aye, your Ilsabet.") == "Aye, you're Ilsabet."
+    assert known.mend("Your Old Tomas rings at noon.") == "Your Old Tomas rings at noon."  # no player's name
+    assert mender(LOCKKEEPER, TurnRequest("lock_test", "My name?", memory=MemoryView(
+        recent_turns=[Turn("player", INTRODUCED)])))("Your Ilsabet.") == "You're Ilsabet."  # fmt: skip

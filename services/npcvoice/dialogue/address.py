@@ -8,7 +8,8 @@ it), leaves the name out.
 The same model turns the player's kin into its own: told "my grandmother Bryony", it says "my granddaughter
 Bryony" (the claimed-phrase guard blocks "my grandmother", not another word before the name). Where a reply
 says "my <person> <name>" of someone the player called theirs, and whom the NPC's own lore does not name,
-it becomes "your <the player's word> <name>".
+it becomes "your <the player's word> <name>". And "Your Teodor Rusk, cooper" before the player's own name
+is "You're Teodor Rusk".
 
 A name is changed only when the context says it is a person's (after a word for one: "my partner Odo",
 "skippered by Maudie Venn", "my sister's boys, Pip and Ned") and none of its words is the player's. Where
@@ -57,6 +58,9 @@ _THEIRS = re.compile(
     rf"|\b({_NAME_WORD}),\s+my\s+((?i:{_PERSON_WORDS}))\b"
 )
 _MY_PERSON = re.compile(rf"\b([Mm]y)\s+((?i:{_PERSON_WORDS}))\s+({_NAME_WORD})")
+# "Your Teodor Rusk, cooper from Millbrae.": asked "do you remember my name?", the model writes "Your" where
+# it means "You're"; before the player's own name it cannot mean anything else.
+_YOUR_NAME = re.compile(rf"\b([Yy]our)\s+({_NAME_WORD})")
 # A person word (or "one") before the comma: the name says who that is ("My da, Amos, did this round";
 # "Had one, Shinroku."), it is not said to the player.
 _NAMES_WHO = re.compile(rf"^(?:{_PERSON_WORDS}|one)$")
@@ -131,7 +135,13 @@ class Address:
         """``sentence`` with a name of someone else's said to the player made the player's (or left out), and
         the player's people given back to them."""
         sentence = _MY_PERSON.sub(self._given_back, sentence)
+        sentence = _YOUR_NAME.sub(self._you_are, sentence)
         return _SPOKEN_TO.sub(lambda m: self._to_player(m, sentence), sentence)
+
+    def _you_are(self, match: re.Match[str]) -> str:
+        if match[2].lower() not in self.player_words:
+            return match.group(0)  # "Your Grace", "your Old Tomas"
+        return f"{match[1][0]}ou're {match[2]}"
 
     def _given_back(self, match: re.Match[str]) -> str:
         word = self.theirs.get(match[3].lower())
@@ -157,12 +167,17 @@ class Address:
 
 
 def mender(persona: Persona, request: TurnRequest) -> Callable[[str], str]:
-    """``Address.mend`` for this turn, its names gathered only once a sentence says a name after a comma or
-    after "my <person>" (most turns' never do): nothing on the way to the reply's first token."""
+    """``Address.mend`` for this turn, its names gathered only once a sentence says a name after a comma,
+    after "my <person>" or after "your" (most turns' never do): nothing on the way to the reply's first
+    token."""
     built: list[Address] = []
 
     def mend(sentence: str) -> str:
-        if not _SPOKEN_TO.search(sentence) and not _MY_PERSON.search(sentence):
+        if (
+            not _SPOKEN_TO.search(sentence)
+            and not _MY_PERSON.search(sentence)
+            and not _YOUR_NAME.search(sentence)
+        ):
             return sentence
         if not built:
             built.append(Address.of(persona, request))
