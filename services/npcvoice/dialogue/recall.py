@@ -400,7 +400,7 @@ class Recall:
         # ... nor onto "she" or "his" after the entry has named the NPC ("Sister Agathe keeps forty-two
         # skeps, and every August she carries a dozen up": the NPC is not to say "she" of itself): there the
         # pronoun is pushed down, so that the reply goes on in its own person
-        third = {t[0] for word in _THIRD_PERSON for v in _written(word) if len(t := texts.encode(v)) == 1}
+        third = texts.memo("third person", lambda: _single_tokens(texts, _THIRD_PERSON))
         self._not_copied: dict[tuple[int, int], int] = {}
         for i in range(2, len(source)):
             if source[i] in third and own.intersection(source[:i]):
@@ -438,6 +438,11 @@ class Recall:
 
 # How lore speaks of the NPC that a reply in its voice does not.
 _THIRD_PERSON = ("she", "he", "her", "his", "him", "herself", "himself")
+
+
+def _single_tokens(texts: TokenTexts, words: Iterable[str]) -> frozenset[int]:
+    """The tokens that are one of ``words`` whole, as a reply may write it (``_written``)."""
+    return frozenset(t[0] for word in words for v in _written(word) if len(t := texts.encode(v)) == 1)
 
 
 def _written(word: str) -> list[str]:
