@@ -120,3 +120,21 @@ def test_world_context_and_game_events_are_in_the_prompt_without_moving_its_cach
     )
     first = build_messages(HILDA, MemoryView(), "", count_words, 1000, cue="The player walks in. Greet them.")
     assert first[-1]["content"].endswith("[The player walks in. Greet them.]")  # the NPC speaks first
+
+
+def test_the_first_piece_goes_out_on_its_punctuation_not_a_token_later():
+    """The model's tokens one at a time: the voice gets the first clause when its comma comes, and a
+    first sentence when its full stop does, not when the next token's whitespace confirms it; a number,
+    an abbreviation or an address still waits."""
+    from npcvoice.text import SentenceBuffer
+
+    def pieces(tokens: list[str]) -> list[list[str]]:
+        buffer = SentenceBuffer(first_clause=True, eager=True)
+        return [buffer.add(token) for token in tokens]
+
+    assert pieces(["Not", " in", " this", " wind", ","]) == [[], [], [], [], ["Not in this wind,"]]
+    assert pieces(["Four", ",", " Queen", " of", " Cl", "oves", "."])[-1] == ["Four, Queen of Cloves."]
+    assert pieces(["A", " thatcher", ",", " Merriel", "!"])[-1] == ["A thatcher, Merriel!"]
+    assert pieces(["It", " costs", " ", "1", ",", "0", "0", "0", "."])[-1] == []  # 1,000 or 1,000.5?
+    assert pieces(["Ask", " Dr", "."])[-1] == []
+    assert pieces(["Visit", " www", "."])[-1] == []

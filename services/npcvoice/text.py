@@ -40,6 +40,13 @@ _WHITESPACE_RE = re.compile(r"\s+")
 # Sentence end: terminal punctuation (with closing quotes/brackets), then whitespace.
 _SENTENCE_END_RE = re.compile(r"[.!?]+[\"')\]]*\s+")
 _CLAUSE_END_RE = re.compile(r"[,;:—–]\s+")
+# The first piece's end at the very end of text streamed a token at a time, right after a word that
+# follows a space: the whitespace that would confirm it comes with the next token (" Queen"), a model step
+# later. Not after a digit ("1,000", "3.5"), nor "www." or "..." (its own token, which waits for the
+# whitespace as before); an abbreviation's full stop is ruled out as always. (A bare "site.com" in the
+# first sentence would be cut at "site.": no NPC's line, and the filter drops URLs it sees whole.)
+_SENTENCE_END_NOW_RE = re.compile(r"(?:^|\s)(?!www\.)[^\W\d_]+([.!?])$")
+_CLAUSE_END_NOW_RE = re.compile(r"[,;:—–]\s+|(?<=[^\W\d_])[,;:]$")
 
 _ABBREVIATION_BEFORE_RE = re.compile(
     r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|St|Mt|Capt|Sgt|Lt|vs|approx|etc)|\b[a-z]\.[a-z])$", re.IGNORECASE
@@ -48,18 +55,22 @@ _ABBREVIATION_BEFORE_RE = re.compile(
 MIN_CLAUSE_WORDS = 3
 
 
-def _sentence_end(text: str) -> re.Match[str] | None:
-    """The first sentence end in ``text`` that is not the full stop of an abbreviation."""
+def _sentence_end(text: str, eager: bool = False) -> re.Match[str] | None:
+    """The first sentence end in ``text`` that is not the full stop of an abbreviation (``eager``: one
+    ending the text counts too)."""
     for match in _SENTENCE_END_RE.finditer(text):
         if text[match.start()] == "." and _ABBREVIATION_BEFORE_RE.search(text[: match.start()]):
             continue
         return match
+    now = _SENTENCE_END_NOW_RE.search(text) if eager else None
+    if now and not (now.group(1) == "." and _ABBREVIATION_BEFORE_RE.search(text[: now.start(1)])):
+        return now
     return None
 
 
-def _first_clause_end(text: str, before: int) -> int | None:
+def _first_clause_end(text: str, before: int, eager: bool = False) -> int | None:
     """End of the first clause, before ``before``, long enough (in words) to be spoken alone."""
-    for match in _CLAUSE_END_RE.finditer(text):
+    for match in (_CLAUSE_END_NOW_RE if eager else _CLAUSE_END_RE).finditer(text):
         if match.start() >= before:
             return None
         if len(text[: match.start()].split()) >= MIN_CLAUSE_WORDS:
@@ -122,12 +133,16 @@ class SentenceBuffer:
     """Collects text fragments as a language model streams them and hands out complete sentences.
 
     A sentence is complete once its terminal punctuation is followed by whitespace, so "Dr." or "3." at
-    the end of a fragment waits for the next fragment before deciding.
+    the end of a fragment waits for the next fragment before deciding (``eager``: the first piece's end
+    does not wait where it follows a word that is no abbreviation).
     """
 
-    def __init__(self, first_clause: bool = False) -> None:
+    def __init__(self, first_clause: bool = False, eager: bool = False) -> None:
+        """``eager``: the text comes a model token at a time, and punctuation that ends it right after a
+        word ends the first piece (sentence or clause) without waiting for the next token's whitespace."""
         self._pending = ""
         self._first_clause = first_clause
+        self._eager = eager
         self._emitted_any = False
 
     def add(self, fragment: str) -> list[str]:
@@ -138,10 +153,11 @@ class SentenceBuffer:
         return ready
 
     def _next_boundary(self) -> int | None:
-        sentence = _sentence_end(self._pending)
+        eager = self._eager and not self._emitted_any
+        sentence = _sentence_end(self._pending, eager)
         if self._first_clause and not self._emitted_any:
             clause = _first_clause_end(
-                self._pending, before=sentence.start() if sentence else len(self._pending)
+                self._pending, sentence.start() if sentence else len(self._pending), eager
             )
             if clause is not None:
                 return clause

@@ -89,7 +89,7 @@ class ReplyFilter:
         self._earlier = [s for line in earlier for s in split_sentences(line)]  # what the NPC said before
         self._phrases = list(phrases)  # the prompt's scaffolding, never to be said
         self._raw = ""  # model text not yet released (may hold an unfinished tag or direction)
-        self._sentences = SentenceBuffer(first_clause=first_clause)
+        self._sentences = SentenceBuffer(first_clause=first_clause, eager=True)  # fed a token at a time
         self._spoken: list[str] = []
         self._sentence_index = 0
         self._private = word_ngrams(private_text(persona))
