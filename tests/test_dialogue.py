@@ -298,3 +298,16 @@ async def test_summarize_rejects_an_empty_or_unknown_request(dialogue_service):
         )
     )
     assert code == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_reply_for_the_voice_says_what_the_typed_reply_says(dialogue_service):
+    # For the voice the first clause goes out on its own (first_clause): that changes when the pieces go
+    # out, never how many sentences the NPC says (the tuned model's one, the persona setting none).
+    for line in ("Do you ever get burned?", "Have you ever fought a dragon?", "Who taught you smithing?"):
+        typed = await generate(dialogue_service, request(line, seed=5))
+        spoken = await collect(stub(dialogue_service).Generate(
+            dialogue_pb2.GenerateRequest(
+                persona_id=HILDA, player_text=line, first_clause=True, sampling=dialogue_pb2.Sampling(seed=5)
+            )
+        ))  # fmt: skip
+        assert spoken.summary.text == typed.summary.text

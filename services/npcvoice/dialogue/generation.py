@@ -45,6 +45,13 @@ MAX_SAID = 100
 CONFIDENCE_TOKENS = 12
 
 
+def opening_only(piece: str) -> bool:
+    """Whether the reply's first piece leaves its answer to come, so that the piece does not count among
+    its sentences: the first clause, released on its own for the voice (the rest of its sentence
+    follows)."""
+    return piece.rstrip("\"')] ").endswith((",", ";", ":", "\u2014", "\u2013"))
+
+
 class Generation:
     """One reply. ``prefill_step`` until it returns True, then ``decode_step`` until ``done``; ``close``.
 
@@ -74,9 +81,8 @@ class Generation:
         self._checkpoint: Mark | None = None  # where the sentence being written began
         self._retries = 0
         self._repeats = 0  # the filter's count of repeats when last looked at
-        # A first clause released on its own counts as a piece of the first sentence, not a sentence.
-        sentences = persona.dialogue.max_sentences or model.max_sentences
-        self._max_pieces = sentences + (1 if request.first_clause else 0)
+        # The pieces the reply may have: its sentences, one more if the first is an opening only.
+        self._max_pieces = persona.dialogue.max_sentences or model.max_sentences
         self._sampler = Sampler(sampling)
         self._stop = StopMatcher(sampling.stop)
         self._stream = model.tokenizer.create_stream()
@@ -252,6 +258,8 @@ class Generation:
         first = self._checkpoint is None and self._steer.tags.done
         if first or any(isinstance(e, Sentence) for e in events):
             self._checkpoint = self._mark()
+        if any(isinstance(e, Sentence) and e.index == 0 and opening_only(e.text) for e in events):
+            self._max_pieces += 1
         if self.filter.sentences >= self._max_pieces:
             self.finish_reason = FINISH_STOP
             self._remember()
