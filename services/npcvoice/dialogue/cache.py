@@ -31,6 +31,9 @@ class Conversation:
     max_length: int
     nbytes: int
     tokens: list[int] = field(default_factory=list)
+    # The last reply's last tokens, chosen but not yet run through the model (its last piece went out
+    # first): the next prompt runs them on their own, as the reply would have, if it goes on with them.
+    held: list[int] = field(default_factory=list)
     # How each past turn was written into the prompt, so the next prompt repeats it token for token.
     rendered: dict[tuple[str, str], str] = field(default_factory=dict)
     # What the NPC said in this conversation, also before the window of turns a request brings.

@@ -263,6 +263,7 @@ class Generation:
         if self.filter.sentences >= self._max_pieces:
             self.finish_reason = FINISH_STOP
             self._remember()
+            conversation.held, self._held = self._held, []  # for the next prompt (reuse.open_prompt)
         return events
 
     def _feed_held(self) -> None:

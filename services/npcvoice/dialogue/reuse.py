@@ -70,6 +70,12 @@ def open_prompt(
         style=model.prompt_style,
     )
     ids = tokenized.get(json.dumps(messages)) or model.prompt_ids(messages)
+    if conversation is not None and conversation.held:
+        held, conversation.held, end = conversation.held, [], len(conversation.tokens)
+        if ids[end : end + len(held)] == held and common_prefix(conversation.tokens, ids) == end:
+            # run on their own, the same numbers as a reply that ran them before it ended
+            conversation.generator.append_tokens(held)
+            conversation.tokens.extend(held)
     shared = 0
     fits = conversation is not None and len(ids) + max_tokens <= conversation.max_length
     if conversation is not None and fits and conversation.model_id == model.model_id:
