@@ -45,10 +45,9 @@ MAX_SAID = 100
 CONFIDENCE_TOKENS = 12
 
 
-def opening_only(piece: str) -> bool:
-    """Whether the reply's first piece leaves its answer to come, so that the piece does not count among
-    its sentences: the first clause, released on its own for the voice (the rest of its sentence
-    follows)."""
+def clause_alone(piece: str) -> bool:
+    """Whether the reply's first piece is a clause released on its own for the voice: the rest of its
+    sentence follows, so it does not count among the reply's sentences."""
     return piece.rstrip("\"')] ").endswith((",", ";", ":", "\u2014", "\u2013"))
 
 
@@ -81,7 +80,7 @@ class Generation:
         self._checkpoint: Mark | None = None  # where the sentence being written began
         self._retries = 0
         self._repeats = 0  # the filter's count of repeats when last looked at
-        # The pieces the reply may have: its sentences, one more if the first is an opening only.
+        # The pieces the reply may have: its sentences, one more if the first is a clause alone.
         self._max_pieces = persona.dialogue.max_sentences or model.max_sentences
         self._sampler = Sampler(sampling)
         self._stop = StopMatcher(sampling.stop)
@@ -258,7 +257,7 @@ class Generation:
         first = self._checkpoint is None and self._steer.tags.done
         if first or any(isinstance(e, Sentence) for e in events):
             self._checkpoint = self._mark()
-        if any(isinstance(e, Sentence) and e.index == 0 and opening_only(e.text) for e in events):
+        if any(isinstance(e, Sentence) and e.index == 0 and clause_alone(e.text) for e in events):
             self._max_pieces += 1
         if self.filter.sentences >= self._max_pieces:
             self.finish_reason = FINISH_STOP
