@@ -74,7 +74,8 @@ def conversations(engine: DialogueEngine) -> dict[str, list[float]]:
             seconds, count, text, rate = first_piece(engine, request)
             times["later" if i else "first"].append(seconds * 1000)
             times["steps"].append(count)
-            times["rate"].append(rate)
+            if rate:  # a reply whose first piece is all of it has no decoding after it to time
+                times["rate"].append(rate)
             history += [Turn("player", line), Turn("npc", text)]
     return times
 
