@@ -138,3 +138,10 @@ def test_your_before_the_players_own_name_is_youre():
     assert known.mend("Your Old Tomas rings at noon.") == "Your Old Tomas rings at noon."  # no player's name
     assert mender(LOCKKEEPER, TurnRequest("lock_test", "My name?", memory=MemoryView(
         recent_turns=[Turn("player", INTRODUCED)])))("Your Ilsabet.") == "You're Ilsabet."  # fmt: skip
+
+
+def test_the_players_name_said_a_letter_wrong_is_said_right():
+    met = address(INTRODUCED)
+    assert met.mend("Strange words, Ilsabeth.") == "Strange words, Ilsabet."
+    assert met.mend("Mind the step, Ilsabete!") == "Mind the step, Ilsabet!"
+    assert met.mend("Strange words, Ilona.") == "Strange words, Ilona."  # only begins alike

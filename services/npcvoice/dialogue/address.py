@@ -9,7 +9,8 @@ The same model turns the player's kin into its own: told "my grandmother Bryony"
 Bryony" (the claimed-phrase guard blocks "my grandmother", not another word before the name). Where a reply
 says "my <person> <name>" of someone the player called theirs, and whom the NPC's own lore does not name,
 it becomes "your <the player's word> <name>". And "Your Teodor Rusk, cooper" before the player's own name
-is "You're Teodor Rusk".
+is "You're Teodor Rusk". The player's name said with a letter or two wrong ("Tamsine" to Tamsin), where
+nothing in the context has that spelling, is said right.
 
 A name is changed only when the context says it is a person's (after a word for one: "my partner Odo",
 "skippered by Maudie Venn", "my sister's boys, Pip and Ned") and none of its words is the player's. Where
@@ -23,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 
 from npcvoice.dialogue.recall import introduced
 from npcvoice.dialogue.steering import player_statements
@@ -77,6 +79,9 @@ _ANIMALS = frozenset(
 # this many words before the name in the context names what the thing is called ("bell, Old Tomas"), not
 # someone spoken to; an animal word this near makes the name a beast's.
 NEAR_WORDS = 4
+# How alike (difflib's ratio) a word said to the player and the player's name are when it is the name
+# misspelt: "Tamsine" and "Tamsin" 0.92, "Jorey" and "Jory" 0.89; not "Rowland" and "Rowan" (0.83).
+MISSPELT_RATIO = 0.85
 
 
 def _words(text: str) -> list[str]:
@@ -150,6 +155,9 @@ class Address:
         return f"{'Your' if match[1] == 'My' else 'your'} {word} {match[3]}"
 
     def _to_player(self, match: re.Match[str], sentence: str) -> str:
+        spelt = " ".join(self.player if self._misspelt(w) else w for w in match.group(2).split(" "))
+        if spelt != match.group(2):
+            return f"{match.group(1)}{spelt}"
         names = _words(match.group(2))
         if not self.others & set(names) or self.player_words & set(names):
             return match.group(0)
@@ -160,6 +168,15 @@ class Address:
         if not self.player or self.player.lower() in _words(sentence):
             return ""
         return f"{match.group(1)}{self.player}"
+
+    def _misspelt(self, word: str) -> bool:
+        """Whether ``word`` is the player's name with a letter or two more, fewer or changed, beginning
+        as it does, and nothing in the context is called that."""
+        name, player = word.lower(), self.player.lower()
+        if not player or name == player or name[:3] != player[:3] or abs(len(name) - len(player)) > 2:
+            return False
+        close = SequenceMatcher(None, name, player).ratio() >= MISSPELT_RATIO
+        return close and not any(name in words for words in self.context)
 
     def _named_after(self, word: str, name: str) -> bool:
         """Whether the context puts ``name`` a few words after ``word`` ("bell, Old Tomas")."""
