@@ -39,14 +39,15 @@ _MARKDOWN_RE = re.compile(r"[*_#`~|<>\[\]{}\\^]")
 _WHITESPACE_RE = re.compile(r"\s+")
 # Sentence end: terminal punctuation (with closing quotes/brackets), then whitespace.
 _SENTENCE_END_RE = re.compile(r"[.!?]+[\"')\]]*\s+")
-_CLAUSE_END_RE = re.compile(r"[,;:—–]\s+")
+_CLAUSE_MARKS = ",;:—–"
+_CLAUSE_END_RE = re.compile(rf"[{_CLAUSE_MARKS}]\s+")
 # The first piece's end at the very end of text streamed a token at a time, right after a word that
 # follows a space: the whitespace that would confirm it comes with the next token (" Queen"), a model step
 # later. Not after a digit ("1,000", "3.5"), nor "www." or "..." (its own token, which waits for the
 # whitespace as before); an abbreviation's full stop is ruled out as always. (A bare "site.com" in the
 # first sentence would be cut at "site.": no NPC's line, and the filter drops URLs it sees whole.)
 _SENTENCE_END_NOW_RE = re.compile(r"(?:^|\s)(?!www\.)[^\W\d_]+([.!?])$")
-_CLAUSE_END_NOW_RE = re.compile(r"[,;:—–]\s+|(?<=[^\W\d_])[,;:]$")
+_CLAUSE_END_NOW_RE = re.compile(_CLAUSE_END_RE.pattern + r"|(?<=[^\W\d_])[,;:]$")
 
 _ABBREVIATION_BEFORE_RE = re.compile(
     r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|St|Mt|Capt|Sgt|Lt|vs|approx|etc)|\b[a-z]\.[a-z])$", re.IGNORECASE
@@ -66,6 +67,11 @@ def _sentence_end(text: str, eager: bool = False) -> re.Match[str] | None:
     if now and not (now.group(1) == "." and _ABBREVIATION_BEFORE_RE.search(text[: now.start(1)])):
         return now
     return None
+
+
+def ends_clause(piece: str) -> bool:
+    """Whether ``piece`` (as ``SentenceBuffer`` hands it out) is a clause, not a whole sentence."""
+    return piece.rstrip("\"')] ").endswith(tuple(_CLAUSE_MARKS))
 
 
 def _first_clause_end(text: str, before: int, eager: bool = False) -> int | None:

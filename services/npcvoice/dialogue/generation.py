@@ -38,17 +38,12 @@ from npcvoice.dialogue.sampling import Sampler, SamplingSettings, StopMatcher
 from npcvoice.dialogue.steering import MAX_RETRIES, Mark, Steering, fallback_line
 from npcvoice.dialogue.types import FINISH_LENGTH, FINISH_STOP, GenerationSummary, TurnRequest
 from npcvoice.personas.schema import Persona
+from npcvoice.text import ends_clause
 
 # Replies a cached conversation remembers having said, beyond the request's turns.
 MAX_SAID = 100
 # The reply's first chosen tokens whose probabilities make its confidence (dialogue.escalate: hard).
 CONFIDENCE_TOKENS = 12
-
-
-def clause_alone(piece: str) -> bool:
-    """Whether the reply's first piece is a clause released on its own for the voice: the rest of its
-    sentence follows, so it does not count among the reply's sentences."""
-    return piece.rstrip("\"')] ").endswith((",", ";", ":", "\u2014", "\u2013"))
 
 
 class Generation:
@@ -257,7 +252,8 @@ class Generation:
         first = self._checkpoint is None and self._steer.tags.done
         if first or any(isinstance(e, Sentence) for e in events):
             self._checkpoint = self._mark()
-        if any(isinstance(e, Sentence) and e.index == 0 and clause_alone(e.text) for e in events):
+        # a first clause released alone for the voice: the rest of its sentence follows
+        if any(isinstance(e, Sentence) and e.index == 0 and ends_clause(e.text) for e in events):
             self._max_pieces += 1
         if self.filter.sentences >= self._max_pieces:
             self.finish_reason = FINISH_STOP

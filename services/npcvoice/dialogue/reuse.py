@@ -70,17 +70,18 @@ def open_prompt(
         style=model.prompt_style,
     )
     ids = tokenized.get(json.dumps(messages)) or model.prompt_ids(messages)
-    if conversation is not None and conversation.held:
-        held, conversation.held, end = conversation.held, [], len(conversation.tokens)
-        if ids[end : end + len(held)] == held and common_prefix(conversation.tokens, ids) == end:
-            # run on their own, the same numbers as a reply that ran them before it ended
-            conversation.generator.append_tokens(held)
-            conversation.tokens.extend(held)
     shared = 0
     fits = conversation is not None and len(ids) + max_tokens <= conversation.max_length
     if conversation is not None and fits and conversation.model_id == model.model_id:
+        shared = common_prefix(conversation.tokens, ids)
+        held, conversation.held, end = conversation.held, [], len(conversation.tokens)
+        if held and shared == end and ids[end : end + len(held)] == held:
+            # the last reply's held tokens, run on their own as the reply would have run them
+            conversation.generator.append_tokens(held)
+            conversation.tokens.extend(held)
+            shared += len(held)
         # at least two tokens to prefill: a lone one would change the numerics (see cache.prefill)
-        shared = min(common_prefix(conversation.tokens, ids), len(ids) - 2)
+        shared = min(shared, len(ids) - 2)
     if shared > 0 and conversation is not None:
         if shared < len(conversation.tokens):
             conversation.generator.rewind_to(shared)
