@@ -16,7 +16,8 @@ compact) and the emotion tag the lean would give. Each reply is the first senten
   the model lean on what the prompt tells it rather than its habits;
 - beam search (transformers' ``generate``, stopped at the sentence's end).
 
-``pack`` writes the replies that differ, shuffled and unnamed, with a brief; a reader (a person or a
+Needs the convert extra (torch, transformers, peft: what ``npcvoice tune`` needs). ``pack`` writes the
+replies that differ, shuffled and unnamed, with a brief; a reader (a person or a
 helper model) writes ``verdicts-K.jsonl`` (one {"item": n, "X": true, "Y": false} a line); ``tally``
 counts each way's passes.
 """
