@@ -39,6 +39,7 @@ from npcvoice.dialogue.types import TurnRequest
 from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.evaluation.checks import OUT_OF_WORLD
 from npcvoice.personas.loader import load_persona
+from npcvoice.personas.schema import LoreEntry
 from npcvoice.turns import Turn, overheard
 from tests.conftest import PERSONA_DIR, REPO_ROOT
 
@@ -805,3 +806,67 @@ def test_in_a_scene_what_the_npc_overheard_the_player_say_answers_a_question_and
         answer_words(request.player_text, player_statements(request), ["Tobin"])
     )
     assert "Missing? I will send a patrol at dawn." in overheard_lines(request)
+
+
+def test_a_refusal_says_to_whom_and_ends_there(texts):
+    # Whatever the model wants after a refusal's opening, the reply says at most whom it speaks to (a name
+    # in pieces, or "my friend") and ends: never "..., Tamsin; I'll keep my hands off." nor "..., but I'm a
+    # map-drawing." nor "..., my friend is a dyer."
+    hilda = PERSONAS[0]
+    request = after(hilda, "Hi, I'm Tamsin.", "Welcome, Tamsin.", "What's the wifi password up here?")
+    lures = {
+        f" {DEFLECTIONS[2]}, Tamsin; I'll keep my hands off.": f" {DEFLECTIONS[2]}, Tamsin.",
+        f" {DEFLECTIONS[1]}, but I'm a map-drawing.": None,
+        f" {DEFLECTIONS[2]}, my friend is a dyer.": f" {DEFLECTIONS[2]}, my friend.",
+        f" {DEFLECTIONS[0]}, Tamsin Drewe, I'll not.": f" {DEFLECTIONS[0]}, Tamsin.",
+    }
+    for seed, (lure, wanted) in enumerate(lures.items()):
+        steering = Steering(texts, hilda, request, end_ids=[])
+        written = lured(texts, steering, lure, seed, 28)
+        sentence = re.match(r"[^.!?]*[.!?]", written)
+        assert sentence is not None, written
+        if wanted is not None:
+            assert sentence.group(0)[:-1] == wanted[:-1], written  # its end: ".", "!" or "?"
+        else:
+            assert not re.search(r"\bbut\b|\bI'm\b", sentence.group(0)), written
+    # a whole word is not made longer ("my friend" "ed"); a name in pieces is finished ("Tam" "sin")
+    deflection = Lead(texts, DEFLECTIONS, end=True)
+    pieces = texts.encode(" Tamsin")
+    logits = np.zeros(VOCABULARY, dtype=np.float32)
+    logits[[texts.encode("xed")[-1], pieces[-1]]] = 10.0
+    friend = deflection.closing(texts.encode(f" {DEFLECTIONS[2]}, my friend"), logits)
+    assert friend is not None and texts.encode(".")[-1] in friend and texts.encode("xed")[-1] not in friend
+    name = deflection.closing(texts.encode(f" {DEFLECTIONS[2]},") + pieces[:-1], logits)
+    assert len(pieces) > 1 and name is not None and pieces[-1] in name
+    # a line from the world is answered as the model wants
+    asked = after(hilda, "Hi.", "Welcome.", "How much for a sword?")
+    lure = " Ten crowns, Tamsin; a fine blade."
+    assert lured(texts, Steering(texts, hilda, asked, end_ids=[]), lure, 1, 28).startswith(lure)
+
+
+def test_a_role_the_player_puts_to_the_npc_is_not_taken_when_it_is_someone_elses(texts):
+    # "Aren't you the ringmaster?" to the ringmaster's assistant: the tuned model answered "Nell Farrago,
+    # ringmaster!", and kept from it, "Nell Farrago, ring master of the Gilded Wheels!". Where the persona
+    # names the role as another's, the NPC never says it is that: led to "No, I'm", it says who it is.
+    hilda = PERSONAS[0].model_copy(
+        update={"lore": [LoreEntry(keywords=["reeve"], text="The reeve, Osric Dunn, keeps the tally.")]}
+    )
+    asked = after(hilda, "Hi.", "Welcome.", "Aren't you the reeve, though?")
+    lures = (
+        " Hilda, reeve of Emberfall!",
+        " Hilda Ironhand, re eve.",
+        " I'm reeve here.",
+        " Hilda, the reeve.",
+    )
+    for seed, lure in enumerate(lures):
+        written = lured(texts, Steering(texts, hilda, asked, end_ids=[]), lure, seed, 24)
+        assert not re.search(r"(Hilda|Ironhand), (the )?re|I'm re", written, re.IGNORECASE), written
+    # and the reply is led to deny it ("No, I'm Nell Farrago.")
+    assert Steering(texts, hilda, asked, end_ids=[]).lead is not None
+    one = after(hilda, "Hi.", "Welcome.", "Aren't you the one who shod my horse?")
+    assert Steering(texts, hilda, one, end_ids=[]).lead is None, "not a role"
+    # her own role, which her description gives her, she may claim; a role the persona never names too
+    for line, lure in (("Aren't you the blacksmith?", " Hilda, blacksmith of Emberfall."),
+                       ("Aren't you the mayor?", " Hilda, mayor of Emberfall.")):  # fmt: skip
+        own = after(hilda, "Hi.", "Welcome.", line)
+        assert lured(texts, Steering(texts, hilda, own, end_ids=[]), lure, 1, 24).startswith(lure)

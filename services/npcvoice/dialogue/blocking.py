@@ -140,6 +140,53 @@ def claimed_phrases(player_lines: Iterable[str]) -> list[str]:
     ]
 
 
+# "Aren't you the ringmaster?" put to the ringmaster's assistant: the tuned model answers "Nell Farrago,
+# ringmaster!", taking the role the player named as its own.
+_PUT_TO_YOU = re.compile(r"\b(?:are|aren't|arent)\s+you\s+the\s+([A-Za-z][A-Za-z-]*)\b(?!')", re.IGNORECASE)
+# How a reply opens that is asked "Aren't you the X?" of another's role (``leads.Lead``), likeliest first.
+DENIALS = ("No, I'm",)
+# ... not a role: "Aren't you the one who feeds the elephant?", "the same woman I met at the fair?"
+_NOT_ROLES = frozenset(("one", "same", "only", "first", "last", "other", "very", "best", "new", "man",
+                        "woman", "girl", "boy", "lad", "lass", "person", "fellow", "guy", "kid", "folk",
+                        "people"))  # fmt: skip
+
+
+def others_roles(player_text: str, name: str, description: str, lore: Iterable[str]) -> list[tuple[str, str]]:
+    """What would answer "Aren't you the X?" as X, as (what comes before X, X): "Nell Farrago, ringmaster",
+    "I'm the ringmaster" (and so "I'm the ringmaster's assistant", which a small model goes on from as the
+    ringmaster); where the persona names X but not as the NPC: its lore or description speaks of X (or
+    of X's: "the ringmaster's assistant"), and neither its ``name`` nor its description says it is X ("Nell
+    is the ringmaster"). A role the persona never names is left to the model: it may well be the NPC's."""
+    first = name.split()[0] if name.split() else name
+    found: list[tuple[str, str]] = []
+    for match in _PUT_TO_YOU.finditer(player_text):
+        role = match.group(1).lower()
+        if role in _NOT_ROLES:
+            continue
+        said = re.compile(rf"\b{re.escape(role)}\b", re.IGNORECASE)
+        own = re.compile(rf"\b(?:is|am|as)\s+(?:the|a|an)\s+{re.escape(role)}\b(?!')", re.IGNORECASE)
+        if said.search(name) or own.search(description):
+            continue
+        if any(said.search(text) for text in (description, *lore)):
+            befores = (f"{first},", f"{name},", f"{first}, the", f"{name}, the", "I'm", "I'm the", "I am the")
+            found += [(before, form) for before in dict.fromkeys(befores)
+                      for form in dict.fromkeys((role, role.capitalize()))]  # fmt: skip
+    return found
+
+
+def first_word_table(texts: TokenTexts, phrases: Iterable[tuple[str, str]]) -> Table:
+    """Each (before, word): the word's first token never follows ``before`` (at a sentence's start or
+    not), so that it cannot be spelt around either ("ring master")."""
+    table: Table = {}
+    for before, word in phrases:
+        for variant in dict.fromkeys((before, " " + before)):
+            lead = texts.encode(variant)
+            tokens = texts.encode(f"{variant} {word}")
+            if lead and tokens[: len(lead)] == lead and len(tokens) > len(lead):
+                table.setdefault(tuple(lead), set()).add(tokens[len(lead)])
+    return table
+
+
 _NONE: frozenset[int] = frozenset()
 
 

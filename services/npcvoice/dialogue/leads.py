@@ -7,6 +7,10 @@ may still go another way, after which it is left alone.
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
+
 from npcvoice.dialogue.vocabulary import TokenTexts
 
 # Logit added to the first token of the likeliest opening (each next one a smaller share), and to each
@@ -18,6 +22,22 @@ LEAD_BONUS = 12.0
 END_BONUS = 3.0
 # Tokens after such an opening before its end is pushed: a comma and whom the NPC speaks to.
 AFTER_OPENING = 2
+# Words that open an address of two ("my friend", "good sir", "Master Rowan"): a refusal says the second
+# before it ends.
+TWO_WORD_ADDRESS = frozenset(("my", "good", "dear", "young", "old", "little", "kind", "fair", "sweet", "poor",
+                              "master", "mistress", "sir", "lady", "lord", "brother", "sister", "mother",
+                              "father", "captain", "goodman", "goodwife", "mister", "miss", "madam", "dame",
+                              "uncle", "aunt"))  # fmt: skip
+# What the word after a refusal's comma may be: whom it speaks to, not another clause ("Strange words,
+# but I'm a map-drawing.").
+_ADDRESSED = re.compile(
+    r" (?!(?:but|and|so|yet|or|nor|I|I'm|I'll|you|it|that|this|which|though|because|if|then|as|is)\b)"
+    r"[A-Za-z][A-Za-z'-]*"
+)
+_AFTER_OPENING = re.compile(r",\s*([\w'-]+)?(?:\s+([\w'-]+))?(.*)", re.DOTALL)
+_END_MARKS = (".", "!", "?")
+# How many of the likeliest tokens the words after a refusal's opening are chosen from.
+AMONG = 256
 
 
 class Lead:
@@ -34,6 +54,9 @@ class Lead:
         ends = {texts.encode(mark)[-1]: END_BONUS for mark in (".", "!")}
         clauses = {texts.encode(mark)[-1]: -END_BONUS for mark in (",", ";", " but")}
         self._ends = ends | clauses if end else None
+        self._texts = texts
+        self._end_marks = frozenset(texts.encode(mark)[-1] for mark in _END_MARKS)
+        self._comma = texts.encode(",")[-1]
 
     def favoured(self, text: list[int]) -> dict[int, float] | None:
         """Bonuses for the token after ``text`` (the reply's text so far, after its tags): the openings'
@@ -51,3 +74,44 @@ class Lead:
                     return None
                 return self._ends if done >= len(opening) + AFTER_OPENING else {}
         return bonus or None
+
+    def closing(self, text: list[int], logits: np.ndarray) -> frozenset[int] | None:
+        """With ``end``, the only tokens that may follow ``text`` once an opening is out: the sentence's end
+        or a comma; after the comma, a word that says whom the NPC speaks to (not "but", "I", "so"...); once
+        that address is said (one word, or two after "my", "good", "Master"...), the sentence's end, or the
+        rest of a name or word in pieces ("Tam" "sin"; not "friend" "ed"; a first name is enough). A
+        small model otherwise goes on after the address ("No idea what you mean, Tamsin; I'll keep my hands
+        off.", "..., my friend is a dyer."). None where nothing is ruled out: before an opening, off every
+        opening, or once the sentence has ended."""
+        if self._ends is None:
+            return None
+        opening = next((o for o, _ in self._openings if tuple(text[: len(o)]) == o), None)
+        if opening is None:
+            return None
+        after = "".join(self._texts.text(t) for t in text[len(opening) :])
+        if not after:
+            return self._end_marks | {self._comma}
+        parts = _AFTER_OPENING.fullmatch(after)
+        if parts is None:
+            return None if after.lstrip()[:1] in _END_MARKS else self._end_marks
+        first, second, rest = parts.groups()
+        if rest.strip():
+            return None if rest.lstrip()[:1] in _END_MARKS else self._end_marks
+        if not first:
+            addressed = self._texts.matching(logits, _ADDRESSED, AMONG)
+            return frozenset(addressed) if addressed else None
+        if second is None and first.lower() in TWO_WORD_ADDRESS:
+            return None
+        last = second or first
+        closing = self._end_marks
+        if last[:1].isupper() or len(self._texts.encode(" " + last)) > 1:  # a name, or a word in pieces
+            closing |= self._word_pieces(logits)
+        return closing
+
+    def _word_pieces(self, logits: np.ndarray) -> frozenset[int]:
+        """Of the likeliest tokens, those that go on with the word before them, in lower case ("Tamsin"
+        "D" "rewe" is two words run together: written where the surname's spaced token was ruled out)."""
+        scores = np.asarray(logits, dtype=np.float32).reshape(-1)
+        best = np.argpartition(scores, -AMONG)[-AMONG:] if scores.size > AMONG else np.arange(scores.size)
+        pieces = (int(t) for t in best if self._texts.continues_word(int(t)))
+        return frozenset(t for t in pieces if not self._texts.text(t)[:1].isupper())

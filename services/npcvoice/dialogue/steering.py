@@ -14,10 +14,13 @@ import numpy as np
 
 from npcvoice.dialogue.aids import ALL_AIDS
 from npcvoice.dialogue.blocking import (
+    DENIALS,
     PRESENCE_PENALTY,
     Blocker,
     claimed_phrases,
+    first_word_table,
     fixed_table,
+    others_roles,
     outside_phrases,
     outside_tokens,
 )
@@ -139,6 +142,10 @@ class Steering:
         self.lead = Lead(texts, refusal_openings(npc_lines(request)), end=True) if outside else None
         if danger:
             self.lead = Lead(texts, openings(danger[0]))
+        roles = others_roles(request.player_text, persona.display_name, persona.description,
+                             [entry.text for entry in persona.lore])  # fmt: skip
+        if roles and self.lead is None:  # "Aren't you the ringmaster?": "No, I'm Nell Farrago."
+            self.lead = Lead(texts, DENIALS)
         self.recall = (
             Recall(texts, recalled_words(
                 request.player_text, statements,
@@ -158,6 +165,8 @@ class Steering:
         private_runs = texts.memo(("private", private), lambda: fixed_table(texts, [private], []))
         self._outside = texts.memo(("outside", "tokens"), lambda: outside_tokens(texts))
         claimed = fixed_table(texts, [], claimed_phrases([*statements, request.player_text]))
+        for lead, tokens in first_word_table(texts, roles).items():
+            claimed.setdefault(lead, set()).update(tokens)
         self._blocker = Blocker(texts, self.earlier, fixed, claimed, private_runs)
         # A reply may not open as an earlier one of this conversation did (a small model opens most
         # replies alike: "I'm sorry, ..." on a third of them): the token that would complete it is out.
@@ -183,7 +192,8 @@ class Steering:
             banned |= self._end_ids
         # No bracket after the tags: a tag there would be one the grammar did not check.
         banned |= self._texts.containing("[", np.asarray(logits).size)
-        return sampler.pick(logits, reply, banned=banned, penalized=self._blocker.penalized,
+        closing = self.lead.closing(reply[self._text_start :], logits) if self.lead is not None else None
+        return sampler.pick(logits, reply, allowed=closing, banned=banned, penalized=self._blocker.penalized,
                             presence=PRESENCE_PENALTY,
                             favoured=self._favoured(reply))  # fmt: skip
 
