@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from npcvoice.dialogue.aids import ALL_AIDS
-from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table, outside_tokens
+from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table, others_roles, outside_tokens
 from npcvoice.dialogue.caution import CAUTIONS, cautioned, openings
 from npcvoice.dialogue.deflection import DEFLECTIONS, MORE_DEFLECTIONS, from_outside, refusal_openings
 from npcvoice.dialogue.feelings import calibration
@@ -865,6 +865,13 @@ def test_a_role_the_player_puts_to_the_npc_is_not_taken_when_it_is_someone_elses
     assert Steering(texts, hilda, asked, end_ids=[]).lead is not None
     one = after(hilda, "Hi.", "Welcome.", "Aren't you the one who shod my horse?")
     assert Steering(texts, hilda, one, end_ids=[]).lead is None, "not a role"
+    # who the description's first sentence says the NPC is, it is ("Grisel is the fen witch of Blackfen")
+    witch = "Grisel is the fen witch of Blackfen. She fears the reeve's men."
+    assert others_roles("Aren't you the witch?", "Grisel", witch, []) == []
+    assert others_roles("Are you the reeve?", "Grisel", witch, []), "the reeve's: another's"
+    couriers = "Kit is one of the king's couriers. The captain of the guard hates her."
+    assert others_roles("hey! are you the courier?", "Kit Lark", couriers, []) == []
+    assert others_roles("are you the captain?", "Kit Lark", couriers, [])
     # her own role, which her description gives her, she may claim; a role the persona never names too
     for line, lure in (("Aren't you the blacksmith?", " Hilda, blacksmith of Emberfall."),
                        ("Aren't you the mayor?", " Hilda, mayor of Emberfall.")):  # fmt: skip

@@ -155,8 +155,9 @@ def others_roles(player_text: str, name: str, description: str, lore: Iterable[s
     """What would answer "Aren't you the X?" as X, as (what comes before X, X): "Nell Farrago, ringmaster",
     "I'm the ringmaster" (and so "I'm the ringmaster's assistant", which a small model goes on from as the
     ringmaster); where the persona names X but not as the NPC: its lore or description speaks of X (or
-    of X's: "the ringmaster's assistant"), and neither its ``name`` nor its description says it is X ("Nell
-    is the ringmaster"). A role the persona never names is left to the model: it may well be the NPC's."""
+    of X's: "the ringmaster's assistant"), and neither its ``name`` nor its description's first sentence
+    (who it is: "Grisel is the fen witch", "Kit is one of the king's couriers") calls it X. A role the
+    persona never names is left to the model: it may well be the NPC's."""
     first = name.split()[0] if name.split() else name
     found: list[tuple[str, str]] = []
     for match in _PUT_TO_YOU.finditer(player_text):
@@ -164,14 +165,25 @@ def others_roles(player_text: str, name: str, description: str, lore: Iterable[s
         if role in _NOT_ROLES:
             continue
         said = re.compile(rf"\b{re.escape(role)}\b", re.IGNORECASE)
-        own = re.compile(rf"\b(?:is|am|as)\s+(?:the|a|an)\s+{re.escape(role)}\b(?!')", re.IGNORECASE)
-        if said.search(name) or own.search(description):
+        if said.search(name) or any(_same_word(role, word) for word in _own_words(description)):
             continue
         if any(said.search(text) for text in (description, *lore)):
             befores = (f"{first},", f"{name},", f"{first}, the", f"{name}, the", "I'm", "I'm the", "I am the")
             found += [(before, form) for before in dict.fromkeys(befores)
                       for form in dict.fromkeys((role, role.capitalize()))]  # fmt: skip
     return found
+
+
+def _own_words(description: str) -> list[str]:
+    """The words of the description's first sentence, which says who the NPC is ("Grisel is the fen witch
+    of Blackfen"), but those said as another's ("the ringmaster's assistant")."""
+    first = re.split(r"(?<=[.!?])\s", description.strip(), maxsplit=1)[0]
+    return [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", first) if not re.search(r"'s?$", w)]
+
+
+def _same_word(role: str, word: str) -> bool:
+    """ "courier" and "couriers", "law" (the law guy) and "lawspeaker"."""
+    return word.startswith(role) or (len(word) >= 4 and role.startswith(word))
 
 
 def first_word_table(texts: TokenTexts, phrases: Iterable[tuple[str, str]]) -> Table:
