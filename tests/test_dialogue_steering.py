@@ -838,6 +838,9 @@ def test_a_refusal_says_to_whom_and_ends_there(texts):
     assert friend is not None and texts.encode(".")[-1] in friend and texts.encode("xed")[-1] not in friend
     name = deflection.closing(texts.encode(f" {DEFLECTIONS[2]},") + pieces[:-1], logits)
     assert len(pieces) > 1 and name is not None and pieces[-1] in name
+    # never to the NPC's own name ("Strange words, Maelis." from Maelis)
+    own = lured(texts, Steering(texts, hilda, request, end_ids=[]), f" {DEFLECTIONS[0]}, Hilda.", 5, 28)
+    assert re.match(rf" {DEFLECTIONS[0]}, \w", own) and ", Hil" not in own, own
     # a line from the world is answered as the model wants
     asked = after(hilda, "Hi.", "Welcome.", "How much for a sword?")
     lure = " Ten crowns, Tamsin; a fine blade."

@@ -44,7 +44,11 @@ class Lead:
     """The push towards one of ``openings`` while a reply's text is written; with ``end``, then towards
     the sentence's end."""
 
-    def __init__(self, texts: TokenTexts, openings: tuple[str, ...], end: bool = False) -> None:
+    def __init__(
+        self, texts: TokenTexts, openings: tuple[str, ...], end: bool = False, own_name: str = ""
+    ) -> None:
+        """``own_name``: the NPC's, never the word it says the reply to ("Strange words, Maelis." from
+        Maelis)."""
         ranked = [LEAD_BONUS * (len(openings) - rank) / len(openings) for rank in range(len(openings))]
         self._openings = [
             (tokens, bonus)
@@ -57,6 +61,7 @@ class Lead:
         self._texts = texts
         self._end_marks = frozenset(texts.encode(mark)[-1] for mark in _END_MARKS)
         self._comma = texts.encode(",")[-1]
+        self._own = [word.lower() for word in re.findall(r"[A-Za-z][A-Za-z'-]*", own_name)]
 
     def favoured(self, text: list[int]) -> dict[int, float] | None:
         """Bonuses for the token after ``text`` (the reply's text so far, after its tags): the openings'
@@ -98,7 +103,7 @@ class Lead:
         if rest.strip():
             return None if rest.lstrip()[:1] in _END_MARKS else self._end_marks
         if not first:
-            addressed = self._texts.matching(logits, _ADDRESSED, AMONG)
+            addressed = [t for t in self._texts.matching(logits, _ADDRESSED, AMONG) if not self._own_name(t)]
             return frozenset(addressed) if addressed else None
         if second is None and first.lower() in TWO_WORD_ADDRESS:
             return None
@@ -107,6 +112,11 @@ class Lead:
         if last[:1].isupper() or len(self._texts.encode(" " + last)) > 1:  # a name, or a word in pieces
             closing |= self._word_pieces(logits)
         return closing
+
+    def _own_name(self, token: int) -> bool:
+        """Whether ``token`` begins a word of the NPC's own name."""
+        start = self._texts.text(token).strip().lower()
+        return any(word.startswith(start) for word in self._own)
 
     def _word_pieces(self, logits: np.ndarray) -> frozenset[int]:
         """Of the likeliest tokens, those that go on with the word before them, in lower case ("Tamsin"

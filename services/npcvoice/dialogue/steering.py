@@ -139,7 +139,11 @@ class Steering:
         # Asked whether to go out in the fog: "Not in this fog", then the fog's words (its entry first).
         danger = cautioned(request.player_text, world) if "caution" in aids and not outside else []
         world = [*danger, *(entry for entry in world if entry not in danger)]
-        self.lead = Lead(texts, refusal_openings(npc_lines(request)), end=True) if outside else None
+        self.lead = (
+            Lead(texts, refusal_openings(npc_lines(request)), end=True, own_name=persona.display_name)
+            if outside
+            else None
+        )
         if danger:
             self.lead = Lead(texts, openings(danger[0]))
         roles = others_roles(request.player_text, persona.display_name, persona.description,
