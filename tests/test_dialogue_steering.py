@@ -829,15 +829,18 @@ def test_a_refusal_says_to_whom_and_ends_there(texts):
             assert sentence.group(0)[:-1] == wanted[:-1], written  # its end: ".", "!" or "?"
         else:
             assert not re.search(r"\bbut\b|\bI'm\b", sentence.group(0)), written
-    # a whole word is not made longer ("my friend" "ed"); a name in pieces is finished ("Tam" "sin")
+    # a word the model takes as whole is not made longer where its next word is ruled out ("my friend"
+    # "ed", "Tamsin" "dre" for " Drewe"); a name in pieces the model goes on with is finished ("Tam" "sin")
     deflection = Lead(texts, DEFLECTIONS, end=True)
-    pieces = texts.encode(" Tamsin")
+    pieces, ed, period = texts.encode(" Tamsin"), texts.encode("xed")[-1], texts.encode(".")[-1]
     logits = np.zeros(VOCABULARY, dtype=np.float32)
-    logits[[texts.encode("xed")[-1], pieces[-1]]] = 10.0
+    logits[[ed, pieces[-1]]] = 10.0
+    logits[texts.encode(" is")[-1]] = 12.0  # the model's next word, a new one
     friend = deflection.closing(texts.encode(f" {DEFLECTIONS[2]}, my friend"), logits)
-    assert friend is not None and texts.encode(".")[-1] in friend and texts.encode("xed")[-1] not in friend
+    assert friend is not None and period in friend and ed not in friend and pieces[-1] not in friend
+    logits[texts.encode(" is")[-1]] = 0.0  # now the likeliest token goes on with the word
     name = deflection.closing(texts.encode(f" {DEFLECTIONS[2]},") + pieces[:-1], logits)
-    assert len(pieces) > 1 and name is not None and pieces[-1] in name
+    assert len(pieces) > 1 and name is not None and pieces[-1] in name and period in name
     # never to the NPC's own name ("Strange words, Maelis." from Maelis)
     own = lured(texts, Steering(texts, hilda, request, end_ids=[]), f" {DEFLECTIONS[0]}, Hilda.", 5, 28)
     assert re.match(rf" {DEFLECTIONS[0]}, \w", own) and ", Hil" not in own, own

@@ -84,7 +84,7 @@ class Lead:
         """With ``end``, the only tokens that may follow ``text`` once an opening is out: the sentence's end
         or a comma; after the comma, a word that says whom the NPC speaks to (not "but", "I", "so"...); once
         that address is said (one word, or two after "my", "good", "Master"...), the sentence's end, or the
-        rest of a name or word in pieces ("Tam" "sin"; not "friend" "ed"; a first name is enough). A
+        rest of a word in pieces where the model goes on with it ("Tam" "sin"; a first name is enough). A
         small model otherwise goes on after the address ("No idea what you mean, Tamsin; I'll keep my hands
         off.", "..., my friend is a dyer."). None where nothing is ruled out: before an opening, off every
         opening, or once the sentence has ended."""
@@ -107,11 +107,7 @@ class Lead:
             return frozenset(addressed) if addressed else None
         if second is None and first.lower() in TWO_WORD_ADDRESS:
             return None
-        last = second or first
-        closing = self._end_marks
-        if last[:1].isupper() or len(self._texts.encode(" " + last)) > 1:  # a name, or a word in pieces
-            closing |= self._word_pieces(logits)
-        return closing
+        return self._end_marks | self._word_pieces(logits)
 
     def _own_name(self, token: int) -> bool:
         """Whether ``token`` begins a word of the NPC's own name."""
@@ -119,9 +115,14 @@ class Lead:
         return any(word.startswith(start) for word in self._own)
 
     def _word_pieces(self, logits: np.ndarray) -> frozenset[int]:
-        """Of the likeliest tokens, those that go on with the word before them, in lower case ("Tamsin"
-        "D" "rewe" is two words run together: written where the surname's spaced token was ruled out)."""
+        """Where the model's likeliest token goes on with the word before it ("Tam" "sin"), the likeliest
+        tokens that do, in lower case; else none: the word is whole ("Tamsin", then " Drewe": not "Tamsin"
+        "dre" or "D" "rewe" where the spaced surname is ruled out as a repeat; "my friend", not "ed")."""
         scores = np.asarray(logits, dtype=np.float32).reshape(-1)
+        if not self._piece(int(np.argmax(scores))):
+            return frozenset()
         best = np.argpartition(scores, -AMONG)[-AMONG:] if scores.size > AMONG else np.arange(scores.size)
-        pieces = (int(t) for t in best if self._texts.continues_word(int(t)))
-        return frozenset(t for t in pieces if not self._texts.text(t)[:1].isupper())
+        return frozenset(int(t) for t in best if self._piece(int(t)))
+
+    def _piece(self, token: int) -> bool:
+        return self._texts.continues_word(token) and not self._texts.text(token)[:1].isupper()
