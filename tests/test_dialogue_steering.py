@@ -838,6 +838,8 @@ def test_a_refusal_says_to_whom_and_ends_there(texts):
     logits[texts.encode(" is")[-1]] = 12.0  # the model's next word, a new one
     friend = deflection.closing(texts.encode(f" {DEFLECTIONS[2]}, my friend"), logits)
     assert friend is not None and period in friend and ed not in friend and pieces[-1] not in friend
+    lone = deflection.closing(texts.encode(f" {DEFLECTIONS[2]}, E"), logits)  # a letter is not a word
+    assert lone is not None and period not in lone and ed in lone
     logits[texts.encode(" is")[-1]] = 0.0  # now the likeliest token goes on with the word
     name = deflection.closing(texts.encode(f" {DEFLECTIONS[2]},") + pieces[:-1], logits)
     assert len(pieces) > 1 and name is not None and pieces[-1] in name and period in name

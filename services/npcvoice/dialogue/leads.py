@@ -107,6 +107,8 @@ class Lead:
             return frozenset(addressed) if addressed else None
         if second is None and first.lower() in TWO_WORD_ADDRESS:
             return None
+        if second is None and len(first) == 1:  # a letter goes on ("T" "ams" "in"): not "Strange words, E."
+            return self._word_pieces(logits, always=True) or self._end_marks
         return self._end_marks | self._word_pieces(logits)
 
     def _own_name(self, token: int) -> bool:
@@ -114,12 +116,13 @@ class Lead:
         start = self._texts.text(token).strip().lower()
         return any(word.startswith(start) for word in self._own)
 
-    def _word_pieces(self, logits: np.ndarray) -> frozenset[int]:
-        """Where the model's likeliest token goes on with the word before it ("Tam" "sin"), the likeliest
-        tokens that do, in lower case; else none: the word is whole ("Tamsin", then " Drewe": not "Tamsin"
-        "dre" or "D" "rewe" where the spaced surname is ruled out as a repeat; "my friend", not "ed")."""
+    def _word_pieces(self, logits: np.ndarray, always: bool = False) -> frozenset[int]:
+        """Where the model's likeliest token goes on with the word before it ("Tam" "sin"), or ``always``,
+        the likeliest tokens that do, in lower case; else none: the word is whole ("Tamsin", then " Drewe":
+        not "Tamsin" "dre" or "D" "rewe" where the spaced surname is ruled out as a repeat; "my friend",
+        not "ed")."""
         scores = np.asarray(logits, dtype=np.float32).reshape(-1)
-        if not self._piece(int(np.argmax(scores))):
+        if not always and not self._piece(int(np.argmax(scores))):
             return frozenset()
         best = np.argpartition(scores, -AMONG)[-AMONG:] if scores.size > AMONG else np.arange(scores.size)
         return frozenset(int(t) for t in best if self._piece(int(t)))
