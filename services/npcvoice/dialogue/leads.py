@@ -36,6 +36,8 @@ _ADDRESSED = re.compile(
 )
 _AFTER_OPENING = re.compile(r",\s*([\w'-]+)?(?:\s+([\w'-]+))?(.*)", re.DOTALL)
 _END_MARKS = (".", "!", "?")
+# Whom a refusal speaks to where the model would say the NPC's own name: words for anyone.
+ANYONE = ("stranger", "friend", "traveller")
 # How many of the likeliest tokens the words after a refusal's opening are chosen from.
 AMONG = 256
 
@@ -48,7 +50,7 @@ class Lead:
         self, texts: TokenTexts, openings: tuple[str, ...], end: bool = False, own_name: str = ""
     ) -> None:
         """``own_name``: the NPC's, never the word it says the reply to ("Strange words, Maelis." from
-        Maelis)."""
+        Maelis); where the model would say it, a word for anyone ("stranger") instead."""
         ranked = [LEAD_BONUS * (len(openings) - rank) / len(openings) for rank in range(len(openings))]
         self._openings = [
             (tokens, bonus)
@@ -62,6 +64,7 @@ class Lead:
         self._end_marks = frozenset(texts.encode(mark)[-1] for mark in _END_MARKS)
         self._comma = texts.encode(",")[-1]
         self._own = [word.lower() for word in re.findall(r"[A-Za-z][A-Za-z'-]*", own_name)]
+        self._anyones = frozenset(texts.encode(" " + word)[0] for word in ANYONE)
 
     def favoured(self, text: list[int]) -> dict[int, float] | None:
         """Bonuses for the token after ``text`` (the reply's text so far, after its tags): the openings'
@@ -103,10 +106,14 @@ class Lead:
         if rest.strip():
             return None if rest.lstrip()[:1] in _END_MARKS else self._end_marks
         if not first:
+            if self._own_name(int(np.argmax(logits))):  # no other name in its place ("..., Eryndor.")
+                return self._anyones
             addressed = [t for t in self._texts.matching(logits, _ADDRESSED, AMONG) if not self._own_name(t)]
             return frozenset(addressed) if addressed else None
         if second is None and first.lower() in TWO_WORD_ADDRESS:
             return None
+        if second is None and first in ANYONE:
+            return self._end_marks
         if second is None and len(first) == 1:  # a letter goes on ("T" "ams" "in"): not "Strange words, E."
             return self._word_pieces(logits, always=True) or self._end_marks
         return self._end_marks | self._word_pieces(logits)
