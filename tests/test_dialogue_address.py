@@ -144,4 +144,13 @@ def test_the_players_name_said_a_letter_wrong_is_said_right():
     met = address(INTRODUCED)
     assert met.mend("Strange words, Ilsabeth.") == "Strange words, Ilsabet."
     assert met.mend("Mind the step, Ilsabete!") == "Mind the step, Ilsabet!"
-    assert met.mend("Strange words, Ilona.") == "Strange words, Ilona."  # only begins alike
+    # only begins alike: not her name misspelt, but a name nobody has (below)
+    assert met.mend("Strange words, Ilona.") == "Strange words, Ilsabet."
+
+
+def test_a_name_nothing_in_the_conversation_has_said_to_the_player_becomes_the_players():
+    # "Strange words, Eryndor." to Hesper: a made-up name, where a word for anyone would do
+    assert address(INTRODUCED).mend("Strange words, Eryndor.") == "Strange words, Ilsabet."
+    assert address("Can I pass?").mend("Strange words, Eryndor!") == "Strange words!"
+    for kept in ("Farewell, Traveller.", "Aye, Sister.", "Mind the step, Grub.", "Up you go, Ilsabet."):
+        assert address(INTRODUCED).mend(kept) == kept

@@ -1,9 +1,10 @@
 """Whom the NPC speaks to. A small model ends a reply with a name, and often the wrong one: one its context
 gives someone else ("Strange words, Odo!" to Senna, whose partner Odo is; "Stained glass, Maudie." to
 Ilsabet, Maudie being a barge skipper of the lore). Said to the player, it is a slip a reader notices at
-once. ``Address`` finds such a name where a sentence speaks to someone (after a comma, closing a clause)
-and puts the player's name in its place, or, while the NPC does not know it (or the sentence already says
-it), leaves the name out.
+once; so is a name nothing in the context or the conversation has ("Strange words, Eryndor." to Hesper).
+``Address`` finds such a name where a sentence speaks to someone (after a comma, closing a clause) and puts
+the player's name in its place, or, while the NPC does not know it (or the sentence already says it),
+leaves the name out.
 
 The same model turns the player's kin into its own: told "my grandmother Bryony", it says "my granddaughter
 Bryony" (the claimed-phrase guard blocks "my grandmother", not another word before the name). Where a reply
@@ -75,6 +76,14 @@ _ANIMALS = frozenset(
         "goat pig sow boar hen cock rooster ferret rat mouse camel wolf crab goose parrot"
     )
 )
+# Words anyone is called by, written with a capital ("Farewell, Traveller."): not a name made up.
+_ANYONE = frozenset(
+    _WORD.findall(
+        "stranger strangers traveller traveler travellers travelers friend friends love dear darling pet "
+        "lamb sweet sweeting goodman goodwife mister miss madam ma'am sir sire lord lady brother sister "
+        "father mother uncle aunt grandmother grandfather milord milady master mistress captain sergeant"
+    )
+)
 # Words either side of a name that the context looks at: the reply's word before the comma found within
 # this many words before the name in the context names what the thing is called ("bell, Old Tomas"), not
 # someone spoken to; an animal word this near makes the name a beast's.
@@ -97,6 +106,7 @@ class Address:
     others: frozenset[str]
     context: tuple[tuple[str, ...], ...]  # the texts the names came from, as words
     theirs: Mapping[str, str] = field(default_factory=dict)  # a name's first word -> the player's word
+    heard: frozenset[str] = frozenset()  # every word of the context and the conversation's turns
 
     @classmethod
     def of(cls, persona: Persona, request: TurnRequest) -> Address:
@@ -128,12 +138,16 @@ class Address:
                 name, word = (m[2], m[1]) if m[1] else (m[3], m[4])
                 if name.lower() not in lore | mine:
                     theirs.setdefault(name.lower(), word.lower())
+        heard = {w for words in context for w in words} | {
+            w for t in memory.recent_turns for w in _words(t.text)
+        }
         return cls(
             player[0] if player else "",
             frozenset(mine),
             frozenset(people - beasts - mine - own - present - {"and"}),
             context,
             theirs,
+            frozenset(heard | mine | own | set(_words(request.player_text))),
         )
 
     def mend(self, sentence: str) -> str:
@@ -159,7 +173,7 @@ class Address:
         if spelt != match.group(2):
             return f"{match.group(1)}{spelt}"
         names = _words(match.group(2))
-        if not self.others & set(names) or self.player_words & set(names):
+        if self.player_words & set(names) or not (self.others & set(names) or self._made_up(names)):
             return match.group(0)
         before = _words(sentence[: match.start()])[-1:]
         if before and (_NAMES_WHO.match(before[0]) or self._named_after(before[0], names[0])):
@@ -168,6 +182,11 @@ class Address:
         if not self.player or self.player.lower() in _words(sentence):
             return ""
         return f"{match.group(1)}{self.player}"
+
+    def _made_up(self, names: list[str]) -> bool:
+        """Whether a name said to the player is one nothing in the context or the conversation has, nor a
+        word anyone is called by ("Strange words, Eryndor." to Hesper)."""
+        return not self.heard & set(names) and not _NAMES_WHO.match(names[0]) and names[0] not in _ANYONE
 
     def _misspelt(self, word: str) -> bool:
         """Whether ``word`` is the player's name with a letter or two more, fewer or changed, beginning
