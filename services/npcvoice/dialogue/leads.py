@@ -121,7 +121,7 @@ class Lead:
     def _own_name(self, token: int) -> bool:
         """Whether ``token`` begins a word of the NPC's own name."""
         start = self._texts.text(token).strip().lower()
-        return any(word.startswith(start) for word in self._own)
+        return start.isalpha() and any(word.startswith(start) for word in self._own)
 
     def _word_pieces(self, logits: np.ndarray, always: bool = False) -> frozenset[int]:
         """Where the model's likeliest token goes on with the word before it ("Tam" "sin"), or ``always``,
