@@ -178,7 +178,7 @@ def _own_words(description: str) -> list[str]:
     """The words of the description's first sentence, which says who the NPC is ("Grisel is the fen witch
     of Blackfen"), but those said as another's ("the ringmaster's assistant")."""
     first = re.split(r"(?<=[.!?])\s", description.strip(), maxsplit=1)[0]
-    return [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", first) if not re.search(r"'s?$", w)]
+    return [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", first) if not _POSSESSIVE.search(w)]
 
 
 def _same_word(role: str, word: str) -> bool:
