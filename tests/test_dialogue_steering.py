@@ -34,7 +34,7 @@ from npcvoice.dialogue.repetition import recites, scaffolding_phrases
 from npcvoice.dialogue.reply import Action, Emotion, ReplyFilter
 from npcvoice.dialogue.sampling import Sampler, SamplingSettings
 from npcvoice.dialogue.steering import Steering, opening, overheard_lines, player_statements
-from npcvoice.dialogue.tags import ACTION_CHANCE, TagWriter, requested
+from npcvoice.dialogue.tags import ACTION_CHANCE, MEANT, TagWriter, meant, requested
 from npcvoice.dialogue.types import TurnRequest
 from npcvoice.dialogue.vocabulary import TokenTexts
 from npcvoice.evaluation.checks import OUT_OF_WORLD
@@ -207,6 +207,39 @@ def test_an_action_is_asked_for_in_the_words_of_its_description():
     assert [a.name for a in requested(tobin, "A cider for me.")] == ["serve_drink"]  # one of its choices
     assert requested(hilda, "Is the forge open today, Hilda?") == []  # names and small words do not count
     assert requested(hilda, "Tell me about the dragon.") == []
+
+
+def test_of_several_actions_asked_for_the_one_the_line_names_is_favoured_not_forced(texts):
+    # The cartographer's three actions all speak of maps; "mark the way" names only mark_route.
+    maelis = load_persona(REPO_ROOT / "bench" / "unseen" / "personas" / "cartographer_maelis.yaml")
+    mark = "Would you mark the way to Harrowby on this map of mine?"
+    buy = "I'm off over Morrow Moor. Could I buy a map of the moor?"
+    assert len(requested(maelis, mark)) == 3
+    assert [a.name for a in [meant(requested(maelis, mark), mark)] if a] == ["mark_route"]
+    assert [a.name for a in [meant(requested(maelis, buy), buy)] if a] == ["sell_map"]
+    assert meant(requested(maelis, "Could you help me with a map?"), "Could you help me with a map?") is None
+
+    def chosen(line: str, lean: float) -> str:
+        """The action written where the model leans to sell_map by ``lean`` logits over the others."""
+        writer = TagWriter(texts, maelis, line, action_taken=False)
+        lure = texts.encode(" [action: sell_map")
+        tokens: list[int] = []
+        while True:
+            logits = np.zeros(VOCABULARY, dtype=np.float32)
+            logits[texts.encode(" [action:")] += 20.0  # the model acts
+            logits[lure] += lean
+            if (allowed := writer.allowed(logits)) is None:
+                return "".join(texts.text(t) for t in tokens)
+            for token, bonus in writer.favoured().items():
+                logits[token] += bonus
+            token = max(allowed, key=lambda t: float(logits[t]))
+            writer.advance(token)
+            tokens.append(token)
+
+    assert "[action: mark_route" in chosen(mark, 0.0)
+    assert "[action: mark_route" in chosen(mark, MEANT - 1)  # a model unsure of another: the line decides
+    assert "[action: sell_map" in chosen(mark, MEANT + 1)  # a model sure of another keeps it
+    assert "[action: sell_map" in chosen(buy, 0.0)
 
 
 def test_blocking_never_completes_a_run_of_an_earlier_line_of_itself_or_of_the_scaffolding(texts):
