@@ -210,6 +210,8 @@ async def test_a_reply_talked_over_after_it_was_all_sent_is_marked_interrupted(
     npc = fresh_persona(test_persona_dir, "innkeeper_tobin")
     page = await open_page(browser, site, npc, new_player())
     for _ in range(5):  # a reply may have played out before the player gets a word in: then try again
+        # each try starts in silence: a line typed over the last try's reply would talk over that one
+        await page.wait_for_function("!window.playground.player.busy()", timeout=REPLY_TIMEOUT_MS)
         ended = await turns_ended(page)
         await say(page, "Tell me about this town and its people.")
         still_playing = (

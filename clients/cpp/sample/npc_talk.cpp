@@ -173,6 +173,7 @@ class Retry {
 bool converse(Conversation& conversation, const sample::Options& options, Clock::time_point deadline,
               Reply& reply, Playback& playback) {
   bool barged_in = options.interrupt_with.empty();
+  bool typed = false;  // the barge-in line was sent in this exchange
   std::optional<Reply> sent;  // a reply all sent and still playing, which the barge-in may yet cut
   Retry retry;
   while (Clock::now() < deadline) {
@@ -184,7 +185,7 @@ bool converse(Conversation& conversation, const sample::Options& options, Clock:
       playback.report(conversation, now, true);  // so what was heard is exactly where it stopped
       std::printf("barge-in: typed after %lld samples played\n", static_cast<long long>(playback.last()));
       conversation.send_text(options.interrupt_with);
-      barged_in = true;
+      barged_in = typed = true;
     }
     if (sent && !barged_in && !playback.playing(now)) {
       std::printf("barge-in: none, the reply ended first\n");
@@ -210,6 +211,12 @@ bool converse(Conversation& conversation, const sample::Options& options, Clock:
       continue;
     }
     if (!barged_in) std::printf("barge-in: none, the reply ended first\n");
+    if (typed && !reply.end->interrupted && reply.player_text != options.interrupt_with) {
+      // Typed over a reply whose TurnEnd was still on its way (a short reply, all of it sent): its
+      // Interruption and the barge-in line's own reply follow.
+      reply = Reply{};
+      continue;
+    }
     if (!reply.end->interrupted) return true;
     std::printf("turn %d ended %s\n", reply.end->turn_index,
                 reply.end->continued ? "unsaid: the player went on with the line" : "interrupted");

@@ -185,6 +185,7 @@ namespace NpcVoice.Samples
                                      ref Reply reply, Playback playback)
         {
             bool bargedIn = options.InterruptWith == "";
+            bool typed = false;  // the barge-in line was sent in this exchange
             Reply sent = null;  // a reply all sent and still playing, which the barge-in may yet cut
             var retry = new Retry();
             while (clock.Elapsed < deadline)
@@ -199,7 +200,7 @@ namespace NpcVoice.Samples
                     playback.Report(conversation, now, true);  // so what was heard is exactly where it stopped
                     Console.WriteLine("barge-in: typed after " + playback.Last + " samples played");
                     conversation.SendText(options.InterruptWith);
-                    bargedIn = true;
+                    bargedIn = typed = true;
                 }
                 if (sent != null && !bargedIn && playback.Player.Pending == 0)
                 {
@@ -228,6 +229,13 @@ namespace NpcVoice.Samples
                     continue;
                 }
                 if (!bargedIn) Console.WriteLine("barge-in: none, the reply ended first");
+                if (typed && !reply.End.Interrupted && reply.PlayerText != options.InterruptWith)
+                {
+                    // Typed over a reply whose TurnEnd was still on its way (a short reply, all of it sent):
+                    // its Interruption and the barge-in line's own reply follow.
+                    reply = new Reply();
+                    continue;
+                }
                 if (!reply.End.Interrupted) return true;
                 Console.WriteLine("turn " + reply.End.TurnIndex + " ended " +
                                   (reply.End.Continued ? "unsaid: the player went on with the line" : "interrupted"));
