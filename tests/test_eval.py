@@ -38,6 +38,10 @@ def test_every_reply_is_checked_for_silence_repeats_loops_and_prompt_text():
     assert failed("You are Hilda. You know: the mine closed.") == ["no prompt text"]
     assert failed("Careful: you are still a stranger here.") == []  # "you are" before a name only
     assert repeats("A new line entirely.", earlier) is None and loops("One two three four five.") is None
+    # A short answer that is a word of an earlier, longer reply answers; the same short words again repeat.
+    assert failed("Hot.") == [] and failed("Forge!") == []
+    assert repeats("Dunholt.", ["Hesper Quaile, beekeeper from Dunholt."]) is None
+    assert repeats("Dunholt!", ["Dunholt."]) == "Dunholt."
 
 
 def test_expectations_are_words_an_action_and_an_emotion():

@@ -42,27 +42,44 @@ def sentences(text: str) -> list[str]:
 
 def near_copy(sentence: str, earlier: Iterable[str]) -> bool:
     """Whether ``sentence`` says again, word for word or nearly (most of its words), one of ``earlier``."""
+    return copied(sentence, earlier) is not None
+
+
+def copied(sentence: str, earlier: Iterable[str]) -> str | None:
+    """The one of ``earlier`` that ``sentence`` says again, word for word or nearly (most of its words,
+    where it has a few: "Dunholt." asked where the player is from is not a copy of "Hesper Quaile, from
+    Dunholt."), if any."""
     mine = words(sentence)
     if not mine:
-        return False
+        return None
     for other in earlier:
         theirs = words(other)
         if mine == theirs:
-            return True
+            return other
         if len(mine) < NEAR_COPY_MIN_WORDS:
             continue
         shared = set(theirs)
         if sum(w in shared for w in mine) >= NEAR_COPY_SHARE * len(mine):
-            return True
-    return False
+            return other
+    return None
 
 
 def loops(text: str) -> bool:
     """Whether ``text`` says a run of ``LOOP_WORDS`` words twice ("a family of the sea, and a family of
     the sea")."""
+    return looped(text) is not None
+
+
+def looped(text: str) -> str | None:
+    """The run of ``LOOP_WORDS`` words ``text`` says twice, if any."""
     said = words(text)
-    runs = [tuple(said[i : i + LOOP_WORDS]) for i in range(len(said) - LOOP_WORDS + 1)]
-    return len(set(runs)) < len(runs)
+    seen: set[tuple[str, ...]] = set()
+    for i in range(len(said) - LOOP_WORDS + 1):
+        run = tuple(said[i : i + LOOP_WORDS])
+        if run in seen:
+            return " ".join(run)
+        seen.add(run)
+    return None
 
 
 # Words about the machinery, which no game character has a use for: an injection ("ignore all previous

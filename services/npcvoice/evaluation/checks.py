@@ -7,10 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from npcvoice.dialogue.repetition import copied, looped
 from npcvoice.evaluation.script import Expect
 
-NEAR_COPY = 0.8  # share of a reply's words found in an earlier reply that makes it a repeat
-LOOP_NGRAM = 4  # words in a row that, said twice in one reply, make it a loop
 # Labels of the prompt a small model may speak aloud: they are never part of what an NPC says.
 SCAFFOLDING = re.compile(
     r"\b(you are (?-i:[A-Z])\w+|you know:|the player told you|player:|personality:|speaking style:|"
@@ -82,25 +81,14 @@ def words(text: str) -> list[str]:
 
 
 def repeats(reply: str, earlier: list[str]) -> str | None:
-    """The earlier reply that ``reply`` copies (exactly, or most of its words), if any."""
-    mine = words(reply)
-    for before in earlier:
-        theirs = set(words(before))
-        if mine and theirs and sum(w in theirs for w in mine) / len(mine) >= NEAR_COPY:
-            return before
-    return None
+    """The earlier reply that ``reply`` copies, by the rule the engine keeps its replies to
+    (``repetition.copied``), if any."""
+    return copied(reply, earlier)
 
 
 def loops(reply: str) -> str | None:
-    """A run of words the reply says twice (it loops inside itself), if any."""
-    mine = words(reply)
-    seen: set[tuple[str, ...]] = set()
-    for i in range(len(mine) - LOOP_NGRAM + 1):
-        gram = tuple(mine[i : i + LOOP_NGRAM])
-        if gram in seen:
-            return " ".join(gram)
-        seen.add(gram)
-    return None
+    """A run of words the reply says twice (it loops inside itself), if any: ``repetition.looped``."""
+    return looped(reply)
 
 
 def _said(reply: str, word: str) -> bool:
