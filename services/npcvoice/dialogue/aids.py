@@ -38,6 +38,8 @@ AIDS: dict[str, str] = {
     "action_keywords": "an action is offered only when the player's line shares a word with its "
     "description and does not only ask to know something; off: every declared action is offered and the "
     "model chooses",
+    "one_clause": "a reply of one sentence ends where its first clause does (leads.OneClause: 'Two hours, "
+    "in the far side.' -> 'Two hours.'), unless the clause is only an interjection or whom it speaks to",
     "action_taken": "an action offered by keyword is taken; off: the model chooses (it takes one when it "
     "gives the action tag's first token at least tags.ACTION_CHANCE of its probability)",
 }
@@ -54,7 +56,8 @@ TUNED_AIDS = ALL_AIDS - {"action_taken"}
 # What any other model gets (the bundled one): all but the calibration, which helps the tuned model (33 ->
 # 55 apt emotions of 84 alone, 37 -> 57 with the lean) and not the bundled one (18 -> 16, 37 -> 35:
 # bench/emotions.py, docs/conversation-quality.md, session 22).
-UNTUNED_AIDS = ALL_AIDS - {"emotion_calibration"}
+# The first clause alone was read on the tuned model only (session 32), whose replies are one sentence.
+UNTUNED_AIDS = ALL_AIDS - {"emotion_calibration", "one_clause"}
 
 
 def aid_set(names: Iterable[str]) -> frozenset[str]:

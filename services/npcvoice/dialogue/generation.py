@@ -69,14 +69,16 @@ class Generation:
         chosen = engine.options.aids
         aids = model.aids if chosen is None else aid_set(chosen)
         prior = engine.emotion_priors.get(engine.warm_key(model, persona))
+        # The pieces the reply may have: its sentences, one more if the first is a clause alone.
+        self._max_pieces = persona.dialogue.max_sentences or model.max_sentences
+        if self._max_pieces != 1:  # a reply of several sentences goes on past its first clause
+            aids = aids - {"one_clause"}
         self._steer = Steering(engine.vocabulary(model), persona, request, model.end_ids, aids, prior)
         steer, mend = self._steer, mender(persona, request)
         self.filter = ReplyFilter(persona, request.first_clause, steer.earlier, steer.phrases, mend)
         self._checkpoint: Mark | None = None  # where the sentence being written began
         self._retries = 0
         self._repeats = 0  # the filter's count of repeats when last looked at
-        # The pieces the reply may have: its sentences, one more if the first is a clause alone.
-        self._max_pieces = persona.dialogue.max_sentences or model.max_sentences
         self._sampler = Sampler(sampling)
         self._stop = StopMatcher(sampling.stop)
         self._stream = model.tokenizer.create_stream()

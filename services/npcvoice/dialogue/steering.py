@@ -27,10 +27,10 @@ from npcvoice.dialogue.blocking import (
 from npcvoice.dialogue.caution import cautioned, openings
 from npcvoice.dialogue.deflection import from_outside, refusal_openings
 from npcvoice.dialogue.feelings import called_for
-from npcvoice.dialogue.leads import Lead
+from npcvoice.dialogue.leads import Lead, OneClause
 from npcvoice.dialogue.lore import called_up
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
-from npcvoice.dialogue.recall import Recall, recalled_words
+from npcvoice.dialogue.recall import Recall, introduced, recalled_words
 from npcvoice.dialogue.repetition import near_copy, scaffolding_phrases
 from npcvoice.dialogue.reply import Checkpoint
 from npcvoice.dialogue.sampling import Sampler, StopMatcher
@@ -159,6 +159,9 @@ class Steering:
             if (memory or facts) and not outside
             else None
         )  # fmt: skip
+        # The player's name may be a clause of its own ("Rowan, the fog is thick."); any other ends it.
+        names = [*request.player_name.split(), *introduced("my name", statements)]
+        self._one_clause = OneClause(texts, names) if "one_clause" in aids else None
         self._texts = texts
         private = private_text(persona)
         blocked = [
@@ -197,9 +200,12 @@ class Steering:
         # No bracket after the tags: a tag there would be one the grammar did not check.
         banned |= self._texts.containing("[", np.asarray(logits).size)
         closing = self.lead.closing(reply[self._text_start :], logits) if self.lead is not None else None
-        return sampler.pick(logits, reply, allowed=closing, banned=banned, penalized=self._blocker.penalized,
-                            presence=PRESENCE_PENALTY,
-                            favoured=self._favoured(reply))  # fmt: skip
+        token = sampler.pick(logits, reply, allowed=closing, banned=banned, penalized=self._blocker.penalized,
+                             presence=PRESENCE_PENALTY,
+                             favoured=self._favoured(reply))  # fmt: skip
+        if self._one_clause is not None and closing is None:
+            token = self._one_clause.instead(token, reply[self._text_start :], logits)
+        return token
 
     def _favoured(self, reply: list[int]) -> dict[int, float] | None:
         """The bonuses on the next token: the lead's while the reply opens, then the answering words'."""
