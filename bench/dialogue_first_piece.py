@@ -14,7 +14,8 @@ with that checkout's services first on the path, alternating, e.g.
 ``PYTHONPATH=/path/to/old/services:. .venv/bin/python bench/dialogue_first_piece.py --label before``
 (the personas are read from the working directory's npc_personas/, so run it from each checkout).
 To compare models in one run, ``--models`` gives Hilda each in turn (``--rounds`` times, alternating);
-the decode rate counts every token of the replies over the time from the first piece to the reply's end.
+the decode rate counts every decode step of the replies over the time from the first step to the reply's end
+(since session 32: before, from the first piece, which a reply of one clause no longer has after it).
 """
 
 from __future__ import annotations
@@ -38,20 +39,21 @@ from npcvoice.turns import Turn
 
 def first_piece(engine: DialogueEngine, request: TurnRequest) -> tuple[float, int, str, float]:
     """Seconds to the reply's first piece, the decode steps to it, the reply's text and its decode rate
-    (steps a second from the first piece to the end)."""
+    (decode steps a second, from the first to the end: a reply of one clause is all first piece)."""
     generation = engine.begin(request)
     started = time.perf_counter()
     while not generation.prefill_step():
         pass
+    decoding = time.perf_counter()
     seconds, steps, count = 0.0, 0, 0
     while not generation.done:
         count += 1
         events = generation.decode_step()
         if not seconds and any(isinstance(e, Sentence) for e in events):
             seconds, steps = time.perf_counter() - started, count
-    rest = time.perf_counter() - started - seconds
+    rest = time.perf_counter() - decoding
     generation.close()
-    rate = (count - steps) / rest if count > steps and rest > 0 else 0.0
+    rate = (count - 1) / rest if count > 1 and rest > 0 else 0.0
     return seconds, steps, generation.summary().text, rate
 
 
@@ -74,7 +76,7 @@ def conversations(engine: DialogueEngine) -> dict[str, list[float]]:
             seconds, count, text, rate = first_piece(engine, request)
             times["later" if i else "first"].append(seconds * 1000)
             times["steps"].append(count)
-            if rate:  # a reply whose first piece is all of it has no decoding after it to time
+            if rate:
                 times["rate"].append(rate)
             history += [Turn("player", line), Turn("npc", text)]
     return times
