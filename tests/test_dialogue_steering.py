@@ -417,8 +417,10 @@ def test_a_question_about_the_lore_favours_the_words_of_the_entry_it_calls_up(te
     assert recall_of(texts, "Do you remember my name?", said, MINE).words[0] == "Senna"
     # asked who the NPC is: its own name, not a name from its lore ("Hroda Flint"), nor the player's
     for line in ["What's your name, assayer?", "Who exactly am I talking to?", "And you are?",
-                 "Aren't you the guild warden?"]:  # fmt: skip
+                 "Aren't you the guild warden?", "Forgive me, I never asked your name.",
+                 "Whose scales are these? I didn't catch your name."]:  # fmt: skip
         assert recall_of(texts, line, said, MINE).words == ["Maglund", "Ashvein"], line
+    assert recall_of(texts, "Your name is known in every village.", said, MINE).words == []  # not asked
     afraid = recall_of(texts, "Aren't you afraid of the dark down there?", said, MINE)
     assert afraid.words != ["Maglund", "Ashvein"]
     # a name begun is finished, though its first word already settled the answer ("Ashvein", not "Ashvane")

@@ -114,6 +114,14 @@ _WHO_YOU = re.compile(
     r"(are|aren'?t) you (the|a|an)\b|and you are\W*$)",
     re.IGNORECASE,
 )
+# The NPC's name asked for without a question ("Forgive me, I never asked your name.", "I didn't catch your
+# name."): the model, not pushed to its own, answered with the player's.
+_NAME_UNHEARD = re.compile(
+    r"\b(never|didn'?t|did not|don'?t|do not|haven'?t|have not|not)\b[^.?!]*\b(ask|asked|catch|caught|"
+    r"know|knew|get|got|hear|heard|tell|told|give|gave|learn|learned|learnt)\b[^.?!]*\byour name\b|"
+    r"\btell me your name\b",
+    re.IGNORECASE,
+)
 _QUESTION = re.compile(r"\?|^\W*(who|what|where|when|why|how|which|tell me)\b", re.IGNORECASE)
 # What the player says of who they are, when introducing themselves: "My name's Jory Halloran, a
 # rope-maker from Saltgrave", "I'm Senna Brookhollow, a prospector out of Tallow Cross", "I'm a cooper".
@@ -323,9 +331,14 @@ def recalled_words(
         return remembered(player_line, statements, npc_name)
     # a line from outside the world ("what's the wifi password up here?"): the lore its words call up (the
     # clock tower) is no answer to it
-    if not facts or not asks(question) or (from_outside(player_line) if outside is None else outside):
+    unheard = bool(_NAME_UNHEARD.search(player_line))  # "I never caught your name."
+    if (
+        not facts
+        or not (asks(question) or unheard)
+        or (from_outside(player_line) if outside is None else outside)
+    ):
         return NOTHING
-    if _WHO_YOU.search(question):  # "Who am I talking to?": the NPC's own name, not one from its lore
+    if unheard or _WHO_YOU.search(question):  # "Who am I talking to?": its own name, not one from its lore
         own = _words(npc_name)
         return Recalled(own, own, SURE_BONUS)
     world = world or []
