@@ -6,6 +6,7 @@ the player favours."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -183,18 +184,28 @@ def drive(
 ) -> str:
     """The tags written, with the writer's bonuses, from logits that favour ``habit`` by 8 (and each
     emotion of ``line`` by its number)."""
-    tokens: list[int] = []
     lure = texts.encode(f" {habit}")
-    while True:
-        logits = rng.normal(scale=0.5, size=VOCABULARY).astype(np.float32)
-        logits[lure] += 8.0
+
+    def logits() -> np.ndarray:
+        noise = rng.normal(scale=0.5, size=VOCABULARY).astype(np.float32)
+        noise[lure] += 8.0
         for emotion, weight in (line or {}).items():
-            logits[texts.encode(f" {emotion}")] += weight
-        if (allowed := writer.allowed(logits)) is None:
+            noise[texts.encode(f" {emotion}")] += weight
+        return noise
+
+    return tags_written(texts, writer, logits)
+
+
+def tags_written(texts: TokenTexts, writer: TagWriter, logits: Callable[[], np.ndarray]) -> str:
+    """The tags ``writer`` lets through, greedy with its bonuses, from ``logits()`` at each step."""
+    tokens: list[int] = []
+    while True:
+        scores = logits()
+        if (allowed := writer.allowed(scores)) is None:
             return "".join(texts.text(t) for t in tokens)
         for token, bonus in writer.favoured().items():
-            logits[token] += bonus
-        token = max(allowed, key=lambda t: float(logits[t]))
+            scores[token] += bonus
+        token = max(allowed, key=lambda t: float(scores[t]))
         writer.advance(token)
         tokens.append(token)
 
@@ -223,20 +234,15 @@ def test_of_several_actions_asked_for_the_one_the_line_names_is_favoured_not_for
 
     def chosen(line: str, lean: float) -> str:
         """The action written where the model leans to sell_map by ``lean`` logits over the others."""
-        writer = TagWriter(texts, maelis, line, action_taken=False)
         lure = texts.encode(" [action: sell_map")
-        tokens: list[int] = []
-        while True:
-            logits = np.zeros(VOCABULARY, dtype=np.float32)
-            logits[texts.encode(" [action:")] += 20.0  # the model acts
-            logits[lure] += lean
-            if (allowed := writer.allowed(logits)) is None:
-                return "".join(texts.text(t) for t in tokens)
-            for token, bonus in writer.favoured().items():
-                logits[token] += bonus
-            token = max(allowed, key=lambda t: float(logits[t]))
-            writer.advance(token)
-            tokens.append(token)
+
+        def logits() -> np.ndarray:
+            scores = np.zeros(VOCABULARY, dtype=np.float32)
+            scores[texts.encode(" [action:")] += 20.0  # the model acts
+            scores[lure] += lean
+            return scores
+
+        return tags_written(texts, TagWriter(texts, maelis, line, action_taken=False), logits)
 
     assert "[action: mark_route" in chosen(mark, 0.0)
     assert "[action: mark_route" in chosen(mark, MEANT - 1)  # a model unsure of another: the line decides
