@@ -250,6 +250,33 @@ def test_of_several_actions_asked_for_the_one_the_line_names_is_favoured_not_for
     assert "[action: sell_map" in chosen(buy, 0.0)
 
 
+def test_a_choice_the_line_names_is_favoured_and_a_value_run_together_is_split(texts):
+    # "two ringside seats": the tuned model wrote section=benches on every run of the unseen scripts.
+    nell = load_persona(REPO_ROOT / "bench" / "unseen" / "personas" / "circus_aide_nell.yaml")
+    line = "I'll take two ringside seats for the opening show, please."
+    benches = texts.encode("benches")[0]
+
+    def section(said: str, lean: float) -> str:
+        def logits() -> np.ndarray:
+            scores = np.zeros(VOCABULARY, dtype=np.float32)
+            scores[texts.encode(" [action:")] += 20.0
+            scores[benches] += lean
+            return scores
+
+        written = tags_written(texts, TagWriter(texts, nell, said, action_taken=False), logits)
+        return re.findall(r"section=(\w+)", written)[0]
+
+    assert section(line, MEANT - 1) == "ringside"
+    assert section(line, MEANT + 1) == "benches"  # a model sure of another keeps it
+    assert section("Two seats for the show, please.", 1.0) == "benches"  # a line naming none: the model's
+    # a free value of several words run together is written as the corpus writes it
+    wystan = load_persona(REPO_ROOT / "bench" / "unseen" / "personas" / "falconer_wystan.yaml")
+    reply = ReplyFilter(wystan)
+    events = reply.feed("[emotion: neutral] [action: guide_across_marsh destination=CressingStaithe] Come. ")
+    taken = [e for e in [*events, *reply.finish()] if isinstance(e, Action)]
+    assert [a.parameters for a in taken] == [{"destination": "Cressing_Staithe"}]
+
+
 def test_blocking_never_completes_a_run_of_an_earlier_line_of_itself_or_of_the_scaffolding(texts):
     earlier = "Dragonfire has been burning the mine for four decades now, and nobody can stop it."
     scaffolding = "You are Hilda Ironhand"

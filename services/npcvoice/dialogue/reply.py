@@ -35,6 +35,9 @@ _ASSISTANT_RE = re.compile(
     re.IGNORECASE,
 )
 _PARAMETER_RE = re.compile(r"(\w+)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s,]+)")
+# Two words a free value ran together ("CressingStaithe"), each of three letters or more ("McAllister" stays):
+# a value of several words is joined with underscores, as the corpus writes it (training.render.action_tag).
+_JOINED = re.compile(r"(?<=[a-z]{3})(?=[A-Z][a-z]{2})")
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,8 @@ class ReplyFilter:
                 return None
             if parameter.type == "boolean" and value.lower() not in ("true", "false"):
                 return None
+            if parameter.type == "string" and not parameter.choices:
+                value = _JOINED.sub("_", value)  # "CressingStaithe" -> "Cressing_Staithe", as trained
             parameters[parameter.name] = value
         return Action(declared.name, parameters)
 

@@ -46,8 +46,10 @@ _COMMON = frozenset(
         "his her him she its not but all one two",
     )
 )
-# Added to the logit of the way to the action the line's words name (``meant``) where several are offered:
-# the model still decides whether to act, and outweighs it only when it is sure of another action.
+# Added to the logit of the way to the action the line's words name (``meant``) where several are offered,
+# and to a parameter's choice the line names ("two ringside seats": section=ringside; the tuned model
+# wrote "benches" on every run of the unseen scripts): the model still decides whether to act, and
+# outweighs it only when it is sure of another.
 MEANT = 8.0
 # A free value's tokens at most: a snake_case value of a few words ("blue_tea_bowl" is 7 tokens).
 MAX_VALUE_TOKENS = 8
@@ -224,6 +226,15 @@ class TagWriter:
         self._actions = action_trie(texts, asked) if asked else None
         named = meant(asked, player_text)
         self._meant = (f" [action: {named.name}]", f" [action: {named.name} ") if named else None
+        # the choices the line names ("two ringside seats": section=ringside, not benches)
+        said = _keywords(player_text)
+        self._named = frozenset(
+            c
+            for a in asked
+            for p in a.parameters
+            for c in p.choices or ()
+            if said & _keywords(c.replace("_", " "))
+        )
         self._offered = False  # whether the action branch was offered (right after the emotion)
         self._optional = not (actions_by_keyword and action_taken)  # whether, offered, it may be passed by
         self.action_chance: float | None = None  # the model's probability of an action, where it chose
@@ -258,16 +269,17 @@ class TagWriter:
 
     def favoured(self) -> dict[int, float]:
         """Bonuses for the next token's logits while the emotion is chosen (the calibration's, and the way
-        to the emotion leaned to) or the action (the way to the one the line names)."""
+        to the emotion leaned to) or the action (the way to the one the line names, and to a parameter's
+        choice the line names)."""
         if self._node is None or len(self._node.children) < 2:
             return {}
-        if self._offered:
-            if self._meant is None:
-                return {}
+        if self._offered:  # the way to the action the line names, and to a choice it names
+            meant = self._meant
             return {
                 t: MEANT
                 for t, node in self._node.children.items()
-                if any(x.startswith(self._meant) for x in node.texts)
+                if node.texts & self._named
+                or (meant is not None and any(x.startswith(meant) for x in node.texts))
             }
         bonuses = dict(self._calibration) if self._node is self._choice else {}
         if self._lean is not None:
