@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
+from npcvoice.dialogue.leads import ADDRESS_WORDS
 from npcvoice.dialogue.recall import introduced
 from npcvoice.dialogue.steering import player_statements
 from npcvoice.dialogue.types import TurnRequest
@@ -74,14 +75,6 @@ _ANIMALS = frozenset(
         "dog dogs hound hounds mastiff bitch pup puppy horse horses mare gelding stallion pony ponies mule "
         "donkey ox cow cat kitten falcon hawk goshawk merlin sparrowhawk eagle owl raven crow bird birds "
         "goat pig sow boar hen cock rooster ferret rat mouse camel wolf crab goose parrot"
-    )
-)
-# Words anyone is called by, written with a capital ("Farewell, Traveller."): not a name made up.
-_ANYONE = frozenset(
-    _WORD.findall(
-        "stranger strangers traveller traveler travellers travelers friend friends love dear darling pet "
-        "lamb sweet sweeting goodman goodwife mister miss madam ma'am sir sire lord lady brother sister "
-        "father mother uncle aunt grandmother grandfather milord milady master mistress captain sergeant"
     )
 )
 # Words either side of a name that the context looks at: the reply's word before the comma found within
@@ -186,7 +179,9 @@ class Address:
     def _made_up(self, names: list[str]) -> bool:
         """Whether a name said to the player is one nothing in the context or the conversation has, nor a
         word anyone is called by ("Strange words, Eryndor." to Hesper)."""
-        return not self.heard & set(names) and not _NAMES_WHO.match(names[0]) and names[0] not in _ANYONE
+        return (
+            not self.heard & set(names) and not _NAMES_WHO.match(names[0]) and names[0] not in ADDRESS_WORDS
+        )
 
     def _misspelt(self, word: str) -> bool:
         """Whether ``word`` is the player's name with a letter or two more, fewer or changed, beginning

@@ -39,6 +39,17 @@ _AFTER_OPENING = re.compile(r",\s*([\w'-]+)?(?:\s+([\w'-]+))?(.*)", re.DOTALL)
 _END_MARKS = (".", "!", "?")
 # Whom a refusal speaks to where the model would say the NPC's own name: words for anyone.
 ANYONE = ("stranger", "friend", "traveller")
+# Words anyone is called by ("Farewell, Traveller.", "my friend", "child"): whom the NPC speaks to, not a
+# name (``address``), nor a clause of its own (``OneClause``).
+ADDRESS_WORDS = frozenset(
+    re.findall(
+        r"[\w']+",
+        "stranger strangers traveller traveler travellers travelers friend friends love dear dearie "
+        "darling pet lamb sweet sweeting sweetling goodman goodwife mister miss madam ma'am sir sire lord "
+        "lady brother sister father mother uncle aunt grandmother grandfather milord milady master "
+        "mistress captain sergeant child lad lass neighbour passenger pilgrim soldier son girl boy",
+    )
+)
 # How many of the likeliest tokens the words after a refusal's opening are chosen from.
 AMONG = 256
 
@@ -143,16 +154,15 @@ class Lead:
 _CLAUSE_MARKS = frozenset((",", ";", ":", " ;", " :", " -", " --", " —", "—", " –"))
 # A first clause of only these words is not yet the reply: an interjection before it ("No, I'm Corvan
 # Dask.", "Aye, ...") or whom the NPC speaks to ("My friend, ...").
-_NOT_YET = frozenset(
-    (
-        *re.findall(
+_NOT_YET = (
+    ADDRESS_WORDS
+    | TWO_WORD_ADDRESS
+    | frozenset(
+        re.findall(
             r"\w+",
             "no yes aye nay ah oh well mercy hmm alas ha hah eh right sure indeed please look listen now so "
-            "then course och hush there here oi hey child love lad lass dear dearie neighbour passenger "
-            "sweetling pilgrim soldier son girl boy",
-        ),
-        *TWO_WORD_ADDRESS,
-        *ANYONE,
+            "then course och hush there here oi hey",
+        )
     )
 )
 
