@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
+import yaml
 
 from npcvoice.api.npc.audio.v1 import audio_pb2
 from npcvoice.api.npc.conversation.v1 import conversation_pb2
@@ -16,6 +18,7 @@ from npcvoice.conversation.registration import REGISTRATION
 from npcvoice.dialogue.options import DEFAULT_MODEL_ID
 from tests.conftest import start_service
 from tests.support.conversation import (
+    NPC,
     Conversation,
     TurnOutput,
     config,
@@ -105,7 +108,20 @@ async def test_a_fact_told_in_turn_one_reaches_the_prompt_of_turn_eight_after_a_
     )  # it came from the facts, not the turns
 
 
-async def test_barge_in_stops_the_reply_and_memory_keeps_only_what_was_heard(gateway, speak, held_rest):
+@pytest.fixture(scope="module")
+def talkative(test_persona_dir: Path) -> str:
+    """Hilda with replies of up to three sentences (``max_sentences``, as a writer sets it): a reply of
+    several pieces to talk over, where the tuned model's own is one sentence, often a single piece."""
+    persona = yaml.safe_load((test_persona_dir / f"{NPC}.yaml").read_text())
+    persona["id"] = f"{NPC}_talkative"
+    persona.setdefault("dialogue", {})["max_sentences"] = 3
+    (test_persona_dir / f"{persona['id']}.yaml").write_text(yaml.safe_dump(persona, sort_keys=False))
+    return str(persona["id"])
+
+
+async def test_barge_in_stops_the_reply_and_memory_keeps_only_what_was_heard(
+    gateway, speak, held_rest, talkative
+):
     rate = 16000
     request = "Tell me the whole story of the dragon and your father, please."
     audio_format = audio_pb2.AudioFormat(encoding=audio_pb2.AUDIO_ENCODING_PCM16, sample_rate_hz=rate)
@@ -117,7 +133,7 @@ async def test_barge_in_stops_the_reply_and_memory_keeps_only_what_was_heard(gat
     for attempt in range(5):
         held_rest.arm()
         player = f"player-barge-in-{attempt}"
-        conversation = Conversation(gateway, config(player, input_audio=audio_format))
+        conversation = Conversation(gateway, config(player, talkative, input_audio=audio_format))
         conversation.send(text=request)
         out = TurnOutput()
         while not out.audio:
@@ -144,7 +160,7 @@ async def test_barge_in_stops_the_reply_and_memory_keeps_only_what_was_heard(gat
     assert heard == " ".join(words[: int(len(words) * played / first.num_samples)])
     after = out.events[out.events.index("interruption") :]
     assert "audio" not in after  # nothing of the cut reply arrives after the interruption
-    stored = (await export(gateway, player)).turns
+    stored = (await export(gateway, player, talkative)).turns
     assert (stored[0].role, stored[0].text) == ("player", request)
     following = stored[1] if len(stored) > 1 else None
     if heard:  # the NPC's line is what was heard, marked interrupted
@@ -310,7 +326,9 @@ async def test_several_conversations_at_once_each_keep_their_own_memory(gateway)
         assert stored.player_facts == [f"I am {player}."]
 
 
-async def test_a_typed_line_while_the_npc_speaks_interrupts_it_and_becomes_the_next_turn(gateway, held_rest):
+async def test_a_typed_line_while_the_npc_speaks_interrupts_it_and_becomes_the_next_turn(
+    gateway, held_rest, talkative
+):
     interruption_line = "Wait, stop."
     # The reply's pieces after its first are held until the typed line is answered (held_rest). The model
     # decides how long its reply is: if it is one piece, over before the typed line arrives, the test
@@ -318,7 +336,7 @@ async def test_a_typed_line_while_the_npc_speaks_interrupts_it_and_becomes_the_n
     for attempt in range(5):
         held_rest.arm()
         player = f"player-typed-barge-in-{attempt}"
-        conversation = Conversation(gateway, config(player))
+        conversation = Conversation(gateway, config(player, talkative))
         conversation.send(text="Tell me the whole story of the dragon and your father, please.")
         out = TurnOutput()
         while not out.audio:
@@ -337,7 +355,7 @@ async def test_a_typed_line_while_the_npc_speaks_interrupts_it_and_becomes_the_n
     assert first.interruption.heard_samples == sum(chunk.num_samples for chunk in first.audio)
     assert "audio" not in first.events[first.events.index("interruption") :]
     assert second.end.player_text == interruption_line and second.end.turn_index == first.end.turn_index + 1
-    stored = [(t.role, t.text, t.interrupted) for t in (await export(gateway, player)).turns]
+    stored = [(t.role, t.text, t.interrupted) for t in (await export(gateway, player, talkative)).turns]
     heard = first.interruption.heard_text
     expected = [("player", first.end.player_text, False), *([("npc", heard, True)] if heard else [])]
     assert stored[: len(expected) + 1] == [*expected, ("player", interruption_line, False)]
