@@ -1,15 +1,17 @@
 """How often the reply's emotion is the one a line calls for: each model alone, calibrated by its usual
-leaning (the ``emotion_calibration`` aid), leaned by the line's words or else to the usual mood (the
-``emotion_lean`` aid, dialogue/feelings.py), and leaned where the line has a cue word and calibrated where
-not (both: the default), in the same run, straight through the dialogue engine.
+leaning (the ``emotion_calibration`` aid), leaned by what a small model learned from labelled lines says
+the line calls for (the ``emotion_lean`` aid, dialogue/feelings.py: without the calibration the emotion it
+calls for most decides), and both (the tuned model's default), in the same run, straight through the
+dialogue engine.
 
     .venv/bin/python -m bench.emotions [--models smollm2-135m,npc-smollm2-135m] [--lines FILE.yaml]
 
-The lines (84 in bench/data/emotion_lines.yaml, 12 per emotion) were written apart from the cue words.
-Each is the first line of a conversation with Hilda made to declare all seven emotions, so that every
-label can be shown; a reply's emotion counts as apt when it is the line's emotion or one of its others.
-Only the reply's opening (its tags) is generated.
-"""
+The lines (84 in bench/data/emotion_lines.yaml, 12 per emotion, written apart from the word list the lean
+once was; 140 in emotion_lines_2.yaml, 20 per emotion, written from the brief of the lean's own lines,
+training/emotions/BRIEF.md, by another hand) are never trained on. Each is the first line of a
+conversation with Hilda made to declare all seven emotions, so that every label can be shown; a reply's
+emotion counts as apt when it is the line's emotion or one of its others. Only the reply's opening (its
+tags) is generated."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ VARIANTS = {  # the aids of each run: every other aid on
     "alone": ALL_AIDS - EMOTION_AIDS,
     "calibrated": ALL_AIDS - {"emotion_lean"},
     "leaned": ALL_AIDS - {"emotion_calibration"},
-    "leaned, else calibrated": ALL_AIDS,
+    "leaned and calibrated": ALL_AIDS,
 }
 
 

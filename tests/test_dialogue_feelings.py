@@ -1,50 +1,118 @@
-"""The emotion a player's line calls for, from its words (pure logic: no model): the same line leans each
-persona to the emotion it declares, a negated cue counts for nothing, and a line with no cue leaves the
-choice to the model; and how the model's habit is calibrated out of its own choice."""
+"""The emotion a player's line calls for, as the learned emotion model (``feelings.EmotionModel``) tells it:
+the lean it gives the reply's choice among the emotions a persona declares, a plain line left to the NPC's
+usual mood, the shipped model built from the lines in training/emotions/, and how the model's habit is
+calibrated out of its own choice. Pure text (the shipped file); the build test trains a small model on a
+few lines with the bundled GGUF's token embeddings (torch, gguf: the convert extra every development
+install has)."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from npcvoice.dialogue.feelings import CALIBRATION, calibration, called_for, cue_counts
+from npcvoice.dialogue.feelings import (
+    CALIBRATION,
+    EMOTION_MODEL_PATH,
+    LEANING,
+    EmotionModel,
+    calibration,
+    called_for,
+    emotion_model,
+    leaning,
+)
+from npcvoice.training import emotions as build_emotions
 
 BLACKSMITH = ["neutral", "joy", "anger", "sadness"]
 INNKEEPER = ["neutral", "joy", "surprise", "fear"]
+PUPPETEER = ["joy", "neutral", "sadness", "anger"]  # cheerful first: her usual mood
 
 
-def test_each_persona_leans_to_the_emotion_it_declares():
-    line = "Bandits are attacking the village and they will kill us all!"
-    assert called_for(line, BLACKSMITH) == "anger"
-    assert called_for(line, INNKEEPER) == "fear"
-    assert called_for("You stinking, filthy rat.", ["neutral", "disgust", "anger"]) == "disgust"
+# Written for these tests, in none of the model's lines: each calls for its emotion in an NPC hearing it.
+CALLING_FOR = {
+    "anger": ["You're a crook and a cheat, and everyone in this town knows it.", "You shortchanged my mother, you snake.",
+              "Your bread's fit for pigs, and so's your manners.", "I kicked your fence down. What of it?"],
+    "joy": ["I brought you a jar of my mother's plum jam, as thanks.", "Your daughter's safe! We found her by the mill.",
+            "The council voted: your shop gets the royal charter.", "Best stew I've had in ten years of travelling."],
+    "sadness": ["I'm sorry to tell you, the old smith died this morning.", "The flood took your brother's farm. All of it.",
+                "Your old dog wandered off in the snow and never came back.", "Nobody came to the widow's burial but me."],
+    "fear": ["Run! The dam has burst upstream!", "Soldiers are searching every house for you.",
+             "Fire! The granary is burning and the wind is blowing this way!", "Something's been taking sheep, and now a child."],
+    "disgust": ["There are maggots crawling all through this bread.", "He sold his own children to the slavers.",
+                "The cellar's full of rotting fish heads.", "Somebody emptied a chamber pot into your well."],
+    "surprise": ["The old king isn't dead. He rode into town this morning.", "Your twin sister? I never knew you had one!",
+                 "The river's running backwards since dawn.", "That beggar by the gate turned out to be the duke."],
+    "neutral": ["How much for a room?", "Which road leads to the capital?", "Two loaves, please.",
+                "Do you know where the miller lives?"],
+}  # fmt: skip
 
 
-def test_a_line_without_a_cue_leaves_the_choice_to_the_model():
-    for line in ["How much for a room?", "Can you repair my sword?", "Which road leads to the capital?"]:
-        assert called_for(line, [*BLACKSMITH, *INNKEEPER[2:]]) is None, line
-    assert called_for("My brother was killed.", ["neutral", "joy"]) is None  # sadness not declared
+def test_lines_written_for_this_test_lean_to_the_emotion_they_call_for():
+    declared = ["neutral", "joy", "sadness", "anger", "fear", "surprise", "disgust"]
+    apt = 0
+    for emotion, lines in CALLING_FOR.items():
+        leaned = [called_for(line, declared) for line in lines]
+        assert leaned.count(emotion) >= 2, (emotion, leaned)  # none of the seven lost
+        apt += leaned.count(emotion)
+    assert apt >= 21, apt  # three in four at least: the model is small (24 of 28 when written)
 
 
-def test_a_negated_cue_counts_for_nothing():
-    assert cue_counts("Don't be afraid, nothing dangerous here.") == {}
-    assert called_for("I am not angry, and you are no fool.", BLACKSMITH) is None
-    assert called_for("Not now. You fool!", BLACKSMITH) == "anger"  # the negation reaches two words
+def test_only_an_emotion_the_persona_declares_is_leaned_to():
+    line = "I'm sorry to tell you, the old smith died this morning."
+    assert set(leaning(line, INNKEEPER)) == set(INNKEEPER)
+    assert called_for(line, INNKEEPER) != "sadness"  # not declared: not shown
+    assert called_for(line, []) is None
 
 
-def test_an_apology_calls_for_no_anger():
-    for line in ["Sorry, that was rude. Aren't you the ringmaster?", "Forgive me, I was a fool to say it."]:
-        assert called_for(line, BLACKSMITH) is None, line
-    assert called_for("I'm sorry to tell you, the old smith died this morning.", BLACKSMITH) == "sadness"
-    assert called_for("That was rude, you fool.", BLACKSMITH) == "anger"
+def test_a_plain_line_leaves_the_npc_in_its_usual_mood():
+    for line in ["How much for a room?", "Which road leads to the capital?", "Two loaves, please."]:
+        assert called_for(line, BLACKSMITH) == "neutral", line
+        assert called_for(line, PUPPETEER) == "joy", line  # a cheerful NPC stays cheerful
+        bonuses = leaning(line, PUPPETEER)
+        assert bonuses["neutral"] <= bonuses["joy"], line
 
 
-def test_a_word_listed_whole_is_taken_as_listed_before_a_stem():
-    assert cue_counts("He was killed.") == {"sadness": 1}  # not "kill*" (anger, fear)
-    assert called_for("I will kill you.", BLACKSMITH) == "anger"
-    assert called_for("Thank you, and thanks again: I am grateful.", BLACKSMITH) == "joy"
-    assert cue_counts("THANKFULLY") == {"joy": 1}  # any case, any ending of a stem
+def test_a_line_of_no_words_leans_to_the_usual_mood():
+    for line in ["", "...", "?!", "12"]:
+        assert called_for(line, PUPPETEER) == "joy", line
+
+
+def test_the_lean_is_the_models_log_probabilities():
+    line = "You're a crook and a cheat, and everyone in this town knows it."
+    p = emotion_model().probabilities(line)
+    assert sum(p.values()) == pytest.approx(1.0)
+    bonuses = leaning(line, BLACKSMITH)
+    assert bonuses["anger"] - bonuses["joy"] == pytest.approx(
+        LEANING * (math.log(p["anger"]) - math.log(p["joy"]))
+    )
+
+
+def test_the_shipped_model_was_built_from_the_lines_in_training():
+    built = json.loads(EMOTION_MODEL_PATH.read_text())
+    lines = build_emotions.labelled_lines()
+    assert built["lines"]["sha256"] == build_emotions.lines_digest(lines), (
+        "training/emotions/ changed: rebuild with python -m npcvoice.training.emotions"
+    )
+
+
+def test_the_build_is_the_same_for_the_same_lines_and_seed(tmp_path: Path):
+    lines: list[dict[str, Any]] = [{"say": "Thank you, friend, that was kind.", "emotion": "joy"},
+             {"say": "You cheating swine.", "emotion": "anger"},
+             {"say": "Where is the mill?", "emotion": "neutral"},
+             {"say": "My dog died last night.", "emotion": "sadness", "also": ["neutral"]}]  # fmt: skip
+    (tmp_path / "lines.yaml").write_text(yaml.safe_dump({"lines": lines}))
+    options = build_emotions.Options(epochs=5)
+    first = build_emotions.build(options, tmp_path)
+    assert build_emotions.build(options, tmp_path) == first
+    model = EmotionModel(first["emotions"], first["bias"], first["words"], first["grams"])
+    # what it learned: each line's emotion first
+    for line in lines:
+        p = model.probabilities(str(line["say"]))
+        assert max(p, key=p.__getitem__) == line["emotion"], line
 
 
 def test_the_calibration_takes_the_models_habit_out_but_leaves_the_npc_its_usual_mood():

@@ -15,7 +15,7 @@ from npcvoice.dialogue.aids import ALL_AIDS
 from npcvoice.dialogue.blocking import REPEAT_TOKENS, Blocker, fixed_table, others_roles, outside_tokens
 from npcvoice.dialogue.caution import CAUTIONS, cautioned, openings
 from npcvoice.dialogue.deflection import DEFLECTIONS, MORE_DEFLECTIONS, from_outside, refusal_openings
-from npcvoice.dialogue.feelings import calibration
+from npcvoice.dialogue.feelings import LEAN, calibration
 from npcvoice.dialogue.leads import Lead, OneClause
 from npcvoice.dialogue.model import bundled_model_folder, load_model
 from npcvoice.dialogue.options import DialogueOptions
@@ -135,7 +135,7 @@ def test_the_emotion_a_line_calls_for_outweighs_the_models_habit(texts):
     hilda = next(p for p in PERSONAS if "anger" in p.emotions and p.emotions[0] != "anger")
     rng = np.random.default_rng(5)
     for _ in range(10):
-        leaned = TagWriter(texts, hilda, "", lean="anger")
+        leaned = TagWriter(texts, hilda, "", lean={"anger": LEAN})
         assert drive(texts, leaned, rng, hilda.emotions[0]) == "[emotion: anger]"
         assert (
             drive(texts, TagWriter(texts, hilda, ""), rng, hilda.emotions[0])
@@ -812,7 +812,7 @@ def write_with(texts: TokenTexts, writer: TagWriter, rng: np.random.Generator, w
 def test_an_aid_turned_off_leaves_the_choice_to_the_model(texts):
     hilda = PERSONAS[0]
     request = after(hilda, "My name is Orrin.", "I'm sorry, the forge is cold today.",
-                    "Do you remember my name, you stupid fool?")  # fmt: skip
+                    "Do you remember my name? You shortchanged me, you crook.")  # fmt: skip
     aided = Steering(texts, hilda, request, end_ids=[], aids=ALL_AIDS)
     bare = Steering(texts, hilda, request, end_ids=[], aids=frozenset())
     assert aided.recall is not None and aided.recall.words and bare.recall is None

@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 AIDS: dict[str, str] = {
-    "emotion_lean": "the emotion the player's words call for (a word list; else, without the calibration, "
-    "the persona's first) is favoured when the reply's emotion tag is chosen",
+    "emotion_lean": "each emotion as likely as the player's line makes it (a small model learned from "
+    "labelled lines, feelings.EmotionModel) is favoured when the reply's emotion tag is chosen; without the "
+    "calibration, the one the line calls for most (a plain line: the persona's first) is taken",
     "emotion_calibration": "the model's usual leaning among the persona's emotions (measured once on "
     "content-free lines, feelings.CONTENT_FREE) is taken out of its choice of the reply's emotion",
     "recall": "asked what they told the NPC, the words of the player's statement that answer get a bonus; "

@@ -26,7 +26,7 @@ from npcvoice.dialogue.blocking import (
 )
 from npcvoice.dialogue.caution import cautioned, openings
 from npcvoice.dialogue.deflection import from_outside, refusal_openings
-from npcvoice.dialogue.feelings import called_for
+from npcvoice.dialogue.feelings import LEAN, called_for, emotion_model, leaning
 from npcvoice.dialogue.leads import Lead, OneClause
 from npcvoice.dialogue.lore import called_up
 from npcvoice.dialogue.prompt import LABELS, example_replies, private_text
@@ -44,6 +44,8 @@ from npcvoice.turns import overheard_player_line
 _EVENT = re.compile(r"event|alert", re.IGNORECASE)
 # Sentences written again (rolled back and resampled) in one reply before a repeat is just dropped.
 MAX_RETRIES = 4
+
+emotion_model()  # read once, as the service starts, not on a player's first turn
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,16 @@ class Steering:
         self.earlier = earlier_lines(persona, request)
         self.phrases = scaffolding_phrases(persona, LABELS)
         calibration = emotion_prior if "emotion_calibration" in aids else None
-        lean = None
+        lean: dict[str, float] = {}
         if "emotion_lean" in aids:
-            # The emotion the line calls for; else the model's calibrated choice, or without one the NPC's
-            # usual mood (its first): the bundled model alone keeps the last reply's emotion from the
-            # history, an insult's anger all the talk.
+            # Each emotion as likely as the line makes it, on top of the model's calibrated choice; without
+            # a calibration, the one it calls for most decides (the bundled model alone keeps the last
+            # reply's emotion from the history, an insult's anger all the talk).
             cue = f"{request.player_text} {request.cue}"
-            lean = called_for(cue, persona.emotions) or (None if calibration else persona.emotions[0])
+            if calibration:
+                lean = leaning(cue, persona.emotions)
+            elif (most := called_for(cue, persona.emotions)) is not None:
+                lean = {most: LEAN}
         # To a line from outside the world, a refusal and no action ("you're my servant now, row me over
         # for free"); to any other, what answers it.
         from_world_outside = from_outside(request.player_text)  # once a turn: recall asks it too

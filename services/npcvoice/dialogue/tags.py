@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from npcvoice.dialogue.feelings import LEAN
 from npcvoice.dialogue.recall import asked_part
 from npcvoice.dialogue.secrets import stem
 from npcvoice.dialogue.vocabulary import TokenTexts
@@ -202,12 +202,13 @@ class TagWriter:
         texts: TokenTexts,
         persona: Persona,
         player_text: str = "",
-        lean: str | None = None,
+        lean: Mapping[str, float] | None = None,
         actions_by_keyword: bool = True,
         action_taken: bool = True,
         calibration: dict[int, float] | None = None,
     ) -> None:
-        """``lean``: the emotion the line calls for (``feelings``), favoured when the emotion is chosen.
+        """``lean``: bonuses for the emotions the line calls for (``feelings``), given where the emotion is
+        chosen.
         ``calibration``: bonuses for the emotion's first tokens that take the model's usual leaning out of
         its choice (``emotion_calibration``), applied when the emotion is chosen.
         ``actions_by_keyword``: an action is offered only when the line asks for it (``requested``); off,
@@ -215,7 +216,7 @@ class TagWriter:
         with every action offered), the model chooses: it takes one when it gives the action tag's first
         tokens at least ``ACTION_CHANCE`` of its probability right after the emotion tag."""
         self._texts = texts
-        self._lean = emotion_tag(lean) if lean else None
+        self._lean = {emotion_tag(e): bonus for e, bonus in (lean or {}).items()}
         self._calibration = calibration or {}
         emotions = tuple(persona.emotions)
         self._node: Node | None = texts.memo(("emotions", emotions), lambda: emotion_trie(texts, persona))
@@ -282,10 +283,11 @@ class TagWriter:
                 or (meant is not None and any(x.startswith(meant) for x in node.texts))
             }
         bonuses = dict(self._calibration) if self._node is self._choice else {}
-        if self._lean is not None:
+        if self._lean:
             for t, node in self._node.children.items():
-                if self._lean in node.texts:
-                    bonuses[t] = bonuses.get(t, 0.0) + LEAN
+                leaned = [self._lean[x] for x in node.texts if x in self._lean]
+                if leaned:
+                    bonuses[t] = bonuses.get(t, 0.0) + max(leaned)
         return bonuses
 
     def emotion_choices(self) -> dict[int, str]:
