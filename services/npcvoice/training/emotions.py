@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from npcvoice.dialogue.feelings import EMOTION_MODEL_PATH
 from npcvoice.dialogue.outside import grams
 from npcvoice.personas.schema import KNOWN_EMOTIONS
 from npcvoice.training.corpus import CORPUS_DIR
-from npcvoice.training.outside import _Data, token_words
+from npcvoice.training.outside import LineModel, _Data, fit, predict, token_words
 
 LINES_DIR = CORPUS_DIR / "emotions"
 ALSO_SHARE = 0.25  # of a line's target given to the emotions also apt for it
@@ -96,33 +95,9 @@ def lines_digest(lines: list[Line]) -> str:
     ]
 
 
-class _Model:
-    def __init__(self, embeddings: Any, gram_count: int) -> None:
-        import torch
-
-        outputs = len(KNOWN_EMOTIONS)
-        self.embeddings = embeddings
-        self.directions = torch.zeros(embeddings.shape[1], outputs, requires_grad=True)
-        self.bias = torch.zeros(outputs, requires_grad=True)
-        self.grams = torch.nn.EmbeddingBag(max(gram_count, 1), outputs, mode="sum")
-        torch.nn.init.zeros_(self.grams.weight)
-
-    def parameters(self) -> list[Any]:
-        return [self.directions, self.bias, self.grams.weight]
-
-    def word_scores(self) -> Any:
-        return self.embeddings @ self.directions
-
-    def __call__(self, batch: tuple[Any, Any, Any, Any, Any]) -> Any:
-        tokens, mask, flat, offsets, weights = batch
-        best = (self.word_scores()[tokens] * mask.unsqueeze(2)).clamp(min=0).max(dim=1).values
-        said = self.grams(flat, offsets, per_sample_weights=weights)
-        return self.bias + best + said
-
-
 def _train(
     lines: list[Line], words: dict[str, int], embeddings: Any, options: Options
-) -> tuple[_Model, dict[str, int]]:
+) -> tuple[LineModel, dict[str, int]]:
     import torch
 
     torch.manual_seed(options.seed)
@@ -133,32 +108,22 @@ def _train(
     counts = targets.sum(dim=0).clamp(min=1.0)
     class_weights = counts.sum() / (len(KNOWN_EMOTIONS) * counts)
     class_weights[KNOWN_EMOTIONS.index("neutral")] *= options.neutral_weight
-    model = _Model(embeddings, len(gram_ids))
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
-    order = list(range(len(lines)))
-    for epoch in range(options.epochs):
-        random.Random(options.seed * 1000 + epoch).shuffle(order)
-        for start in range(0, len(order), options.batch):
-            rows = order[start : start + options.batch]
-            log_probs = torch.log_softmax(model(data.batch(rows)), dim=1)
-            weighted = targets[rows] * class_weights
-            loss = -(weighted * log_probs).sum() / len(rows)
-            loss = loss + options.l2_directions * model.directions.pow(2).sum()
-            loss = loss + options.l2_grams * model.grams.weight.pow(2).sum()
-            optimizer.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
+    model = LineModel(embeddings, len(gram_ids), outputs=len(KNOWN_EMOTIONS))
+
+    def loss_of(outputs: Any, rows: list[int]) -> Any:
+        log_probs = torch.log_softmax(outputs, dim=1)
+        return -(targets[rows] * class_weights * log_probs).sum() / len(rows)
+
+    fit(model, data, loss_of, options, options.l2_directions)
     return model, gram_ids
 
 
 def _probabilities(
-    model: _Model, lines: list[str], words: dict[str, int], gram_ids: dict[str, int]
+    model: LineModel, lines: list[str], words: dict[str, int], gram_ids: dict[str, int]
 ) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        logits = model(_Data(lines, words, gram_ids).batch(list(range(len(lines)))))
-        return np.asarray(torch.softmax(logits, dim=1).numpy())
+    logits = predict(model, lines, words, gram_ids)
+    exps = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return np.asarray(exps / exps.sum(axis=1, keepdims=True))
 
 
 def _setup() -> tuple[dict[str, int], list[str], Any]:

@@ -21,6 +21,7 @@ import itertools
 import json
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,32 +125,61 @@ class _Data:
         )
 
 
-class _Model:
-    def __init__(self, embeddings: Any, gram_count: int) -> None:
+class LineModel:
+    """For each of ``outputs``: bias + max(0, the line's best word's score) + the line's word and pair
+    weights / sqrt(n), a word's score its token's embedding times one learned direction an output (the
+    emotion model, ``npcvoice.training.emotions``, has one output an emotion; this one, one)."""
+
+    def __init__(self, embeddings: Any, gram_count: int, outputs: int = 1, bias: float = 0.0) -> None:
         import torch
 
         self.embeddings = embeddings
-        self.direction = torch.zeros(embeddings.shape[1], requires_grad=True)
-        self.bias = torch.tensor(-2.0, requires_grad=True)
-        self.grams = torch.nn.EmbeddingBag(max(gram_count, 1), 1, mode="sum")
+        self.directions = torch.zeros(embeddings.shape[1], outputs, requires_grad=True)
+        self.bias = torch.full((outputs,), bias, requires_grad=True)
+        self.grams = torch.nn.EmbeddingBag(max(gram_count, 1), outputs, mode="sum")
         torch.nn.init.zeros_(self.grams.weight)
 
     def parameters(self) -> list[Any]:
-        return [self.direction, self.bias, self.grams.weight]
+        return [self.directions, self.bias, self.grams.weight]
 
     def word_scores(self) -> Any:
-        return self.embeddings @ self.direction
+        return self.embeddings @ self.directions
 
     def __call__(self, batch: tuple[Any, Any, Any, Any, Any]) -> Any:
         tokens, mask, flat, offsets, weights = batch
-        best = (self.word_scores()[tokens] * mask).clamp(min=0).max(dim=1).values
-        said = self.grams(flat, offsets, per_sample_weights=weights).squeeze(1)
+        best = (self.word_scores()[tokens] * mask.unsqueeze(2)).clamp(min=0).max(dim=1).values
+        said = self.grams(flat, offsets, per_sample_weights=weights)
         return self.bias + best + said
+
+
+def fit(
+    model: LineModel,
+    data: _Data,
+    loss_of: Callable[[Any, list[int]], Any],
+    options: Any,
+    l2_directions: float,
+) -> None:
+    """Adam over ``data``'s lines in seeded batches: ``loss_of(outputs, rows)``, plus L2 on the directions
+    and on the word and pair weights (``options``: seed, epochs, batch, learning_rate, l2_grams)."""
+    import torch
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
+    order = list(range(len(data.bags)))
+    for epoch in range(options.epochs):
+        random.Random(options.seed * 1000 + epoch).shuffle(order)
+        for start in range(0, len(order), options.batch):
+            rows = order[start : start + options.batch]
+            loss = loss_of(model(data.batch(rows)), rows)
+            loss = loss + l2_directions * model.directions.pow(2).sum()
+            loss = loss + options.l2_grams * model.grams.weight.pow(2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
 
 
 def _train(
     outside: list[str], inside: list[str], words: dict[str, int], embeddings: Any, options: Options
-) -> tuple[_Model, dict[str, int]]:
+) -> tuple[LineModel, dict[str, int]]:
     import torch
 
     torch.manual_seed(options.seed)
@@ -158,24 +188,20 @@ def _train(
     data = _Data(lines, words, gram_ids)
     labels = torch.tensor([1.0] * len(outside) + [0.0] * len(inside))
     weights = torch.tensor([len(inside) / len(outside)] * len(outside) + [1.0] * len(inside))
-    model = _Model(embeddings, len(gram_ids))
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
-    order = list(range(len(lines)))
-    for epoch in range(options.epochs):
-        random.Random(options.seed * 1000 + epoch).shuffle(order)
-        for start in range(0, len(order), options.batch):
-            rows = order[start : start + options.batch]
-            logits = model(data.batch(rows))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[rows], weights[rows])
-            loss = loss + options.l2_direction * model.direction.pow(2).sum()
-            loss = loss + options.l2_grams * model.grams.weight.pow(2).sum()
-            optimizer.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
+    model = LineModel(embeddings, len(gram_ids), bias=-2.0)
+
+    def loss_of(outputs: Any, rows: list[int]) -> Any:
+        logits = outputs.squeeze(1)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[rows], weights[rows])
+
+    fit(model, data, loss_of, options, options.l2_direction)
     return model, gram_ids
 
 
-def _scores(model: _Model, lines: list[str], words: dict[str, int], gram_ids: dict[str, int]) -> np.ndarray:
+def predict(
+    model: LineModel, lines: list[str], words: dict[str, int], gram_ids: dict[str, int]
+) -> np.ndarray:
+    """``model``'s outputs for each of ``lines``: one row a line."""
     import torch
 
     with torch.no_grad():
@@ -195,12 +221,12 @@ def build(options: Options, directory: Path = CORPUS_DIR) -> dict[str, Any]:
     # another hand than any line trained on (a writer's own lines are alike: held out of training, they
     # pass less often than a new writer's do)
     dev = yaml.safe_load(DEV_LINES.read_text())
-    dev_inside = _scores(model, dev["inworld_1"], words, gram_ids)
-    dev_outside = _scores(model, dev["outside_1"], words, gram_ids)
+    dev_inside = predict(model, dev["inworld_1"], words, gram_ids)[:, 0]
+    dev_outside = predict(model, dev["outside_1"], words, gram_ids)[:, 0]
     threshold = float(np.quantile(dev_inside, 1 - options.in_world_rate)) + 0.001  # past the rounding below
     with torch.no_grad():
-        scores = model.word_scores().numpy()
-        gram_weights = model.grams.weight.squeeze(1).numpy()
+        scores = model.word_scores()[:, 0].numpy()
+        gram_weights = model.grams.weight[:, 0].numpy()
     digest = lines_digest(outside, inside)
     return {
         "built_by": "python -m npcvoice.training.outside",
@@ -210,7 +236,7 @@ def build(options: Options, directory: Path = CORPUS_DIR) -> dict[str, Any]:
             "outside_taken": f"{int(np.sum(dev_outside > threshold))} / {len(dev_outside)}",
             "inside_taken": f"{int(np.sum(dev_inside > threshold))} / {len(dev_inside)}",
         },
-        "bias": round(float(model.bias.detach()), 4),
+        "bias": round(float(model.bias.detach()[0]), 4),
         "threshold": round(threshold, 4),
         "words": {w: round(float(s), 3) for w, s in zip(names, scores, strict=True) if s > 0.0005},
         "grams": {
