@@ -76,8 +76,9 @@ class EmotionModel:
     def probabilities(self, line: str) -> dict[str, float]:
         logits = list(self.bias)
         forms = [self.words[f] for f in word_forms(line) if f in self.words]
-        said = [self.grams[g] for g in grams(line) if g in self.grams]
-        scale = 1 / math.sqrt(len(grams(line)) or 1)
+        line_grams = grams(line)
+        said = [self.grams[g] for g in line_grams if g in self.grams]
+        scale = 1 / math.sqrt(len(line_grams) or 1)
         for k in range(len(logits)):
             best = max((row[k] for row in forms), default=0.0)
             logits[k] += max(best, 0.0) + sum(row[k] for row in said) * scale
