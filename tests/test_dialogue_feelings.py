@@ -22,6 +22,7 @@ from npcvoice.dialogue.feelings import (
     EmotionModel,
     calibration,
     called_for,
+    clauses,
     emotion_model,
     leaning,
 )
@@ -81,9 +82,48 @@ def test_a_line_of_no_words_leans_to_the_usual_mood():
         assert called_for(line, PUPPETEER) == "joy", line
 
 
+# Written for this test, in none of the model's lines: a feeling carried inside a line shaped like business.
+INSIDE = {
+    "anger": ["Can you sharpen this axe by noon, you drunken lump of a smith?",
+              "How much for the ale, or do you water it down for everyone, you cheat?"],
+    "sadness": ["Is the chapel still open tonight? My mother passed away at dawn.",
+                "Do you sell small coffins? Our baby did not wake this morning."],
+    "joy": ["Which way to the mill? Here, I baked you a loaf of honey bread for your kindness.",
+            "Two ales, please! My wife gave birth to a healthy boy last night!"],
+    "fear": ["Where do we hide? There are raiders coming over the hill with torches."],
+    "disgust": ["What is in this stew? There is a dead mouse floating in it."],
+}  # fmt: skip
+
+
+def test_a_feeling_inside_a_plain_question_or_request_is_read():
+    declared = ["neutral", "joy", "sadness", "anger", "fear", "surprise", "disgust"]
+    leaned = {emotion: [called_for(line, declared) for line in lines] for emotion, lines in INSIDE.items()}
+    assert sum(found.count(emotion) for emotion, found in leaned.items()) >= 6, leaned  # 7 of 8 when written
+    # a business line that only names a loaded thing stays plain
+    assert called_for("How much for the black wool, the kind the mourners wear?", BLACKSMITH) == "neutral"
+
+
+def test_a_line_is_read_whole_and_by_its_clauses():
+    assert clauses("How much for the rope?") == []  # one clause: the line alone
+    # clauses shorter than three words are read only with the line
+    assert clauses("Well, old man, where is the mill?") == ["where is the mill?"]
+    model = emotion_model()
+    line = "Sell me the rope, then. You thieving old leech."
+    whole = model.probabilities(line)
+    readings = [whole, *map(model.probabilities, clauses(line))]
+    read = model.reading(line)
+    assert sum(read.values()) == pytest.approx(1.0)
+    # each emotion as likely as in its likeliest reading, neutral between the line's and its least likely
+    # clause's (renormalised: the ratios are what was merged)
+    joy = max(r["joy"] for r in readings)
+    assert read["anger"] / read["joy"] == pytest.approx(max(r["anger"] for r in readings) / joy)
+    neutral = math.sqrt(whole["neutral"] * min(r["neutral"] for r in readings))
+    assert read["neutral"] / read["joy"] == pytest.approx(neutral / joy)
+
+
 def test_the_lean_is_the_models_log_probabilities():
     line = "You're a crook and a cheat, and everyone in this town knows it."
-    p = emotion_model().probabilities(line)
+    p = emotion_model().reading(line)
     assert sum(p.values()) == pytest.approx(1.0)
     bonuses = leaning(line, BLACKSMITH)
     assert bonuses["anger"] - bonuses["joy"] == pytest.approx(

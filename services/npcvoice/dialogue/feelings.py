@@ -4,8 +4,9 @@ The reply's ``[emotion: X]`` is the model's choice among the persona's emotions,
 always takes the first of them (measured on the shipped scripts: 36 of 36 replies neutral, insults
 included), so the face never moves. A small model learned from player lines labelled by hand with the
 emotion an NPC shows in reply (``EmotionModel``, training/emotions/) gives each emotion a probability for
-the line, and the reply's choice leans by it among those the persona declares (an emotion the persona
-does not declare is not shown, whatever the line). A line that calls for nothing leans to the NPC's usual
+the line, each clause read as well (an insult tacked onto a question counts), and the reply's choice leans
+by it among those the persona declares (an emotion the persona does not declare is not shown, whatever the
+line). A line that calls for nothing leans to the NPC's usual
 mood, the first emotion it declares, not to neutral (the model would copy the last reply's emotion from the
 history: one insult, and every later reply angry).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -30,11 +32,12 @@ from npcvoice.dialogue.outside import grams, word_forms
 # on the shipped personas): 12 outweighs that habit, not a model sure of another emotion by more.
 LEAN = 12.0
 # With the calibration (the tuned model), each declared emotion's logit gets LEANING x the log-probability
-# the emotion model gives it: chosen on the emotion lines' own held-out parts (each of training/emotions'
-# five files predicted by a model trained on the other four, the tuned model's choices replayed with Hilda
-# declaring all seven: 1, 2, 3, 5 gave 961, 960, 958, 940 apt of 1,337, and another emotion than neutral
-# on 33, 32, 29, 23 of 300 plain lines of the corpus; the word list 635 and 92).
-LEANING = 3.0
+# the emotion model gives it (``EmotionModel.reading``). Chosen with the tuned model's choices captured once
+# (Hilda declaring all seven) and replayed, on lines never trained on: the emotion bench's 84 and 140
+# (bench/data/), the unseen NPCs' 12 emotion lines, and 300 plain player lines of the corpus (whose replies
+# its writers marked neutral: another emotion there is a false alarm): 1.5 gave 71, 102, 10 apt and 32 false
+# alarms, 2 gave 70, 106, 10 and 31, 3 gave 70, 106, 7 and 38 (docs/conversation-quality.md, session 34).
+LEANING = 2.0
 # Player lines that call for no emotion: the model's choice after them, on a persona's fixed prompt, is its
 # usual leaning among that persona's emotions (the tuned model gives neutral 71 % after them, and shows it
 # for 52 of 84 lines written to call for each emotion in turn). The reply's choice is calibrated by it
@@ -60,6 +63,15 @@ def calibration(log_probs: list[dict[int, float]], choices: dict[int, str], usua
 
 
 EMOTION_MODEL_PATH = Path(__file__).with_name("emotions.json")
+# Where a line breaks into clauses: after a comma, stop, colon, question or exclamation mark, or at a dash.
+_CLAUSE_BREAK = re.compile(r"(?<=[,.;:!?])\s+|\s+(?:-{1,2}|\u2013|\u2014)\s+")
+MIN_CLAUSE_WORDS = 3  # a shorter clause ("Well,", "Here, old man,") is read only as part of its line
+
+
+def clauses(line: str) -> list[str]:
+    """``line``'s clauses of MIN_CLAUSE_WORDS or more, where it has more than one."""
+    parts = [part for part in _CLAUSE_BREAK.split(line) if part.strip()]
+    return [part for part in parts if len(part.split()) >= MIN_CLAUSE_WORDS] if len(parts) > 1 else []
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,22 @@ class EmotionModel:
         total = sum(exps)
         return {e: x / total for e, x in zip(self.emotions, exps, strict=True)}
 
+    def reading(self, line: str) -> dict[str, float]:
+        """What ``line`` calls for, each of its clauses read as well: every emotion as likely as in the line
+        or its likeliest clause, neutral the geometric mean of the line's and its least likely clause's
+        (renormalised). Read whole, a line shaped like business reads plain whatever it carries ("Do you
+        remember my name, you stupid fool?", "Is the chapel open? My wife passed in the night."): on 260
+        such lines never trained on (training/emotions/mixed.yaml, the model built without them, the tuned
+        model's choices replayed), 126 apt read whole, 147 read by clause (docs/conversation-quality.md,
+        session 34)."""
+        whole = self.probabilities(line)
+        readings = [whole, *map(self.probabilities, clauses(line))]
+        merged = {e: max(r[e] for r in readings) for e in self.emotions}
+        if "neutral" in merged:
+            merged["neutral"] = math.sqrt(whole["neutral"] * min(r["neutral"] for r in readings))
+        total = sum(merged.values())
+        return {e: p / total for e, p in merged.items()}
+
     @classmethod
     def read(cls, path: Path = EMOTION_MODEL_PATH) -> EmotionModel:
         data = json.loads(path.read_text())
@@ -101,10 +129,11 @@ def emotion_model() -> EmotionModel:
 
 def leaning(text: str, declared: Sequence[str]) -> dict[str, float]:
     """Bonuses for the logits of ``declared`` emotions where the reply's is chosen: LEANING x the
-    log-probability the emotion model gives each for ``text``. Neutral is no emotion a line calls for:
-    where the NPC's usual mood (declared first) is another, a plain line calls for that mood, and neutral
-    gets no more than the mood had (a cheerful puppeteer stays cheerful on a plain line)."""
-    probabilities = emotion_model().probabilities(text)
+    log-probability the emotion model gives each for ``text`` (``EmotionModel.reading``). Neutral is no
+    emotion a line calls for: where the NPC's usual mood (declared first) is another, a plain line calls for
+    that mood, and neutral gets no more than the mood had (a cheerful puppeteer stays cheerful on a plain
+    line)."""
+    probabilities = emotion_model().reading(text)
     bonuses = {e: LEANING * math.log(max(probabilities.get(e, 0.0), 1e-6)) for e in declared}
     usual = declared[0] if declared else None
     if "neutral" in bonuses and usual is not None and usual != "neutral":
