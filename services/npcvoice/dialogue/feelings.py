@@ -6,9 +6,9 @@ included), so the face never moves. A small model learned from player lines labe
 emotion an NPC shows in reply (``EmotionModel``, training/emotions/) gives each emotion a probability for
 the line, each clause read as well (an insult tacked onto a question counts), and the reply's choice leans
 by it among those the persona declares (an emotion the persona does not declare is not shown, whatever the
-line). A line that calls for nothing leans to the NPC's usual
-mood, the first emotion it declares, not to neutral (the model would copy the last reply's emotion from the
-history: one insult, and every later reply angry).
+line). A line that calls for nothing leans to the NPC's usual mood, the first emotion it declares, not to
+neutral (the model would copy the last reply's emotion from the history: one insult, and every later reply
+angry).
 
 It replaced a word list (cue words for each emotion, negations, apologies): on 140 lines written apart
 from both (bench/data/emotion_lines_2.yaml), the tuned model leaned by the list showed an apt emotion on

@@ -6,7 +6,7 @@ is placed by the words it lies beside), and the line's words and word pairs get 
 
     logit(emotion) = bias + max(0, the best word's score) + sum(the line's word and pair weights) / sqrt(n)
 
-    .venv/bin/python -m npcvoice.training.emotions          # 30 s on 2 cores; writes emotions.json
+    .venv/bin/python -m npcvoice.training.emotions          # 2 min on 2 cores; writes emotions.json
     .venv/bin/python -m npcvoice.training.emotions --folds F  # each file's lines, predicted with it held out
 
 Deterministic for a seed on one machine. Never trained on: the emotion bench's lines
