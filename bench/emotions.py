@@ -8,10 +8,11 @@ dialogue engine.
 
 The lines (84 in bench/data/emotion_lines.yaml, 12 per emotion, written apart from the word list the lean
 once was; 140 in emotion_lines_2.yaml, 20 per emotion, written from the brief of the lean's own lines,
-training/emotions/BRIEF.md, by another hand) are never trained on. Each is the first line of a
-conversation with Hilda made to declare all seven emotions, so that every label can be shown; a reply's
-emotion counts as apt when it is the line's emotion or one of its others. Only the reply's opening (its
-tags) is generated."""
+training/emotions/BRIEF.md, by another hand; 200 in plain_lines.yaml, all neutral, written from the same
+brief to count false alarms: a third name loaded things coolly) are never trained on. Each is the first
+line of a conversation with Hilda made to declare all seven emotions, so that every label can be shown; a
+reply's emotion counts as apt when it is the line's emotion or one of its others. Only the reply's opening
+(its tags) is generated."""
 
 from __future__ import annotations
 

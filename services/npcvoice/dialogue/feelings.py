@@ -105,7 +105,8 @@ class EmotionModel:
         (renormalised). Read whole, a line shaped like business reads plain whatever it carries ("Do you
         remember my name, you stupid fool?", "Is the chapel open? My wife passed in the night."): on 260
         such lines never trained on (training/emotions/mixed.yaml, the model built without them, the tuned
-        model's choices replayed), 126 apt read whole, 147 read by clause (docs/conversation-quality.md,
+        model's choices replayed), 126 apt read whole, 147 read by clause; at a cost of 8 more false
+        alarms of 200 plain lines, 9 to 17 (bench/data/plain_lines.yaml; docs/conversation-quality.md,
         session 34)."""
         whole = self.probabilities(line)
         readings = [whole, *map(self.probabilities, clauses(line))]
